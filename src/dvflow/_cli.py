@@ -1,0 +1,206 @@
+"""The command line: parse flags, call one library function, render the result.
+
+Exit codes (also in docs/cli.md): 0 success; 1 a check failed (tampered
+record); 2 usage error; 3 project problem (not a repo, no dvc.yaml, broken
+YAML, DVC refused); 4 tracking store unusable; 5 not found (unknown run id);
+6 a pipeline stage failed; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from ._pipeline import PipelineRun, Progress
+
+_STATUS_STYLE = {
+    "ran": "green",
+    "restored": "cyan",
+    "up-to-date": "blue",
+    "failed": "red",
+    "killed": "red",
+}
+
+
+class _State:
+    verbose = False
+
+
+def _render_progress(progress: Progress) -> None:
+    if progress.event == "plan":
+        names = ", ".join(progress.stages) or "none"
+        click.echo(f"dvflow: {progress.total} stage(s) to check: {names}", err=True)
+    elif progress.event == "stage-start":
+        click.echo(
+            f"[{progress.index}/{progress.total}] {progress.stage}: starting "
+            f"(run {progress.run_id})",
+            err=True,
+        )
+    elif progress.event == "stage-end":
+        status = click.style(progress.status or "", fg=_STATUS_STYLE.get(progress.status or ""))
+        click.echo(
+            f"[{progress.index}/{progress.total}] {progress.stage}: {status} "
+            f"in {progress.seconds:.1f}s",
+            err=True,
+        )
+
+
+def _render_pipeline(result: PipelineRun) -> None:
+    click.echo(f"pipeline run {result.run_id}: {result.status}")
+    for stage in result.stages:
+        link = f" (outputs made by run {stage.produced_by})" if stage.produced_by else ""
+        click.echo(f"  {stage.name:<20} {stage.status:<11} run {stage.run_id}{link}")
+        for key in stage.skipped_params:
+            click.echo(f"    note: param {key} was logged by the script with another value")
+    dirty = " (dirty work tree: patch stored)" if result.dirty else ""
+    click.echo(f"  code: {result.commit or 'no commit yet'}{dirty}")
+    click.echo(f"  store: {result.tracking_uri}  experiment: {result.experiment}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dvflow")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for errors.")
+def cli(verbose: bool) -> None:
+    """Reproducible ML results: Git + DVC + MLflow, one provenance record per run."""
+    _State.verbose = verbose
+
+
+@cli.command()
+@click.argument("path", default=".", type=click.Path(file_okay=False))
+@click.option("--remote", metavar="URL", help="DVC remote URL (default: a local folder).")
+@click.option("--force", is_flag=True, help="Replace an existing remote and dvflow.yaml.")
+def init(path: str, remote: str | None, force: bool) -> None:
+    """Make PATH a dvflow project (git, DVC, remote, MLflow store, .gitignore)."""
+    from ._project import init_project
+    from ._redact import Redactor
+
+    result = init_project(path, remote=remote, force=force)
+    redact = Redactor().redact
+    for line in result.done:
+        click.echo(f"  done: {redact(line)}")
+    for line in result.kept:
+        click.echo(f"  kept: {redact(line)}")
+    click.echo(f"dvflow project ready at {result.root}. Next: 'dvflow run'.")
+
+
+@cli.command()
+@click.argument("stages", nargs=-1)
+@click.option("-C", "--cwd", "path", default=".", type=click.Path(file_okay=False),
+              help="Project folder (default: current).")
+@click.option("--tracking-uri", metavar="URI", help="MLflow store (overrides dvflow.yaml).")
+@click.option("--experiment", metavar="NAME", help="MLflow experiment name.")
+def run(stages: tuple[str, ...], path: str, tracking_uri: str | None,
+        experiment: str | None) -> None:
+    """Run the pipeline like 'dvc repro [STAGES]' and record every stage in MLflow."""
+    from ._pipeline import run_pipeline
+
+    result = run_pipeline(
+        path, stages, tracking_uri=tracking_uri, experiment=experiment,
+        on_progress=_render_progress,
+    )
+    _render_pipeline(result)
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+@click.option("-C", "--cwd", "path", default=".", type=click.Path(file_okay=False),
+              help="Project folder whose store to read (default: current).")
+@click.option("--tracking-uri", metavar="URI", help="MLflow store to read.")
+def show(run_id: str, as_json: bool, path: str, tracking_uri: str | None) -> None:
+    """Print RUN_ID's provenance record and check it against its digest."""
+    from ._exceptions import RecordTamperedError
+    from ._show import check_record
+
+    check = check_record(run_id, path, tracking_uri=tracking_uri)
+    if as_json:
+        click.echo(json.dumps(json.loads(check.raw), indent=2, sort_keys=True))
+    else:
+        _render_record(check.record.to_dict(), check.run_status)
+    if not check.intact:
+        raise RecordTamperedError(
+            check.run_id, check.expected_sha256 or "none", check.actual_sha256
+        )
+    click.echo(f"record sha256 {check.actual_sha256}: intact", err=True)
+
+
+def _render_record(data: dict[str, Any], run_status: str) -> None:
+    stage = data.get("stage") or {}
+    code, mlflow = data["code"], data["mlflow"]
+    title = f"stage '{stage['name']}' ({stage['status']})" if stage else "pipeline"
+    click.echo(f"{title}  run {mlflow['run_id']}  status {run_status}")
+    dirty = f" dirty, patch sha256 {code['patch_sha256']}" if code["dirty"] else " clean"
+    click.echo(f"  code      {code['commit']} on {code['branch']}{dirty}")
+    if stage.get("produced_by"):
+        click.echo(f"  outputs first produced by run {stage['produced_by']}")
+    for label, key in (("input", "inputs"), ("output", "outputs")):
+        for pointer in data.get(key, []):
+            click.echo(f"  {label:<9} {pointer['path']}  md5 {pointer['md5']}")
+    for name, value in sorted(data.get("params", {}).items()):
+        click.echo(f"  param     {name} = {value}")
+    for name, value in sorted(data.get("metrics", {}).items()):
+        click.echo(f"  metric    {name} = {value}")
+    for child in data.get("stages", []):
+        click.echo(f"  stage     {child['name']:<16} {child['status']:<11} run {child['run_id']}")
+    env = data["environment"]
+    click.echo(
+        f"  env       python {env['python']}, dvc {env['dvc']}, mlflow {env['mlflow']}, "
+        f"{env['platform']}"
+    )
+
+
+@cli.command()
+@click.argument("directory", default="dvflow-demo", type=click.Path(file_okay=False))
+def demo(directory: str) -> None:
+    """Create a small real project in DIRECTORY and run it three times."""
+    from ._demo import run_demo
+
+    def step(message: str) -> None:
+        click.echo(click.style(f"==> {message}", bold=True), err=True)
+
+    result = run_demo(directory, on_step=step, on_progress=_render_progress)
+    click.echo("")
+    for number, run_result in enumerate(result.runs, 1):
+        click.echo(f"run {number}: " + ", ".join(
+            f"{s.name} {s.status}" for s in run_result.stages
+        ))
+    last = result.runs[-1]
+    click.echo(f"\nproject:  {result.root}")
+    click.echo(f"MLflow:   {result.tracking_uri} (experiment '{last.experiment}')")
+    click.echo(f"record:   dvflow show {last.stages[-1].run_id} -C {result.root}")
+    click.echo(f"browse:   cd {result.root} && mlflow ui --backend-store-uri sqlite:///mlflow.db")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and turn every DvflowError into one clear message."""
+    from ._exceptions import DvflowError
+
+    try:
+        cli.main(args=argv, prog_name="dvflow", standalone_mode=False)
+    except DvflowError as exc:
+        _report(exc)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(0)
+
+
+def _report(exc: BaseException) -> None:
+    if _State.verbose:
+        traceback.print_exception(exc)
+    click.echo(f"error: {getattr(exc, 'message', exc)}", err=True)
+    hint = getattr(exc, "hint", None)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)

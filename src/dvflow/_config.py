@@ -1,0 +1,114 @@
+"""The one typed configuration object, loaded in one place.
+
+Precedence, highest first: explicit arguments (CLI flags) > environment
+(``DVFLOW_TRACKING_URI``, ``MLFLOW_TRACKING_URI``, ``DVFLOW_EXPERIMENT``) >
+``dvflow.yaml`` at the project root > defaults. Loading never writes the
+caller's ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ._exceptions import ConfigError, InvalidFileError
+from ._yaml import load_yaml_file
+
+CONFIG_FILE = "dvflow.yaml"
+STATE_DIR = ".dvflow"
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_ARTIFACTS_DIR = "mlartifacts"
+_KNOWN_KEYS = frozenset({"tracking_uri", "experiment", "artifact_location"})
+
+
+@dataclass(frozen=True)
+class Config:
+    """Resolved settings of one project."""
+
+    root: Path
+    tracking_uri: str
+    experiment: str
+    artifact_location: str
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    def with_overrides(self, **changes: Any) -> Config:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def resolve_tracking_uri(uri: str, root: Path) -> str:
+    """Make a relative SQLite or file URI absolute against the project root.
+
+    Stage commands run in their own ``wdir``; a relative URI there would open
+    a second, empty store.
+    """
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str((root / uri[len("sqlite:///") :]).resolve())
+    if "://" not in uri:
+        return (root / uri).resolve().as_uri()
+    return uri
+
+
+def read_config_file(root: Path) -> dict[str, Any]:
+    path = root / CONFIG_FILE
+    if not path.exists():
+        return {}
+    data = load_yaml_file(path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidFileError(path, "expected a mapping of settings at the top level")
+    unknown = sorted(set(data) - _KNOWN_KEYS)
+    if unknown:
+        raise InvalidFileError(
+            path,
+            f"unknown setting(s): {', '.join(map(str, unknown))}",
+            hint=f"Known settings: {', '.join(sorted(_KNOWN_KEYS))}.",
+        )
+    for key, value in data.items():
+        if not isinstance(value, str) or not value:
+            raise InvalidFileError(path, f"'{key}' must be a non-empty string")
+    return data
+
+
+def load_config(
+    root: Path,
+    *,
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Load the configuration of the project at ``root``."""
+    env = os.environ if environ is None else environ
+    file_values = read_config_file(root)
+    uri = (
+        tracking_uri
+        or env.get("DVFLOW_TRACKING_URI")
+        or env.get("MLFLOW_TRACKING_URI")
+        or file_values.get("tracking_uri")
+        or DEFAULT_TRACKING_URI
+    )
+    name = (
+        experiment
+        or env.get("DVFLOW_EXPERIMENT")
+        or file_values.get("experiment")
+        or root.name
+        or "dvflow"
+    )
+    artifacts = file_values.get("artifact_location") or DEFAULT_ARTIFACTS_DIR
+    if not uri.strip():
+        raise ConfigError("the tracking URI is empty", hint="Set tracking_uri in dvflow.yaml.")
+    artifact_location = (
+        artifacts if "://" in artifacts else (root / artifacts).resolve().as_uri()
+    )
+    return Config(
+        root=root,
+        tracking_uri=resolve_tracking_uri(uri, root),
+        experiment=name,
+        artifact_location=artifact_location,
+    )

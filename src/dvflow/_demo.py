@@ -1,0 +1,107 @@
+"""``run_demo``: a small real project, run three times to show every stage status."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from . import _git
+from ._exceptions import ProjectError
+from ._pipeline import PipelineRun, ProgressCallback, run_pipeline
+from ._project import init_project
+
+MARKER = ".dvflow-demo"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    root: Path
+    tracking_uri: str
+    runs: tuple[PipelineRun, ...]
+
+
+def _prepare_folder(root: Path) -> None:
+    if root.exists() and any(root.iterdir()):
+        if not (root / MARKER).exists():
+            raise ProjectError(
+                f"{root} is not empty",
+                hint="Give 'dvflow demo' a new or empty folder (or a previous demo folder).",
+            )
+        shutil.rmtree(root)  # a previous demo of ours: safe to start afresh
+    root.mkdir(parents=True, exist_ok=True)
+
+
+def _copy_template(root: Path) -> None:
+    template = resources.files("dvflow") / "_demo_project"
+    with resources.as_file(template) as source:
+        shutil.copytree(source, root, dirs_exist_ok=True)
+    (root / MARKER).write_text("made by 'dvflow demo'; safe to delete\n", encoding="utf-8")
+
+
+def _write_raw_data(root: Path) -> None:
+    from sklearn.datasets import load_wine
+
+    frame = load_wine(as_frame=True).frame
+    (root / "data").mkdir(exist_ok=True)
+    frame.to_csv(root / "data" / "raw.csv", index=False)
+
+
+def _dvc_add(root: Path, path: str) -> None:
+    from dvc.repo import Repo
+
+    from ._dvc import in_repo, quiet_dvc
+
+    with in_repo(root), quiet_dvc():
+        repo = Repo(str(root))
+        repo.scm_context.quiet = True
+        try:
+            repo.add(path)
+        finally:
+            repo.close()
+
+
+def _set_trees(root: Path, count: int) -> None:
+    params = root / "params.yaml"
+    lines = [
+        f"  n_estimators: {count}" if line.startswith("  n_estimators:") else line
+        for line in params.read_text(encoding="utf-8").splitlines()
+    ]
+    params.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def run_demo(
+    directory: str | os.PathLike[str] = "dvflow-demo",
+    *,
+    on_step: Callable[[str], None] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> DemoResult:
+    """Write the demo project, then run it, change a param, run, revert, run."""
+    step = on_step or (lambda message: None)
+    root = Path(directory).resolve()
+    _prepare_folder(root)
+    step(f"writing the demo project to {root}")
+    _copy_template(root)
+    _write_raw_data(root)
+    init_project(root)
+    _dvc_add(root, "data/raw.csv")
+    _git.commit_all(root, "demo: wine pipeline")
+
+    runs = []
+    step("run 1: every stage runs")
+    runs.append(run_pipeline(root, on_progress=on_progress))
+    _git.commit_all(root, "demo: results of run 1")
+
+    step("run 2: train.n_estimators 40 -> 80; prepare is up to date, train and evaluate run")
+    _set_trees(root, 80)
+    runs.append(run_pipeline(root, on_progress=on_progress))
+    _git.commit_all(root, "demo: more trees")
+
+    step("run 3: back to 40 trees; DVC restores train and evaluate from its run-cache")
+    _set_trees(root, 40)
+    runs.append(run_pipeline(root, on_progress=on_progress))
+    _git.commit_all(root, "demo: back to 40 trees")
+    return DemoResult(root, runs[-1].tracking_uri, tuple(runs))

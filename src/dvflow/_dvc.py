@@ -1,0 +1,211 @@
+"""DVC in-process: the one place dvflow imports DVC and translates its errors.
+
+``reproduce`` drives DVC's own ``repro`` (same change detection, same
+run-cache, same ``dvc.lock`` writing) and calls ``around_stage`` for each
+stage, so dvflow can open an MLflow run before the command starts and
+hand it the run id through DVC's ``run_env``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._exceptions import DvcError, DvflowError, ProjectError
+
+_EXIT_STATUS = re.compile(r"exited with (-?\d+)")
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    """What dvflow needs to know about one planned stage."""
+
+    name: str
+    cmd: str
+    dvcfile: str
+    lock_key: str
+    wdir: str
+    outs: tuple[str, ...]
+    metrics: tuple[str, ...]
+    plots: tuple[str, ...]
+    deps: tuple[str, ...]
+
+
+class StageCommandFailed(DvflowError):
+    """The command of a stage exited non-zero (translated from DVC)."""
+
+    def __init__(self, stage: str, status: int | None) -> None:
+        self.stage, self.status = stage, status
+        where = f"exited with {status}" if status is not None else "failed"
+        super().__init__(f"stage '{stage}' command {where}")
+
+
+@contextlib.contextmanager
+def dvc_errors() -> Iterator[None]:
+    """Translate DvcException (and its causes) into DvflowErrors."""
+    from dvc.exceptions import DvcException, NotDvcRepoError
+
+    try:
+        yield
+    except DvflowError:
+        raise
+    except NotDvcRepoError as exc:
+        raise ProjectError(
+            "this git repository is not a DVC project",
+            hint="Run 'dvflow init' to set up DVC and MLflow here.",
+        ) from exc
+    except DvcException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, DvflowError):
+            raise cause from exc
+        raise DvcError(str(cause or exc)) from exc
+
+
+@contextlib.contextmanager
+def quiet_dvc() -> Iterator[None]:
+    """Hide DVC's INFO chatter ("You can now commit...") for set-up calls."""
+    logger = logging.getLogger("dvc")
+    old_level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(old_level)
+
+
+@contextlib.contextmanager
+def in_repo(root: Path) -> Iterator[None]:
+    """DVC resolves targets against the working directory, as its CLI does."""
+    with contextlib.chdir(root), dvc_errors():
+        yield
+
+
+def _rel(root: Path, path: str) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+class DvcProject:
+    """An open DVC repository."""
+
+    def __init__(self, root: Path) -> None:
+        from dvc.repo import Repo
+
+        self.root = root
+        with in_repo(root):
+            self.repo = Repo(str(root))
+        # dvflow reports what happened itself; DVC's "git add ..." advice is noise here.
+        self.repo.scm_context.quiet = True
+
+    def close(self) -> None:
+        self.repo.close()
+
+    def plan(self, targets: Sequence[str]) -> list[Any]:
+        """Stages ``dvc repro TARGETS`` would visit, upstream first."""
+        from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
+
+        with in_repo(self.root):
+            stages = collect_stages(self.repo, list(targets) or ["dvc.yaml"])
+            graph = get_active_graph(self.repo.index.graph)
+            return list(plan_repro(graph, stages))
+
+    def describe(self, stage: Any) -> StageInfo:
+        outs = [o for o in stage.outs]
+        return StageInfo(
+            name=stage.addressing,
+            cmd=" && ".join(stage.cmd) if isinstance(stage.cmd, list) else str(stage.cmd),
+            dvcfile=_rel(self.root, stage.dvcfile.path),
+            lock_key=stage.name,
+            wdir=_rel(self.root, stage.wdir),
+            outs=tuple(_rel(self.root, o.fs_path) for o in outs),
+            metrics=tuple(_rel(self.root, o.fs_path) for o in outs if o.metric),
+            plots=tuple(_rel(self.root, o.fs_path) for o in outs if o.plot),
+            deps=tuple(_rel(self.root, d.fs_path) for d in stage.deps if _is_local(d)),
+        )
+
+    @staticmethod
+    def is_tracked_stage(stage: Any) -> bool:
+        """Stages from dvc.yaml with a command; .dvc data sources are not runs."""
+        return bool(getattr(stage, "cmd", None)) and not stage.is_data_source
+
+    def remote_url(self) -> str | None:
+        with dvc_errors():
+            config = self.repo.config
+            name = config["core"].get("remote")
+            if not name:
+                return None
+            remote = config["remote"].get(name) or {}
+            url = remote.get("url")
+            return str(url) if url else None
+
+    def cache_dir(self) -> str | None:
+        path = getattr(getattr(self.repo.cache, "local", None), "path", None)
+        return _rel(self.root, path) if path and str(path).startswith(str(self.root)) else path
+
+    def reproduce(
+        self, targets: Sequence[str], around_stage: Callable[[Any, Callable[..., Any]], Any]
+    ) -> None:
+        """Run ``dvc repro`` in-process, wrapping each stage with ``around_stage``."""
+        from dvc.repo.reproduce import _reproduce_stage
+
+        def repro_fn(stage: Any, **kwargs: Any) -> Any:
+            return around_stage(stage, lambda **extra: _reproduce_stage(stage, **kwargs, **extra))
+
+        with in_repo(self.root):
+            self.repo.reproduce(list(targets) or None, repro_fn=repro_fn)
+
+
+def _is_local(dep: Any) -> bool:
+    return getattr(getattr(dep, "fs", None), "protocol", "local") in ("local", "file")
+
+
+def command_status(exc: BaseException) -> int | None:
+    """The exit status named in DVC's StageCmdFailedError, if any."""
+    match = _EXIT_STATUS.search(str(exc))
+    return int(match.group(1)) if match else None
+
+
+def is_command_failure(exc: BaseException) -> bool:
+    from dvc.stage.exceptions import StageCmdFailedError
+
+    return isinstance(exc, StageCmdFailedError)
+
+
+class StageLogWatcher(logging.Handler):
+    """Learn from DVC's own log what happened to a stage.
+
+    DVC says "Running stage", "is cached - skipping run" or "didn't change";
+    those three messages are the only place it tells ran / restored /
+    up-to-date apart.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.status: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.msg if isinstance(record.msg, str) else ""
+        if "is cached - skipping run" in message:
+            self.status = "restored"
+        elif message.startswith("Running stage"):
+            self.status = "ran"
+        elif "didn't change, skipping" in message and self.status is None:
+            self.status = "up-to-date"
+
+    @contextlib.contextmanager
+    def attached(self) -> Iterator[StageLogWatcher]:
+        logger = logging.getLogger("dvc")
+        old_level = logger.level
+        logger.addHandler(self)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+        try:
+            yield self
+        finally:
+            logger.removeHandler(self)
+            logger.setLevel(old_level)

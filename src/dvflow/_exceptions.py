@@ -1,0 +1,165 @@
+"""Every error dvflow raises on purpose.
+
+Each error carries the facts a user needs (``path``, ``run_id``, ...), builds
+its message in ``__init__``, offers a ``hint`` and maps to one documented exit
+code (see ``docs/cli.md``)::
+
+    DvflowError                      exit 1
+    ├── RecordTamperedError          exit 1  a record does not match its digest
+    ├── ProjectError                 exit 3  the folder is not a usable project
+    │   ├── NotAGitRepoError
+    │   ├── NoPipelineError
+    │   ├── InvalidFileError         broken YAML, wrong shape
+    │   └── ConfigError
+    ├── GitError                     exit 3  a git command failed
+    ├── DvcError                     exit 3  DVC refused (translated DvcException)
+    ├── TrackingError                exit 4  the MLflow store cannot be used
+    ├── NotFoundError                exit 5  unknown run id, missing record
+    ├── StageFailedError             exit 6  a pipeline stage failed
+    └── InterruptedRunError          exit 130 Ctrl-C or SIGTERM
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DvflowError(Exception):
+    """Root of every error dvflow raises on purpose."""
+
+    exit_code = 1
+    hint: str | None = None
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+
+
+class RecordTamperedError(DvflowError):
+    exit_code = 1
+
+    def __init__(self, run_id: str, expected: str, actual: str) -> None:
+        self.run_id, self.expected, self.actual = run_id, expected, actual
+        super().__init__(
+            f"record of run {run_id} was tampered with: its sha256 is {actual}, "
+            f"the run's tag says {expected}",
+            hint="Do not trust this run; re-run the pipeline to get a sound record.",
+        )
+
+
+class ProjectError(DvflowError):
+    exit_code = 3
+
+
+class NotAGitRepoError(ProjectError):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(
+            f"{path} is not inside a git repository",
+            hint="Run 'dvflow init' there first (it runs 'git init' and 'dvc init').",
+        )
+
+
+class NoPipelineError(ProjectError):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(
+            f"no dvc.yaml in {path}",
+            hint="Describe your pipeline in dvc.yaml (see 'dvc stage add --help'), "
+            "or try 'dvflow demo' for a working example.",
+        )
+
+
+class InvalidFileError(ProjectError):
+    def __init__(self, path: Path | str, problem: str, hint: str | None = None) -> None:
+        self.path, self.problem = Path(path), problem
+        super().__init__(
+            f"{path}: {problem}",
+            hint=hint or f"Fix {Path(path).name} and run the command again.",
+        )
+
+
+class ConfigError(ProjectError):
+    pass
+
+
+class GitError(DvflowError):
+    exit_code = 3
+
+    def __init__(self, args: list[str], stderr: str) -> None:
+        self.args_, self.stderr = args, stderr.strip()
+        super().__init__(
+            f"'git {' '.join(args)}' failed: {self.stderr or 'no message'}",
+            hint="Check the repository with 'git status'.",
+        )
+
+
+class DvcError(DvflowError):
+    exit_code = 3
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(
+            f"DVC: {message}", hint=hint or "Run 'dvc status' to see what DVC sees."
+        )
+
+
+class TrackingError(DvflowError):
+    exit_code = 4
+
+    def __init__(self, uri: str, problem: str, hint: str | None = None) -> None:
+        self.uri, self.problem = uri, problem
+        super().__init__(
+            f"MLflow tracking store {uri}: {problem}",
+            hint=hint
+            or "Start the tracking server, or point dvflow at another store with "
+            "DVFLOW_TRACKING_URI or 'tracking_uri' in dvflow.yaml.",
+        )
+
+
+class NotFoundError(DvflowError):
+    exit_code = 5
+
+
+class RunNotFoundError(NotFoundError):
+    def __init__(self, run_id: str, uri: str) -> None:
+        self.run_id, self.uri = run_id, uri
+        super().__init__(
+            f"no run {run_id!r} in the tracking store {uri}",
+            hint="List runs with 'mlflow ui', or check DVFLOW_TRACKING_URI.",
+        )
+
+
+class RecordNotFoundError(NotFoundError):
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(
+            f"run {run_id} has no dvflow provenance record",
+            hint="Only runs made by 'dvflow run' carry a record.",
+        )
+
+
+class StageFailedError(DvflowError):
+    exit_code = 6
+
+    def __init__(self, stage: str, reason: str, run_id: str | None = None) -> None:
+        self.stage, self.reason, self.run_id = stage, reason, run_id
+        super().__init__(
+            f"stage '{stage}' failed: {reason}",
+            hint="Its stderr tail is stored as the artifact dvflow/stderr.txt of run "
+            f"{run_id}; fix the stage and run 'dvflow run' again."
+            if run_id
+            else "Fix the stage and run 'dvflow run' again.",
+        )
+
+
+class InterruptedRunError(DvflowError):
+    exit_code = 130
+
+    def __init__(self, signal_name: str) -> None:
+        self.signal_name = signal_name
+        super().__init__(
+            f"interrupted by {signal_name}; the runs were marked KILLED",
+            hint="Run 'dvflow run' again to finish the pipeline.",
+        )

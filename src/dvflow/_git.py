@@ -1,0 +1,152 @@
+"""Facts about the code: commit, branch, dirty state and the patch.
+
+Every git call goes through ``_git`` so a failing command becomes one
+GitError (the single translation point for git).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._exceptions import GitError, NotAGitRepoError
+
+
+def _git(root: Path, *args: str, ok_codes: Sequence[int] = (0,)) -> str:
+    try:
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise GitError(list(args), "git is not installed or not on PATH") from exc
+    if proc.returncode not in ok_codes:
+        raise GitError(list(args), proc.stderr)
+    return proc.stdout
+
+
+def find_root(path: Path) -> Path:
+    """Return the top of the git work tree holding ``path``."""
+    if not path.exists():
+        raise NotAGitRepoError(path)
+    try:
+        out = _git(path, "rev-parse", "--show-toplevel")
+    except GitError as exc:
+        raise NotAGitRepoError(path) from exc
+    return Path(out.strip())
+
+
+def is_git_repo(path: Path) -> bool:
+    try:
+        find_root(path)
+    except NotAGitRepoError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class CodeState:
+    """The code a run starts from."""
+
+    commit: str | None
+    branch: str | None
+    dirty: bool
+    patch: bytes
+    remote_url: str | None
+
+    @property
+    def patch_sha256(self) -> str | None:
+        return hashlib.sha256(self.patch).hexdigest() if self.patch else None
+
+
+def head_commit(root: Path) -> str | None:
+    out = _git(root, "rev-parse", "--verify", "-q", "HEAD", ok_codes=(0, 1))
+    return out.strip() or None
+
+
+def current_branch(root: Path) -> str | None:
+    out = _git(root, "symbolic-ref", "-q", "--short", "HEAD", ok_codes=(0, 1))
+    return out.strip() or None
+
+
+def remote_url(root: Path) -> str | None:
+    out = _git(root, "config", "--get", "remote.origin.url", ok_codes=(0, 1))
+    return out.strip() or None
+
+
+def untracked(root: Path, paths: Iterable[str]) -> list[str]:
+    """The subset of ``paths`` (files or folders) that git sees as untracked."""
+    wanted = [p for p in paths if (root / p).exists()]
+    if not wanted:
+        return []
+    out = _git(root, "ls-files", "--others", "--exclude-standard", "-z", "--", *wanted)
+    return sorted(p for p in out.split("\0") if p)
+
+
+def _untracked_patch(root: Path, path: str) -> bytes:
+    proc = subprocess.run(
+        ["git", "diff", "--no-index", "--binary", "--", "/dev/null", path],
+        cwd=root,
+        capture_output=True,
+        check=False,
+    )
+    # --no-index exits 1 when the files differ, which they always do here.
+    if proc.returncode not in (0, 1):
+        raise GitError(["diff", "--no-index", path], proc.stderr.decode(errors="replace"))
+    return proc.stdout
+
+
+def code_state(root: Path, dependencies: Iterable[str] = ()) -> CodeState:
+    """Commit, branch, dirty flag and patch of the work tree at ``root``.
+
+    The patch is ``git diff HEAD`` plus the untracked files among
+    ``dependencies``: the code a stage reads but that no commit holds yet.
+    """
+    commit = head_commit(root)
+    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    extra = untracked(root, dependencies)
+    patch = b""
+    if commit and status.strip():
+        patch = subprocess.run(
+            ["git", "diff", "--binary", "HEAD"], cwd=root, capture_output=True, check=True
+        ).stdout
+    for path in extra:
+        patch += _untracked_patch(root, path)
+    return CodeState(
+        commit=commit,
+        branch=current_branch(root),
+        dirty=bool(status.strip() or extra or not commit),
+        patch=patch,
+        remote_url=remote_url(root),
+    )
+
+
+def is_ignored(root: Path, path: str) -> bool:
+    out = _git(root, "check-ignore", "--", path, ok_codes=(0, 1))
+    return bool(out.strip())
+
+
+def init(root: Path) -> None:
+    _git(root, "init", "-q")
+
+
+def _identity_args(root: Path) -> list[str]:
+    """A fallback author for commits dvflow makes, only where git has none."""
+    if _git(root, "config", "user.email", ok_codes=(0, 1)).strip():
+        return []
+    return ["-c", "user.name=dvflow", "-c", "user.email=dvflow@localhost"]
+
+
+def commit_all(root: Path, message: str) -> str:
+    """Stage everything git does not ignore and commit it; returns the commit."""
+    _git(root, "add", "-A")
+    _git(root, *_identity_args(root), "commit", "-q", "--no-verify", "-m", message)
+    return head_commit(root) or ""

@@ -1,0 +1,546 @@
+"""``run_pipeline``: DVC's repro, with every stage recorded as an MLflow run."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from . import _git
+from ._config import Config, load_config
+from ._dvc import DvcProject, StageInfo, command_status, is_command_failure
+from ._dvc import StageLogWatcher as _Watcher
+from ._dvcfiles import (
+    LOCK_FILE,
+    PARAMS_FILE,
+    Pointer,
+    check_params_files,
+    declared_paths,
+    params_from_lock,
+    pointer_from_entry,
+    read_lock,
+    read_metrics_file,
+    read_pipeline,
+)
+from ._environment import environment_info, installed_packages
+from ._exceptions import (
+    DvflowError,
+    InterruptedRunError,
+    ProjectError,
+    StageFailedError,
+)
+from ._record import (
+    DIGEST_TAG,
+    RECORD_ARTIFACT,
+    CodeInfo,
+    ProvenanceRecord,
+    canonical_json,
+    sha256_hex,
+)
+from ._redact import Redactor, redactor_for
+from ._tracking import Tracker, check_reachable, display_uri
+
+PATCH_ARTIFACT = "dvflow/code.patch"
+STDERR_ARTIFACT = "dvflow/stderr.txt"
+PACKAGES_ARTIFACT = "dvflow/packages.txt"
+_KILLED_STATUSES = frozenset({-2, -15, 130, 143})
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """What happened to one stage in one ``dvflow run``."""
+
+    name: str
+    status: str
+    run_id: str | None
+    produced_by: str | None = None
+    seconds: float = 0.0
+    outputs: tuple[Pointer, ...] = ()
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    skipped_params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """The result of ``run_pipeline``: the parent run and its stage runs."""
+
+    root: Path
+    run_id: str
+    experiment_id: str
+    experiment: str
+    tracking_uri: str
+    status: str
+    commit: str | None
+    dirty: bool
+    stages: tuple[StageRun, ...]
+    ignored_outputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of a running pipeline, for a caller that shows progress."""
+
+    event: Literal["plan", "stage-start", "stage-end"]
+    index: int
+    total: int
+    stage: str | None = None
+    status: str | None = None
+    run_id: str | None = None
+    stages: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class _Interrupted(BaseException):
+    """Raised from the SIGTERM handler; a BaseException so DVC does not swallow it."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+def _stage_path() -> str:
+    """PATH for stage commands: dvflow's own Python environment first.
+
+    Like an activated virtualenv, so ``python`` in a stage command is the
+    interpreter that has dvflow, MLflow and DVC even when the venv is not
+    activated.
+    """
+    bindir = os.path.dirname(sys.executable)
+    path = os.environ.get("PATH", "")
+    return path if path.split(os.pathsep)[0] == bindir else bindir + os.pathsep + path
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _outputs_key(outputs: Sequence[Pointer]) -> str | None:
+    if not outputs or any(p.md5 is None for p in outputs):
+        return None
+    text = "\n".join(sorted(f"{p.path}\0{p.md5}" for p in outputs))
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def _kill_children() -> None:
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=3)
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _kill_children()
+        raise _Interrupted("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _params_files(pipeline: Mapping[str, Any]) -> set[str]:
+    files = {PARAMS_FILE}
+    for stage in pipeline.get("stages", {}).values():
+        for item in stage.get("params", None) or []:
+            if isinstance(item, dict):
+                files.update(str(k) for k in item)
+    return files
+
+
+def _preflight(path: Path) -> tuple[Path, dict[str, Any]]:
+    """Every check that can fail before a single stage runs."""
+    root = _git.find_root(path.resolve())
+    if not (root / ".dvc").is_dir():
+        raise ProjectError(
+            f"{root} is a git repository but not a DVC project",
+            hint="Run 'dvflow init' to set up DVC and MLflow here.",
+        )
+    pipeline = read_pipeline(root)
+    read_lock(root / LOCK_FILE)
+    check_params_files(root, _params_files(pipeline))
+    return root, pipeline
+
+
+def run_pipeline(
+    path: str | os.PathLike[str] = ".",
+    targets: Sequence[str] = (),
+    *,
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> PipelineRun:
+    """Run the DVC pipeline at ``path`` like ``dvc repro`` and record every stage.
+
+    Raises StageFailedError when a stage fails, InterruptedRunError on
+    SIGTERM or Ctrl-C; in both cases the MLflow runs are ended as FAILED or
+    KILLED and the repository is left consistent.
+    """
+    root, pipeline = _preflight(Path(path))
+    config = load_config(root, tracking_uri=tracking_uri, experiment=experiment)
+    check_reachable(config.tracking_uri)
+    project = DvcProject(root)
+    try:
+        session = _Session(root, config, project, pipeline, on_progress or (lambda p: None))
+        return session.run(targets)
+    finally:
+        project.close()
+
+
+class _Session:
+    """The state of one ``dvflow run``."""
+
+    def __init__(
+        self,
+        root: Path,
+        config: Config,
+        project: DvcProject,
+        pipeline: Mapping[str, Any],
+        emit: ProgressCallback,
+    ) -> None:
+        self.root, self.config, self.project, self.emit = root, config, project, emit
+        self.top_metrics = declared_paths(pipeline.get("metrics"))
+        self.top_plots = declared_paths(pipeline.get("plots"))
+        self.redactor: Redactor = redactor_for(root)
+        self.results: list[StageRun] = []
+        self.failure: tuple[str, BaseException, str | None] | None = None
+        self.ignored: list[str] = []
+
+    # -- the run ------------------------------------------------------------
+
+    def run(self, targets: Sequence[str]) -> PipelineRun:
+        plan = [s for s in self.project.plan(targets) if self.project.is_tracked_stage(s)]
+        self.infos = {s.addressing: self.project.describe(s) for s in plan}
+        self.total = len(plan)
+        self.tracker = Tracker(self.config.tracking_uri)
+        self.experiment_id = self.tracker.experiment_id(
+            self.config.experiment, self.config.artifact_location
+        )
+        deps = sorted({d for info in self.infos.values() for d in info.deps})
+        self.code = _git.code_state(self.root, deps)
+        self.patch = self.redactor.redact_bytes(self.code.patch) if self.code.patch else b""
+        self.environment = environment_info()
+        self.remote_url = self.project.remote_url()
+        self.cache_dir = self.project.cache_dir()
+        self.started = _now_iso()
+        self.parent_id = self.tracker.create_run(
+            self.experiment_id, self._run_name(), self._tags("pipeline"), None
+        )
+        self._log_parent_artifacts()
+        self.emit(Progress("plan", 0, self.total, stages=tuple(self.infos)))
+        status = "FINISHED"
+        try:
+            with _sigterm_interrupts():
+                self.project.reproduce(targets, self._around_stage)
+        except (_Interrupted, KeyboardInterrupt) as exc:
+            self._finish_parent("KILLED")
+            name = exc.signal_name if isinstance(exc, _Interrupted) else "SIGINT"
+            raise InterruptedRunError(name) from None
+        except BaseException:
+            if self.failure is None:
+                self._finish_parent("FAILED")
+                raise
+            stage, exc, run_id = self.failure
+            if command_status(exc) in _KILLED_STATUSES:
+                self._finish_parent("KILLED")
+                raise InterruptedRunError("SIGINT") from None
+            self._finish_parent("FAILED")
+            raise StageFailedError(stage, self._reason(exc), run_id) from None
+        self._finish_parent(status)
+        return self._result(status)
+
+    def _reason(self, exc: BaseException) -> str:
+        if is_command_failure(exc):
+            status = command_status(exc)
+            reason = f"its command exited with {status}" if status is not None else str(exc)
+        else:
+            reason = self.redactor.redact(str(exc).splitlines()[0] if str(exc) else repr(exc))
+        if self.ignored:
+            reason += f" (its outputs were added to .gitignore: {', '.join(self.ignored)})"
+        return reason
+
+    def _result(self, status: str) -> PipelineRun:
+        return PipelineRun(
+            root=self.root,
+            run_id=self.parent_id,
+            experiment_id=self.experiment_id,
+            experiment=self.config.experiment,
+            tracking_uri=display_uri(self.config.tracking_uri),
+            status=status,
+            commit=self.code.commit,
+            dirty=self.code.dirty,
+            stages=tuple(self.results),
+            ignored_outputs=tuple(self.ignored),
+        )
+
+    def _run_name(self) -> str:
+        short = (self.code.commit or "no-commit")[:8]
+        return f"pipeline@{short}{'+dirty' if self.code.dirty else ''}"
+
+    # -- one stage ----------------------------------------------------------
+
+    def _around_stage(self, stage: Any, call: Callable[..., Any]) -> Any:
+        from ._capture import StderrTail
+
+        if not self.project.is_tracked_stage(stage):
+            return call()
+        info = self.infos.get(stage.addressing) or self.project.describe(stage)
+        index = len(self.results) + 1
+        tags = self._tags("stage") | {"dvflow.stage": info.name, "dvflow.status": "running"}
+        run_id = self.tracker.create_run(self.experiment_id, info.name, tags, self.parent_id)
+        self.emit(Progress("stage-start", index, self.total, info.name, run_id=run_id))
+        env = {
+            "MLFLOW_TRACKING_URI": self.config.tracking_uri,
+            "MLFLOW_EXPERIMENT_ID": self.experiment_id,
+            "MLFLOW_RUN_ID": run_id,
+            "PATH": _stage_path(),
+        }
+        watcher, tail = _Watcher(), StderrTail()
+        start = time.monotonic()
+        try:
+            with watcher.attached(), tail:
+                returned = call(run_env=env)
+        except BaseException as exc:
+            self._stage_failed(info, run_id, exc, tail.text, time.monotonic() - start)
+            raise
+        status = watcher.status or ("ran" if returned else "up-to-date")
+        self._stage_finished(info, run_id, status, time.monotonic() - start)
+        return returned
+
+    def _stage_finished(self, info: StageInfo, run_id: str, status: str, seconds: float) -> None:
+        lock = read_lock(self.root / Path(info.dvcfile).parent / LOCK_FILE)
+        entry = lock.get(info.lock_key) or {}
+        inputs = self._pointers(entry.get("deps"), info.wdir)
+        outputs = self._pointers(entry.get("outs"), info.wdir)
+        params = {k: self.redactor.redact(v) for k, v in params_from_lock(entry).items()}
+        metrics = self._metrics(info)
+        key = _outputs_key(outputs)
+        producer = None
+        if status != "ran" and key:
+            producer = self.tracker.find_producer(self.experiment_id, info.name, key)
+        skipped = self.tracker.log_params(run_id, params)
+        self.tracker.log_metrics(run_id, metrics, int(time.time() * 1000))
+        self._log_plots(run_id, info)
+        self._log_inputs(run_id, inputs)
+        if self.patch:
+            self.tracker.log_bytes(run_id, self.patch, PATCH_ARTIFACT)
+        record = self._record(
+            "stage", "FINISHED", run_id, info, status, producer, inputs, outputs, params, metrics
+        )
+        tags = {"dvflow.status": status}
+        if key:
+            tags["dvflow.outputs_key"] = key
+        if producer:
+            tags["dvflow.produced_by"] = producer
+        self._publish(run_id, record, tags)
+        self.tracker.terminate(run_id, "FINISHED")
+        result = StageRun(
+            info.name, status, run_id, producer, seconds, tuple(outputs), metrics, tuple(skipped)
+        )
+        self.results.append(result)
+        self.emit(
+            Progress(
+                "stage-end", len(self.results), self.total, info.name, status, run_id,
+                seconds=seconds,
+            )
+        )
+
+    def _stage_failed(
+        self, info: StageInfo, run_id: str, exc: BaseException, stderr: str, seconds: float
+    ) -> None:
+        killed = isinstance(exc, (_Interrupted, KeyboardInterrupt)) or (
+            command_status(exc) in _KILLED_STATUSES
+        )
+        status, mlflow_status = ("killed", "KILLED") if killed else ("failed", "FAILED")
+        self.ignored.extend(self._ignore_outputs(info))
+        self.failure = (info.name, exc, run_id)
+        # Best effort: a store that fails now must not hide the stage's own error.
+        with contextlib.suppress(DvflowError):
+            if stderr:
+                self.tracker.log_bytes(
+                    run_id, self.redactor.redact(stderr).encode(), STDERR_ARTIFACT
+                )
+            record = self._record(
+                "stage", mlflow_status, run_id, info, status, None, (), (), {}, {}
+            )
+            self._publish(run_id, record, {"dvflow.status": status})
+            self.tracker.terminate(run_id, mlflow_status)
+        self.results.append(StageRun(info.name, status, run_id, seconds=seconds))
+        self.emit(
+            Progress(
+                "stage-end", len(self.results), self.total, info.name, status, run_id,
+                seconds=seconds,
+            )
+        )
+
+    def _ignore_outputs(self, info: StageInfo) -> list[str]:
+        """Git-ignore outputs a failed stage left behind (DESIGN trap 4)."""
+        added = []
+        for out in info.outs:
+            path = self.root / out
+            if not path.exists() or _git.is_ignored(self.root, out):
+                continue
+            gitignore = path.parent / ".gitignore"
+            existing = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
+            line = f"/{path.name}"
+            if line not in existing.splitlines():
+                sep = "" if not existing or existing.endswith("\n") else "\n"
+                gitignore.write_text(f"{existing}{sep}{line}\n", encoding="utf-8")
+            added.append(out)
+        return added
+
+    # -- pieces -------------------------------------------------------------
+
+    def _pointers(self, entries: Any, wdir: str) -> list[Pointer]:
+        if not isinstance(entries, list):
+            return []
+        remote = self.redactor.redact(self.remote_url) if self.remote_url else None
+        return [
+            pointer_from_entry(e, wdir=wdir, cache_dir=self.cache_dir, remote_url=remote)
+            for e in entries
+            if isinstance(e, dict)
+        ]
+
+    def _metrics(self, info: StageInfo) -> dict[str, float]:
+        files = set(info.metrics) | {p for p in self.top_metrics if p in info.outs}
+        metrics: dict[str, float] = {}
+        for name in sorted(files):
+            path = self.root / name
+            if path.is_file():
+                metrics.update(read_metrics_file(path))
+        return metrics
+
+    def _log_plots(self, run_id: str, info: StageInfo) -> None:
+        files = set(info.plots) | {p for p in self.top_plots if p in info.outs}
+        for name in sorted(files):
+            path = self.root / name
+            if path.is_file():
+                folder = str(Path("plots") / Path(name).parent).rstrip("/.")
+                self.tracker.log_file(run_id, path, folder or "plots")
+
+    def _log_inputs(self, run_id: str, inputs: Sequence[Pointer]) -> None:
+        from ._dataset import dataset_for
+
+        repo = self.redactor.redact(self.code.remote_url or str(self.root))
+        datasets = [dataset_for(p, repo, self.code.commit) for p in inputs if p.md5]
+        self.tracker.log_datasets(run_id, datasets)
+
+    def _code_info(self) -> CodeInfo:
+        return {
+            "commit": self.code.commit,
+            "branch": self.code.branch,
+            "dirty": self.code.dirty,
+            "patch_sha256": sha256_hex(self.patch) if self.patch else None,
+            "patch_artifact": PATCH_ARTIFACT if self.patch else None,
+            "repo_url": self.redactor.redact(self.code.remote_url)
+            if self.code.remote_url
+            else None,
+        }
+
+    def _tags(self, kind: str) -> dict[str, str]:
+        from . import __version__
+
+        tags = {
+            "dvflow.kind": kind,
+            "dvflow.version": __version__,
+            "dvflow.git_dirty": str(self.code.dirty).lower(),
+            "mlflow.source.name": "dvflow run",
+            "mlflow.source.type": "LOCAL",
+        }
+        if self.code.commit:
+            tags["dvflow.git_commit"] = tags["mlflow.source.git.commit"] = self.code.commit
+        if self.code.branch:
+            tags["dvflow.git_branch"] = tags["mlflow.source.git.branch"] = self.code.branch
+        if self.patch:
+            tags["dvflow.patch_sha256"] = sha256_hex(self.patch)
+        return {k: self.redactor.redact(v) for k, v in tags.items()}
+
+    def _record(
+        self,
+        kind: Literal["stage", "pipeline"],
+        mlflow_status: str,
+        run_id: str,
+        info: StageInfo | None,
+        status: str,
+        producer: str | None,
+        inputs: Sequence[Pointer],
+        outputs: Sequence[Pointer],
+        params: Mapping[str, str],
+        metrics: Mapping[str, float],
+    ) -> ProvenanceRecord:
+        return ProvenanceRecord(
+            kind=kind,
+            status=mlflow_status,
+            code=self._code_info(),
+            stage={"name": info.name, "cmd": info.cmd, "status": status, "produced_by": producer}
+            if info
+            else None,
+            inputs=tuple(inputs),
+            outputs=tuple(outputs),
+            params=dict(params),
+            metrics=dict(metrics),
+            environment=self.environment,
+            mlflow={
+                "tracking_uri": display_uri(self.config.tracking_uri),
+                "experiment_id": self.experiment_id,
+                "run_id": run_id,
+                "parent_run_id": None if kind == "pipeline" else self.parent_id,
+            },
+            started=self.started,
+            ended=_now_iso(),
+            stages=tuple(
+                {"name": r.name, "status": r.status, "run_id": r.run_id or ""}
+                for r in self.results
+            )
+            if kind == "pipeline"
+            else (),
+        )
+
+    def _publish(self, run_id: str, record: ProvenanceRecord, tags: Mapping[str, str]) -> None:
+        """Log the redacted record and its digest; the digest is over the exact bytes."""
+        data = canonical_json(self.redactor.redact_obj(record.to_dict()))
+        self.tracker.log_bytes(run_id, data, RECORD_ARTIFACT)
+        self.tracker.set_tags(run_id, {**tags, DIGEST_TAG: sha256_hex(data)})
+
+    def _log_parent_artifacts(self) -> None:
+        if self.patch:
+            self.tracker.log_bytes(self.parent_id, self.patch, PATCH_ARTIFACT)
+        packages = "\n".join(installed_packages()) + "\n"
+        self.tracker.log_bytes(self.parent_id, packages.encode(), PACKAGES_ARTIFACT)
+
+    def _finish_parent(self, mlflow_status: str) -> None:
+        # After a failure the stage's error matters more than a store error;
+        # after success a store error must surface, not leave the run RUNNING.
+        quiet = mlflow_status != "FINISHED"
+        with contextlib.suppress(DvflowError) if quiet else contextlib.nullcontext():
+            record = self._record(
+                "pipeline", mlflow_status, self.parent_id, None, mlflow_status.lower(),
+                None, (), (), {}, {},
+            )
+            self._publish(self.parent_id, record, {"dvflow.status": mlflow_status.lower()})
+            self.tracker.terminate(self.parent_id, mlflow_status)

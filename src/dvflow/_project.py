@@ -1,0 +1,126 @@
+"""``init_project``: make a folder a dvflow project, idempotently."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import _git
+from ._config import CONFIG_FILE, DEFAULT_ARTIFACTS_DIR, DEFAULT_TRACKING_URI, STATE_DIR
+from ._dvc import in_repo, quiet_dvc
+from ._exceptions import ProjectError
+
+REMOTE_NAME = "storage"
+GITIGNORE_ENTRIES = ("/mlflow.db", f"/{DEFAULT_ARTIFACTS_DIR}/", f"/{STATE_DIR}/")
+
+
+@dataclass(frozen=True)
+class InitResult:
+    root: Path
+    done: tuple[str, ...]
+    kept: tuple[str, ...]
+    remote_url: str | None
+
+
+def default_remote_dir(root: Path) -> Path:
+    """A per-project local remote outside the work tree, under the user's data dir."""
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    tag = hashlib.sha256(str(root).encode()).hexdigest()[:8]
+    return base / "dvflow" / "remotes" / f"{root.name}-{tag}"
+
+
+def _ensure_git(root: Path, done: list[str], kept: list[str]) -> None:
+    if _git.is_git_repo(root):
+        top = _git.find_root(root)
+        if top.resolve() != root.resolve():
+            raise ProjectError(
+                f"{root} is inside the git repository {top}",
+                hint=f"Run 'dvflow init {top}' at the top of that repository.",
+            )
+        kept.append("git repository")
+        return
+    _git.init(root)
+    done.append("git init")
+
+
+def _ensure_dvc(root: Path, done: list[str], kept: list[str]) -> None:
+    if (root / ".dvc").is_dir():
+        kept.append("DVC project")
+        return
+    from dvc.repo import Repo
+
+    with in_repo(root), quiet_dvc():
+        Repo.init(str(root)).close()
+    done.append("dvc init")
+
+
+def _ensure_remote(
+    root: Path, url: str | None, force: bool, done: list[str], kept: list[str]
+) -> str | None:
+    from dvc.repo import Repo
+
+    with in_repo(root):
+        repo = Repo(str(root))
+        try:
+            current = repo.config["core"].get("remote")
+            if current and not force:
+                kept.append(f"DVC remote '{current}' (use --force to replace it)")
+                return str(repo.config["remote"].get(current, {}).get("url") or "") or None
+            # A URL the user names is shared (.dvc/config); the default local
+            # folder only exists on this machine, so it goes to config.local.
+            level = "repo" if url else "local"
+            target = url or str(default_remote_dir(root))
+            if not url:
+                Path(target).mkdir(parents=True, exist_ok=True)
+            with repo.config.edit(level) as conf:
+                conf["remote"][REMOTE_NAME] = {"url": target}
+                conf["core"]["remote"] = REMOTE_NAME
+        finally:
+            repo.close()
+    done.append(f"DVC remote '{REMOTE_NAME}' -> {target}")
+    return target
+
+
+def _ensure_config(root: Path, force: bool, done: list[str], kept: list[str]) -> None:
+    path = root / CONFIG_FILE
+    if path.exists() and not force:
+        kept.append(CONFIG_FILE)
+        return
+    path.write_text(
+        "# dvflow settings; environment (DVFLOW_TRACKING_URI, DVFLOW_EXPERIMENT) overrides them\n"
+        f"tracking_uri: {DEFAULT_TRACKING_URI}\n"
+        f"experiment: {root.name}\n",
+        encoding="utf-8",
+    )
+    done.append(f"wrote {CONFIG_FILE}")
+
+
+def _ensure_gitignore(root: Path, done: list[str]) -> None:
+    path = root / ".gitignore"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    missing = [e for e in GITIGNORE_ENTRIES if e not in text.splitlines()]
+    if missing:
+        sep = "" if not text or text.endswith("\n") else "\n"
+        path.write_text(text + sep + "\n".join(missing) + "\n", encoding="utf-8")
+        done.append(f".gitignore += {' '.join(missing)}")
+
+
+def init_project(
+    path: str | os.PathLike[str] = ".", *, remote: str | None = None, force: bool = False
+) -> InitResult:
+    """Set up git, DVC, a default remote, the MLflow store and dvflow's settings."""
+    root = Path(path).resolve()
+    if root.exists() and not root.is_dir():
+        raise ProjectError(f"{root} is not a folder")
+    root.mkdir(parents=True, exist_ok=True)
+    done: list[str] = []
+    kept: list[str] = []
+    _ensure_git(root, done, kept)
+    _ensure_dvc(root, done, kept)
+    remote_url = _ensure_remote(root, remote, force, done, kept)
+    _ensure_config(root, force, done, kept)
+    _ensure_gitignore(root, done)
+    (root / STATE_DIR).mkdir(exist_ok=True)
+    return InitResult(root, tuple(done), tuple(kept), remote_url)

@@ -1,0 +1,214 @@
+"""The MLflow adapter: the one place dvflow talks to a tracking store.
+
+MLflow is imported inside the functions that need it (``import mlflow``
+alone costs over a second), and every MLflow or transport exception is
+translated here into a DvflowError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._exceptions import RecordNotFoundError, RunNotFoundError, TrackingError
+from ._redact import Redactor
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+    from ._dataset import DvcDataset
+
+PROBE_TIMEOUT_S = 5.0
+
+
+def display_uri(uri: str) -> str:
+    return Redactor().redact(uri)
+
+
+def check_reachable(uri: str) -> None:
+    """Fail fast, before any stage runs, when the store cannot be used."""
+    if uri.startswith(("http://", "https://")):
+        _probe_http(uri)
+    elif uri.startswith("sqlite:///"):
+        folder = Path(uri[len("sqlite:///") :]).parent
+        if not folder.is_dir():
+            raise TrackingError(display_uri(uri), f"folder {folder} does not exist")
+
+
+def _probe_http(uri: str) -> None:
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as response:  # noqa: S310
+            response.read(64)
+    except urllib.error.HTTPError as exc:
+        # A server that answers (401, 404 on a proxy path...) is reachable.
+        if exc.code >= 500:
+            raise TrackingError(display_uri(uri), f"server error {exc.code}") from exc
+    except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(display_uri(uri), f"unreachable ({reason})") from exc
+
+
+@contextlib.contextmanager
+def mlflow_errors(uri: str, run_id: str | None = None) -> Iterator[None]:
+    """Translate MLflow and transport errors into DvflowErrors."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        code = getattr(exc, "error_code", "")
+        if run_id and code == "RESOURCE_DOES_NOT_EXIST":
+            raise RunNotFoundError(run_id, display_uri(uri)) from exc
+        first_line = str(exc.message).splitlines()[0] if exc.message else code
+        raise TrackingError(display_uri(uri), Redactor().redact(first_line)) from exc
+    except (ConnectionError, OSError) as exc:
+        raise TrackingError(display_uri(uri), f"unreachable ({exc})") from exc
+
+
+class Tracker:
+    """A thin, error-translating wrapper over ``MlflowClient``."""
+
+    def __init__(self, uri: str) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.uri = uri
+        with mlflow_errors(uri):
+            self.client: MlflowClient = MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def experiment_id(self, name: str, artifact_location: str | None = None) -> str:
+        with mlflow_errors(self.uri):
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is not None:
+                if experiment.lifecycle_stage == "deleted":
+                    self.client.restore_experiment(experiment.experiment_id)
+                return str(experiment.experiment_id)
+            return str(self.client.create_experiment(name, artifact_location=artifact_location))
+
+    def create_run(
+        self, experiment_id: str, name: str, tags: Mapping[str, str], parent_id: str | None
+    ) -> str:
+        all_tags = dict(tags)
+        if parent_id:
+            all_tags["mlflow.parentRunId"] = parent_id
+        with mlflow_errors(self.uri):
+            run = self.client.create_run(experiment_id, tags=all_tags, run_name=name)
+        return str(run.info.run_id)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        with mlflow_errors(self.uri, run_id):
+            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> list[str]:
+        """Log params; returns the keys skipped because the script logged another value."""
+        from mlflow.entities import Param
+        from mlflow.exceptions import MlflowException
+
+        items = [Param(k, v) for k, v in params.items()]
+        try:
+            with mlflow_errors(self.uri, run_id):
+                for start in range(0, len(items), 100):
+                    self.client.log_batch(run_id, params=items[start : start + 100])
+            return []
+        except TrackingError:
+            pass
+        skipped = []
+        for param in items:
+            try:
+                self.client.log_param(run_id, param.key, param.value)
+            except MlflowException:
+                skipped.append(param.key)
+        return skipped
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], timestamp_ms: int) -> None:
+        from mlflow.entities import Metric
+
+        items = [Metric(k, v, timestamp_ms, 0) for k, v in metrics.items()]
+        with mlflow_errors(self.uri, run_id):
+            for start in range(0, len(items), 500):
+                self.client.log_batch(run_id, metrics=items[start : start + 500])
+
+    def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="dvflow-") as tmp:
+            local = Path(tmp) / Path(artifact_file).name
+            local.write_bytes(data)
+            folder = str(Path(artifact_file).parent)
+            with mlflow_errors(self.uri, run_id):
+                self.client.log_artifact(run_id, str(local), None if folder == "." else folder)
+
+    def log_file(self, run_id: str, path: Path, artifact_dir: str) -> None:
+        with mlflow_errors(self.uri, run_id):
+            self.client.log_artifact(run_id, str(path), artifact_dir)
+
+    def log_datasets(self, run_id: str, datasets: Sequence[DvcDataset]) -> None:
+        from mlflow.entities import DatasetInput, InputTag
+
+        inputs = [
+            DatasetInput(d._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "input")])
+            for d in datasets
+        ]
+        if inputs:
+            with mlflow_errors(self.uri, run_id):
+                self.client.log_inputs(run_id, datasets=inputs)
+
+    def terminate(self, run_id: str, status: str, end_ms: int | None = None) -> None:
+        with mlflow_errors(self.uri, run_id):
+            self.client.set_terminated(run_id, status=status, end_time=end_ms)
+
+    def get_run(self, run_id: str) -> Any:
+        with mlflow_errors(self.uri, run_id):
+            return self.client.get_run(run_id)
+
+    def read_artifact(self, run_id: str, artifact_file: str) -> bytes:
+        import tempfile
+
+        from mlflow.exceptions import MlflowException
+
+        with tempfile.TemporaryDirectory(prefix="dvflow-") as tmp:
+            try:
+                local = self.client.download_artifacts(run_id, artifact_file, tmp)
+            except (MlflowException, OSError) as exc:
+                raise RecordNotFoundError(run_id) from exc
+            return Path(local).read_bytes()
+
+    def search(
+        self, experiment_ids: Sequence[str], filter_string: str, max_results: int = 1000
+    ) -> list[Any]:
+        with mlflow_errors(self.uri):
+            return list(
+                self.client.search_runs(
+                    list(experiment_ids),
+                    filter_string=filter_string,
+                    max_results=max_results,
+                    order_by=["attributes.start_time ASC"],
+                )
+            )
+
+    def find_producer(self, experiment_id: str, stage: str, outputs_key: str) -> str | None:
+        """The earliest finished run of ``stage`` that produced exactly these outputs."""
+        runs = self.search(
+            [experiment_id],
+            f"tags.`dvflow.outputs_key` = '{outputs_key}' "
+            f"and tags.`dvflow.stage` = '{_quote(stage)}' "
+            "and tags.`dvflow.status` = 'ran' and attributes.status = 'FINISHED'",
+            max_results=1,
+        )
+        return str(runs[0].info.run_id) if runs else None
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "\\'")
+
+
+def json_text(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True)
