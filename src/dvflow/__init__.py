@@ -4,7 +4,6 @@ Importing dvflow is cheap: MLflow and DVC are imported only by the calls
 that need them.
 """
 
-from __future__ import annotations
 
 __version__ = "0.1.0"
 

@@ -114,10 +114,18 @@ class DvcProject:
             graph = get_active_graph(self.repo.index.graph)
             return list(plan_repro(graph, stages))
 
+    def stage_name(self, stage: Any) -> str:
+        """``train`` for the root dvc.yaml, ``sub/dvc.yaml:train`` elsewhere.
+
+        Independent of the working directory, unlike DVC's ``addressing``.
+        """
+        dvcfile = _rel(self.root, stage.dvcfile.path)
+        return stage.name if dvcfile == "dvc.yaml" else f"{dvcfile}:{stage.name}"
+
     def describe(self, stage: Any) -> StageInfo:
-        outs = [o for o in stage.outs]
+        outs = list(stage.outs)
         return StageInfo(
-            name=stage.addressing,
+            name=self.stage_name(stage),
             cmd=" && ".join(stage.cmd) if isinstance(stage.cmd, list) else str(stage.cmd),
             dvcfile=_rel(self.root, stage.dvcfile.path),
             lock_key=stage.name,

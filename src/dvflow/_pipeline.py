@@ -235,7 +235,7 @@ class _Session:
 
     def run(self, targets: Sequence[str]) -> PipelineRun:
         plan = [s for s in self.project.plan(targets) if self.project.is_tracked_stage(s)]
-        self.infos = {s.addressing: self.project.describe(s) for s in plan}
+        self.infos = {self.project.stage_name(s): self.project.describe(s) for s in plan}
         self.total = len(plan)
         self.tracker = Tracker(self.config.tracking_uri)
         self.experiment_id = self.tracker.experiment_id(
@@ -309,7 +309,8 @@ class _Session:
 
         if not self.project.is_tracked_stage(stage):
             return call()
-        info = self.infos.get(stage.addressing) or self.project.describe(stage)
+        name = self.project.stage_name(stage)
+        info = self.infos.get(name) or self.project.describe(stage)
         index = len(self.results) + 1
         tags = self._tags("stage") | {"dvflow.stage": info.name, "dvflow.status": "running"}
         run_id = self.tracker.create_run(self.experiment_id, info.name, tags, self.parent_id)

@@ -174,7 +174,7 @@ class Tracker:
 
         from mlflow.exceptions import MlflowException
 
-        with tempfile.TemporaryDirectory(prefix="dvflow-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="dvflow-") as tmp, _no_progress_bar():
             try:
                 local = self.client.download_artifacts(run_id, artifact_file, tmp)
             except (MlflowException, OSError) as exc:
@@ -204,6 +204,23 @@ class Tracker:
             max_results=1,
         )
         return str(runs[0].info.run_id) if runs else None
+
+
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """MLflow draws a download bar on stderr even for one small file."""
+    import os
+
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    old = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
 
 
 def _quote(value: str) -> str:

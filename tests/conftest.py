@@ -1,0 +1,102 @@
+"""Real git, real DVC and a real MLflow SQLite store, in temporary folders.
+
+Creating an MLflow SQLite schema costs seconds, so one database is migrated
+per session and copied into each project.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECTS = Path(__file__).parent / "projects"
+DVFLOW = Path(sys.executable).with_name("dvflow")
+_LEAKY_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID",
+              "MLFLOW_EXPERIMENT_NAME", "DVFLOW_TRACKING_URI", "DVFLOW_EXPERIMENT")
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, session_home: Path) -> None:
+    """No user or system git/DVC/MLflow configuration reaches a test."""
+    monkeypatch.setenv("HOME", str(session_home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(session_home / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(session_home / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(session_home / "cache"))
+    monkeypatch.setenv("DVC_SITE_CACHE_DIR", str(session_home / "dvc-site"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    for key in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{key}_NAME", "Test User")
+        monkeypatch.setenv(f"GIT_{key}_EMAIL", "test@example.com")
+    for key in _LEAKY_ENV:
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=root, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def dvc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True,
+        check=False,
+    )
+
+
+def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+        timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the real installed ``dvflow`` console script."""
+    return subprocess.run(
+        [str(DVFLOW), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})}, check=False,
+    )
+
+
+@pytest.fixture
+def make_project(tmp_path: Path, template_db: Path) -> Iterator[Callable[..., Path]]:
+    """Copy a fixture project from tests/projects, make it a dvflow project, commit."""
+
+    def make(name: str = "basic", *, commit: bool = True) -> Path:
+        from dvflow import init_project
+
+        root = tmp_path / name
+        shutil.copytree(PROJECTS / name, root)
+        init_project(root)
+        shutil.copy(template_db, root / "mlflow.db")
+        if (root / "data" / "raw.txt").exists():
+            result = dvc(root, "add", "data/raw.txt")
+            assert result.returncode == 0, result.stderr
+        if commit:
+            git(root, "add", "-A")
+            git(root, "commit", "-qm", "fixture project")
+        return root
+
+    yield make
+
+
+def tracking_client(root: Path):  # type: ignore[no-untyped-def]
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
