@@ -32,6 +32,7 @@ class StageInfo:
     lock_key: str
     wdir: str
     outs: tuple[str, ...]
+    cached_outs: tuple[str, ...]
     metrics: tuple[str, ...]
     plots: tuple[str, ...]
     deps: tuple[str, ...]
@@ -131,6 +132,7 @@ class DvcProject:
             lock_key=stage.name,
             wdir=_rel(self.root, stage.wdir),
             outs=tuple(_rel(self.root, o.fs_path) for o in outs),
+            cached_outs=tuple(_rel(self.root, o.fs_path) for o in outs if o.use_cache),
             metrics=tuple(_rel(self.root, o.fs_path) for o in outs if o.metric),
             plots=tuple(_rel(self.root, o.fs_path) for o in outs if o.plot),
             deps=tuple(_rel(self.root, d.fs_path) for d in stage.deps if _is_local(d)),

@@ -258,10 +258,12 @@ class _Session:
             with _sigterm_interrupts():
                 self.project.reproduce(targets, self._around_stage)
         except (_Interrupted, KeyboardInterrupt) as exc:
+            self._ignore_outputs()
             self._finish_parent("KILLED")
             name = exc.signal_name if isinstance(exc, _Interrupted) else "SIGINT"
             raise InterruptedRunError(name) from None
         except BaseException:
+            self._ignore_outputs()
             if self.failure is None:
                 self._finish_parent("FAILED")
                 raise
@@ -281,7 +283,9 @@ class _Session:
         else:
             reason = self.redactor.redact(str(exc).splitlines()[0] if str(exc) else repr(exc))
         if self.ignored:
-            reason += f" (its outputs were added to .gitignore: {', '.join(self.ignored)})"
+            reason += f"; git-ignored its outputs so 'git add -A' cannot commit data: " + ", ".join(
+                self.ignored
+            )
         return reason
 
     def _result(self, status: str) -> PipelineRun:
@@ -378,7 +382,6 @@ class _Session:
             command_status(exc) in _KILLED_STATUSES
         )
         status, mlflow_status = ("killed", "KILLED") if killed else ("failed", "FAILED")
-        self.ignored.extend(self._ignore_outputs(info))
         self.failure = (info.name, exc, run_id)
         # Best effort: a store that fails now must not hide the stage's own error.
         with contextlib.suppress(DvflowError):
@@ -399,10 +402,16 @@ class _Session:
             )
         )
 
-    def _ignore_outputs(self, info: StageInfo) -> list[str]:
-        """Git-ignore outputs a failed stage left behind (DESIGN trap 4)."""
-        added = []
-        for out in info.outs:
+    def _ignore_outputs(self) -> None:
+        """Git-ignore every cached output in the work tree (DESIGN trap 4).
+
+        When repro fails, DVC takes back the .gitignore entries it added during
+        the run, also those of stages that succeeded and are in dvc.lock, and
+        the failed stage's partial outputs were never ignored: ``git add -A``
+        would then commit data.
+        """
+        outs = sorted({o for info in self.infos.values() for o in info.cached_outs})
+        for out in outs:
             path = self.root / out
             if not path.exists() or _git.is_ignored(self.root, out):
                 continue
@@ -412,8 +421,7 @@ class _Session:
             if line not in existing.splitlines():
                 sep = "" if not existing or existing.endswith("\n") else "\n"
                 gitignore.write_text(f"{existing}{sep}{line}\n", encoding="utf-8")
-            added.append(out)
-        return added
+            self.ignored.append(out)
 
     # -- pieces -------------------------------------------------------------
 

@@ -1,0 +1,132 @@
+"""Bad input gets one clear message, a hint and a documented exit code."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+import dvflow
+from conftest import cli, git, tracking_client
+from dvflow._record import RECORD_ARTIFACT
+
+
+def _assert_clean_error(result, code: int, *fragments: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("error: ") and lines[1].startswith("hint: "), result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_run_outside_a_git_repository(tmp_path: Path) -> None:
+    _assert_clean_error(cli("run", cwd=tmp_path), 3, "not inside a git repository", "dvflow init")
+
+
+def test_run_in_a_git_repository_without_dvc(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q")
+    _assert_clean_error(cli("run", cwd=tmp_path), 3, "not a DVC project", "dvflow init")
+
+
+def test_run_without_dvc_yaml(make_project) -> None:
+    root = make_project()
+    (root / "dvc.yaml").unlink()
+    _assert_clean_error(cli("run", cwd=root), 3, "no dvc.yaml")
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("dvc.yaml", "stages:\n  train:\n    cmd: [python train.py\n"),
+        ("dvc.lock", "schema: '2.0'\nstages: {train: [\n"),
+        ("params.yaml", "train:\n  lr: 0.1\n   epochs: 3\n"),
+        ("dvflow.yaml", "tracking_uri: [unclosed\n"),
+    ],
+)
+def test_broken_yaml_is_reported_with_its_line(make_project, name: str, text: str) -> None:
+    root = make_project()
+    (root / name).write_text(text)
+    result = cli("run", cwd=root)
+    _assert_clean_error(result, 3, name, "invalid YAML (line")
+    assert not (root / "data" / "clean").exists()
+
+
+def test_unknown_setting_in_dvflow_yaml_is_refused(make_project) -> None:
+    root = make_project()
+    (root / "dvflow.yaml").write_text("tracking_url: sqlite:///mlflow.db\n")
+    _assert_clean_error(cli("run", cwd=root), 3, "unknown setting(s): tracking_url")
+
+
+def test_unreachable_tracking_server_fails_before_any_stage(make_project) -> None:
+    root = make_project()
+    uri = f"http://127.0.0.1:{_free_port()}"
+    result = cli("run", "--tracking-uri", uri, cwd=root)
+    _assert_clean_error(result, 4, uri, "unreachable")
+    assert not (root / "data" / "clean").exists()
+    assert not (root / "dvc.lock").exists()
+
+
+def test_unreachable_server_from_environment_is_reported(make_project) -> None:
+    root = make_project()
+    uri = f"http://127.0.0.1:{_free_port()}"
+    result = cli("run", cwd=root, env={"DVFLOW_TRACKING_URI": uri})
+    _assert_clean_error(result, 4, "unreachable")
+
+
+def test_show_unknown_run_id(make_project) -> None:
+    root = make_project()
+    dvflow.run_pipeline(root)
+    _assert_clean_error(cli("show", "0" * 32, cwd=root), 5, "no run '" + "0" * 32)
+
+
+def test_show_run_without_record(make_project) -> None:
+    root = make_project()
+    client = tracking_client(root)
+    experiment = client.create_experiment("other")
+    run = client.create_run(experiment)
+    _assert_clean_error(cli("show", run.info.run_id, cwd=root), 5, "no dvflow provenance record")
+
+
+def test_tampered_record_is_detected(make_project) -> None:
+    root = make_project()
+    result = dvflow.run_pipeline(root)
+    run_id = result.stages[1].run_id
+    artifact_uri = tracking_client(root).get_run(run_id).info.artifact_uri
+    path = Path(artifact_uri.removeprefix("file://")) / RECORD_ARTIFACT
+    path.write_text(path.read_text().replace('"lr":"0.1"', '"lr":"0.01"').replace(
+        '"train.lr":"0.1"', '"train.lr":"0.01"'))
+
+    shown = cli("show", run_id, cwd=root)
+    _assert_clean_error(shown, 1, "tampered", run_id)
+    assert "train.lr = 0.01" in shown.stdout  # what was shown is what is stored
+    with pytest.raises(dvflow.RecordTamperedError):
+        dvflow.load_record(run_id, root)
+
+
+def test_record_replaced_by_garbage_is_reported_as_tampered(make_project) -> None:
+    root = make_project()
+    result = dvflow.run_pipeline(root)
+    run_id = result.stages[0].run_id
+    artifact_uri = tracking_client(root).get_run(run_id).info.artifact_uri
+    (Path(artifact_uri.removeprefix("file://")) / RECORD_ARTIFACT).write_text("{not json")
+    _assert_clean_error(cli("show", run_id, cwd=root), 1, "tampered")
+
+
+def test_verbose_flag_shows_the_traceback(tmp_path: Path) -> None:
+    result = cli("-v", "run", cwd=tmp_path)
+    assert result.returncode == 3
+    assert "Traceback" in result.stderr
+
+
+def test_usage_error_exits_2() -> None:
+    result = cli("run", "--no-such-flag")
+    assert result.returncode == 2
+    assert "No such option" in result.stderr
