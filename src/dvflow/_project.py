@@ -77,6 +77,12 @@ def _ensure_remote(
             with repo.config.edit(level) as conf:
                 conf["remote"][REMOTE_NAME] = {"url": target}
                 conf["core"]["remote"] = REMOTE_NAME
+            if url:
+                # A machine-local default would silently win over the shared one.
+                with repo.config.edit("local") as conf:
+                    conf["remote"].pop(REMOTE_NAME, None)
+                    if conf["core"].get("remote") == REMOTE_NAME:
+                        del conf["core"]["remote"]
         finally:
             repo.close()
     done.append(f"DVC remote '{REMOTE_NAME}' -> {target}")

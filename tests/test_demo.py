@@ -1,0 +1,54 @@
+"""dvflow demo, through the real console script, as a new user runs it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import cli, git, tracking_client
+
+
+@pytest.mark.slow
+def test_demo_runs_three_times_and_shows_every_stage_status(tmp_path: Path) -> None:
+    result = cli("demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    root = tmp_path / "dvflow-demo"
+    assert "run 1: prepare ran, train ran, evaluate ran" in result.stdout
+    assert "run 2: prepare up-to-date, train ran, evaluate ran" in result.stdout
+    assert "run 3: prepare up-to-date, train restored, evaluate restored" in result.stdout
+    assert "mlflow ui --backend-store-uri sqlite:///mlflow.db" in result.stdout
+    assert "[2/3] train: ran" in result.stderr  # progress is visible
+
+    client = tracking_client(root)
+    experiment = client.get_experiment_by_name("dvflow-demo").experiment_id
+    runs = client.search_runs([experiment], order_by=["attributes.start_time ASC"])
+    kinds = [r.data.tags["dvflow.kind"] for r in runs]
+    assert kinds.count("pipeline") == 3 and kinds.count("stage") == 9
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+    trains = [r for r in runs if r.data.tags.get("dvflow.stage") == "train"]
+    assert [t.data.tags["dvflow.status"] for t in trains] == ["ran", "ran", "restored"]
+    assert trains[2].data.tags["dvflow.produced_by"] == trains[0].info.run_id
+    assert "train_accuracy" in trains[0].data.metrics  # logged by the unchanged script
+    assert trains[0].data.params["train.n_estimators"] == "40"
+    assert trains[1].data.params["train.n_estimators"] == "80"
+    models = client.search_logged_models(experiment_ids=[experiment])
+    assert {m.source_run_id for m in models} == {trains[0].info.run_id, trains[1].info.run_id}
+
+    evaluate = next(r for r in runs if r.data.tags.get("dvflow.stage") == "evaluate")
+    assert 0.5 < evaluate.data.metrics["test.accuracy"] <= 1.0
+    raw = (root / "data" / "raw.csv.dvc").read_text().split("md5: ")[1].split()[0]
+    prepare = next(r for r in runs if r.data.tags.get("dvflow.stage") == "prepare")
+    consumers = client.search_runs([experiment], f"dataset.digest = '{raw}'")
+    assert prepare.info.run_id in {r.info.run_id for r in consumers}
+    assert git(root, "status", "--porcelain") == ""
+
+
+@pytest.mark.slow
+def test_demo_refuses_a_folder_that_is_not_its_own(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    result = cli("demo", str(tmp_path))
+    assert result.returncode == 3
+    assert "is not empty" in result.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -1,0 +1,93 @@
+"""Credentials planted where users keep them never reach what dvflow writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import cli, dvc, git, tracking_client
+
+SECRETS = {
+    "config_local_key": "AKIAPLANTED00CONFIG",
+    "config_local_secret": "planted-secret-in-config-local",
+    "url_password": "planted-pass-in-remote-url",
+    "git_token": "planted-token-in-git-remote",
+    "aws_env": "planted-aws-secret-from-env",
+    "azure_key": "planted-azure-account-key",
+    "sas_sig": "planted-sas-signature",
+    "mlflow_password": "planted-mlflow-password",
+    "patch_password": "planted-pass-in-patch",
+}
+
+LEAKY_TRAIN = """\
+import os, sys
+print("AWS", os.environ["AWS_SECRET_ACCESS_KEY"], file=sys.stderr)
+print("AZ", os.environ["AZURE_STORAGE_CONNECTION_STRING"], file=sys.stderr)
+print("SAS", os.environ["AZURE_STORAGE_SAS_TOKEN"], file=sys.stderr)
+sys.exit(1)
+"""
+
+
+def _plant(root: Path) -> dict[str, str]:
+    local = root / ".dvc" / "config.local"
+    local.write_text(
+        local.read_text()
+        + "['remote \"backup\"']\n"
+        + "    url = s3://bucket/path\n"
+        + f"    access_key_id = {SECRETS['config_local_key']}\n"
+        + f"    secret_access_key = {SECRETS['config_local_secret']}\n"
+    )
+    url = f"https://planted-user:{SECRETS['url_password']}@example.invalid/store"
+    result = dvc(root, "remote", "add", "--local", "-f", "-d", "web", url)
+    assert result.returncode == 0, result.stderr
+    git(root, "remote", "add", "origin",
+        f"https://bot:{SECRETS['git_token']}@example.invalid/team/repo.git")
+    (root / "train.py").write_text(
+        (root / "train.py").read_text()
+        + f'\nSERVER = "https://admin:{SECRETS["patch_password"]}@db.example.invalid"\n'
+    )
+    return {
+        "AWS_SECRET_ACCESS_KEY": SECRETS["aws_env"],
+        "AZURE_STORAGE_CONNECTION_STRING": "DefaultEndpointsProtocol=https;AccountName=acct;"
+        f"AccountKey={SECRETS['azure_key']};EndpointSuffix=core.windows.net",
+        "AZURE_STORAGE_SAS_TOKEN": f"sv=2022-11-02&ss=b&sig={SECRETS['sas_sig']}",
+        "MLFLOW_TRACKING_PASSWORD": SECRETS["mlflow_password"],
+    }
+
+
+def _everything_written(root: Path) -> str:
+    """Every tag, param, metric, dataset and artifact in the store, as one text."""
+    client = tracking_client(root)
+    chunks: list[str] = []
+    for experiment in client.search_experiments():
+        for run in client.search_runs([experiment.experiment_id]):
+            chunks.append(json.dumps(run.data.tags))
+            chunks.append(json.dumps(run.data.params))
+            chunks.append(json.dumps(sorted(run.data.metrics)))
+            for item in run.inputs.dataset_inputs:
+                d = item.dataset
+                chunks.extend([d.name, d.digest, d.source, d.profile or ""])
+            dest = root.parent / "downloads" / run.info.run_id
+            local = Path(client.download_artifacts(run.info.run_id, "", str(dest)))
+            for path in local.rglob("*"):
+                if path.is_file():
+                    chunks.append(path.read_bytes().decode("utf-8", errors="replace"))
+    return "\n".join(chunks)
+
+
+def test_no_planted_credential_reaches_runs_records_or_logs(make_project) -> None:
+    root = make_project()
+    env = _plant(root)
+    ok = cli("run", cwd=root, env=env)
+    assert ok.returncode == 0, ok.stderr
+    (root / "train.py").write_text(LEAKY_TRAIN)
+    failed = cli("run", cwd=root, env=env)
+    assert failed.returncode == 6, failed.stderr
+
+    written = _everything_written(root)
+    assert "AWS ***" in written  # the failing stage's stderr tail was kept, redacted
+    assert "https://***@example.invalid/store/files/md5/" in written  # pointers kept
+    assert "+SERVER = " in written  # the patch was kept
+    for name, secret in SECRETS.items():
+        assert secret not in written, f"{name} leaked into the tracking store"
+        assert secret not in ok.stdout + ok.stderr, f"{name} leaked into dvflow's output"
