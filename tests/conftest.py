@@ -10,15 +10,21 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 PROJECTS = Path(__file__).parent / "projects"
 DVFLOW = Path(sys.executable).with_name("dvflow")
-_LEAKY_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID",
-              "MLFLOW_EXPERIMENT_NAME", "DVFLOW_TRACKING_URI", "DVFLOW_EXPERIMENT")
+_LEAKY_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_RUN_ID",
+    "MLFLOW_EXPERIMENT_NAME",
+    "DVFLOW_TRACKING_URI",
+    "DVFLOW_EXPERIMENT",
+)
 
 
 @pytest.fixture(scope="session")
@@ -60,22 +66,31 @@ def git(root: Path, *args: str) -> str:
 
 def dvc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True,
+        [sys.executable, "-m", "dvc", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
         check=False,
     )
 
 
-def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-        timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run the real installed ``dvflow`` console script."""
     return subprocess.run(
-        [str(DVFLOW), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, **(env or {})}, check=False,
+        [str(DVFLOW), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
     )
 
 
 @pytest.fixture
-def make_project(tmp_path: Path, template_db: Path) -> Iterator[Callable[..., Path]]:
+def make_project(tmp_path: Path, template_db: Path) -> Callable[..., Path]:
     """Copy a fixture project from tests/projects, make it a dvflow project, commit."""
 
     def make(name: str = "basic", *, commit: bool = True) -> Path:
@@ -93,7 +108,7 @@ def make_project(tmp_path: Path, template_db: Path) -> Iterator[Callable[..., Pa
             git(root, "commit", "-qm", "fixture project")
         return root
 
-    yield make
+    return make
 
 
 def tracking_client(root: Path):  # type: ignore[no-untyped-def]

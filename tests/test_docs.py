@@ -24,9 +24,12 @@ def test_exit_codes_in_docs_match_the_errors() -> None:
     import dvflow
 
     docs = (ROOT / "docs" / "cli.md").read_text()
-    codes = {getattr(dvflow, name).exit_code for name in dvflow.__all__
-             if isinstance(getattr(dvflow, name), type)
-             and issubclass(getattr(dvflow, name), dvflow.DvflowError)}
+    codes = {
+        getattr(dvflow, name).exit_code
+        for name in dvflow.__all__
+        if isinstance(getattr(dvflow, name), type)
+        and issubclass(getattr(dvflow, name), dvflow.DvflowError)
+    }
     for code in codes | {0, 2}:
         assert f"| {code} |" in docs
 

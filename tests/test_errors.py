@@ -101,8 +101,11 @@ def test_tampered_record_is_detected(make_project) -> None:
     run_id = result.stages[1].run_id
     artifact_uri = tracking_client(root).get_run(run_id).info.artifact_uri
     path = Path(artifact_uri.removeprefix("file://")) / RECORD_ARTIFACT
-    path.write_text(path.read_text().replace('"lr":"0.1"', '"lr":"0.01"').replace(
-        '"train.lr":"0.1"', '"train.lr":"0.01"'))
+    path.write_text(
+        path.read_text()
+        .replace('"lr":"0.1"', '"lr":"0.01"')
+        .replace('"train.lr":"0.1"', '"train.lr":"0.01"')
+    )
 
     shown = cli("show", run_id, cwd=root)
     _assert_clean_error(shown, 1, "tampered", run_id)

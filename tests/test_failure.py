@@ -49,8 +49,9 @@ def test_failing_stage_marks_runs_failed_and_keeps_stderr_tail(make_project) -> 
     assert runs["train"].data.tags["dvflow.status"] == "failed"
     assert runs["prepare"].info.status == "FINISHED"
     client = tracking_client(root)
-    tail = Path(client.download_artifacts(runs["train"].info.run_id, "dvflow/stderr.txt",
-                                          str(root.parent))).read_text()
+    tail = Path(
+        client.download_artifacts(runs["train"].info.run_id, "dvflow/stderr.txt", str(root.parent))
+    ).read_text()
     assert "loss exploded at step 7" in tail
     assert dvflow.load_record(runs["train"].info.run_id, root).status == "FAILED"
 
@@ -101,8 +102,9 @@ def test_sigterm_marks_runs_killed_and_stops_the_command(make_project) -> None:
     root = make_project()
     (root / "train.py").write_text(SLOW_TRAIN)
     git(root, "commit", "-qam", "slow train")
-    proc = subprocess.Popen([str(DVFLOW), "run"], cwd=root, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(DVFLOW), "run"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
     while not (root / "started.flag").exists():
         assert proc.poll() is None, proc.communicate()
@@ -117,7 +119,7 @@ def test_sigterm_marks_runs_killed_and_stops_the_command(make_project) -> None:
     assert "Traceback" not in stderr
     statuses = {r.data.tags.get("dvflow.stage", "pipeline"): r.info.status for r in _runs(root)}
     assert statuses == {"pipeline": "KILLED", "prepare": "FINISHED", "train": "KILLED"}
-    gone, alive = psutil.wait_procs(children, timeout=10)
+    _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, "the stage command outlived dvflow"
 
 
@@ -126,8 +128,14 @@ def test_sigint_during_a_command_marks_runs_killed(make_project) -> None:
     (root / "train.py").write_text(SLOW_TRAIN)
     git(root, "commit", "-qam", "slow train")
     # A terminal's Ctrl-C reaches the whole process group.
-    proc = subprocess.Popen([str(DVFLOW), "run"], cwd=root, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(DVFLOW), "run"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while not (root / "started.flag").exists():
         assert proc.poll() is None, proc.communicate()

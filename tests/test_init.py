@@ -74,7 +74,9 @@ def test_init_inside_a_subfolder_of_a_repository_is_refused(tmp_path: Path) -> N
 def test_init_then_run_works_on_a_fresh_project(tmp_path: Path) -> None:
     root = tmp_path / "p"
     dvflow.init_project(root)
-    (root / "dvc.yaml").write_text("stages:\n  hello:\n    cmd: echo hi > hi.txt\n    outs: [hi.txt]\n")
+    (root / "dvc.yaml").write_text(
+        "stages:\n  hello:\n    cmd: echo hi > hi.txt\n    outs: [hi.txt]\n"
+    )
     result = dvflow.run_pipeline(root)
     assert [(s.name, s.status) for s in result.stages] == [("hello", "ran")]
     assert result.commit is None and result.dirty  # no commit yet: recorded as such

@@ -31,7 +31,9 @@ def test_cli_run_records_parent_and_stage_runs_end_to_end(make_project) -> None:
     experiment = client.get_experiment_by_name(root.name)
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("dvflow.kind") == "pipeline"]
-    stages = {r.data.tags["dvflow.stage"]: r for r in runs if r.data.tags.get("dvflow.kind") == "stage"}
+    stages = {
+        r.data.tags["dvflow.stage"]: r for r in runs if r.data.tags.get("dvflow.kind") == "stage"
+    }
     assert len(parents) == 1 and set(stages) == {"prepare", "train"}
     parent = parents[0]
     assert parent.info.status == "FINISHED"
@@ -45,14 +47,22 @@ def test_cli_run_records_parent_and_stage_runs_end_to_end(make_project) -> None:
 
     train = stages["train"]
     assert train.data.params == {"train.lr": "0.1", "train.epochs": "3"}
-    assert train.data.metrics == {"loss": train.data.metrics["loss"], "eval.acc": 0.5, "eval.n": 4.0}
+    assert train.data.metrics == {
+        "loss": train.data.metrics["loss"],
+        "eval.acc": 0.5,
+        "eval.n": 4.0,
+    }
     artifacts = {a.path for a in client.list_artifacts(train.info.run_id, "plots")}
     assert artifacts == {"plots/plot.csv"}
 
     record = _record(root, train.info.run_id)
     assert record["schema_version"] == 1
-    assert record["stage"] == {"name": "train", "cmd": "python train.py", "status": "ran",
-                               "produced_by": None}
+    assert record["stage"] == {
+        "name": "train",
+        "cmd": "python train.py",
+        "status": "ran",
+        "produced_by": None,
+    }
     outputs = {p["path"]: p for p in record["outputs"]}
     lock = (root / "dvc.lock").read_text()
     assert outputs["model.txt"]["md5"] in lock
@@ -124,7 +134,9 @@ def test_dirty_tree_records_patch_with_untracked_dependency(make_project) -> Non
     train.write_text(train.read_text() + "\n# tuned by hand\n")
     (root / "helper.py").write_text("VALUE = 1\n")
     dvc_yaml = root / "dvc.yaml"
-    dvc_yaml.write_text(dvc_yaml.read_text().replace("      - train.py\n", "      - train.py\n      - helper.py\n"))
+    dvc_yaml.write_text(
+        dvc_yaml.read_text().replace("      - train.py\n", "      - train.py\n      - helper.py\n")
+    )
 
     result = dvflow.run_pipeline(root)
     assert result.dirty
@@ -132,7 +144,9 @@ def test_dirty_tree_records_patch_with_untracked_dependency(make_project) -> Non
     stage_id = result.stages[1].run_id
     record = dvflow.load_record(stage_id, root)
     assert record.code["dirty"] is True
-    patch = Path(client.download_artifacts(stage_id, "dvflow/code.patch", str(root.parent))).read_bytes()
+    patch = Path(
+        client.download_artifacts(stage_id, "dvflow/code.patch", str(root.parent))
+    ).read_bytes()
     assert record.code["patch_sha256"] == sha256_hex(patch)
     assert b"+# tuned by hand" in patch
     assert b"+VALUE = 1" in patch and b"helper.py" in patch

@@ -40,8 +40,13 @@ def _plant(root: Path) -> dict[str, str]:
     url = f"https://planted-user:{SECRETS['url_password']}@example.invalid/store"
     result = dvc(root, "remote", "add", "--local", "-f", "-d", "web", url)
     assert result.returncode == 0, result.stderr
-    git(root, "remote", "add", "origin",
-        f"https://bot:{SECRETS['git_token']}@example.invalid/team/repo.git")
+    git(
+        root,
+        "remote",
+        "add",
+        "origin",
+        f"https://bot:{SECRETS['git_token']}@example.invalid/team/repo.git",
+    )
     (root / "train.py").write_text(
         (root / "train.py").read_text()
         + f'\nSERVER = "https://admin:{SECRETS["patch_password"]}@db.example.invalid"\n'

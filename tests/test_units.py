@@ -57,10 +57,18 @@ def test_pointer_from_version_aware_entry_without_top_level_md5() -> None:
     entry = {
         "path": "data",
         "files": [
-            {"relpath": "a.csv", "md5": "1" * 32, "size": 3,
-             "cloud": {"s3": {"version_id": "v1", "etag": "e1"}}},
-            {"relpath": "b.csv", "md5": "2" * 32, "size": 4,
-             "cloud": {"s3": {"version_id": "v2", "etag": "e2"}}},
+            {
+                "relpath": "a.csv",
+                "md5": "1" * 32,
+                "size": 3,
+                "cloud": {"s3": {"version_id": "v1", "etag": "e1"}},
+            },
+            {
+                "relpath": "b.csv",
+                "md5": "2" * 32,
+                "size": 4,
+                "cloud": {"s3": {"version_id": "v2", "etag": "e2"}},
+            },
         ],
     }
     pointer = pointer_from_entry(entry, remote_url="s3://b")
@@ -69,10 +77,16 @@ def test_pointer_from_version_aware_entry_without_top_level_md5() -> None:
 
 
 def test_params_are_flattened_and_prefixed_by_file() -> None:
-    entry = {"params": {"params.yaml": {"train": {"lr": 0.1, "layers": [1, 2]}},
-                        "other.yaml": {"seed": 1}}}
+    entry = {
+        "params": {
+            "params.yaml": {"train": {"lr": 0.1, "layers": [1, 2]}},
+            "other.yaml": {"seed": 1},
+        }
+    }
     assert params_from_lock(entry) == {
-        "train.lr": "0.1", "train.layers": "[1, 2]", "other.yaml:seed": "1"
+        "train.lr": "0.1",
+        "train.layers": "[1, 2]",
+        "other.yaml:seed": "1",
     }
     assert flatten({"a": {"b": {"c": 1}}, "d": {}}) == {"a.b.c": 1, "d": {}}
 
@@ -109,15 +123,29 @@ def test_config_defaults_without_a_file(tmp_path: Path) -> None:
 def test_canonical_json_is_stable_and_record_round_trips() -> None:
     assert canonical_json({"b": 1, "a": [1, "é"]}) == '{"a":[1,"é"],"b":1}'.encode()
     record = ProvenanceRecord(
-        kind="stage", status="FINISHED",
-        code={"commit": "c", "branch": "main", "dirty": False, "patch_sha256": None,
-              "patch_artifact": None, "repo_url": None},
-        environment={"python": "3.11", "platform": "linux", "dvc": "3", "mlflow": "3",
-                     "packages_sha256": "p"},
+        kind="stage",
+        status="FINISHED",
+        code={
+            "commit": "c",
+            "branch": "main",
+            "dirty": False,
+            "patch_sha256": None,
+            "patch_artifact": None,
+            "repo_url": None,
+        },
+        environment={
+            "python": "3.11",
+            "platform": "linux",
+            "dvc": "3",
+            "mlflow": "3",
+            "packages_sha256": "p",
+        },
         mlflow={"tracking_uri": "u", "experiment_id": "1", "run_id": "r", "parent_run_id": "p"},
-        started="t0", ended="t1",
+        started="t0",
+        ended="t1",
         stage={"name": "s", "cmd": "c", "status": "ran", "produced_by": None},
-        params={"a": "1"}, metrics={"m": 1.0},
+        params={"a": "1"},
+        metrics={"m": 1.0},
     )
     again = parse_record(record.to_json())
     assert again == record and again.sha256 == record.sha256

@@ -4,7 +4,6 @@ Importing dvflow is cheap: MLflow and DVC are imported only by the calls
 that need them.
 """
 
-
 __version__ = "0.1.0"
 
 from ._config import Config, load_config
@@ -47,8 +46,8 @@ __all__ = [
     "NotFoundError",
     "PipelineRun",
     "Pointer",
-    "ProjectError",
     "Progress",
+    "ProjectError",
     "ProvenanceRecord",
     "RecordCheck",
     "RecordNotFoundError",

@@ -90,17 +90,27 @@ def init(path: str, remote: str | None, force: bool) -> None:
 
 @cli.command()
 @click.argument("stages", nargs=-1)
-@click.option("-C", "--cwd", "path", default=".", type=click.Path(file_okay=False),
-              help="Project folder (default: current).")
+@click.option(
+    "-C",
+    "--cwd",
+    "path",
+    default=".",
+    type=click.Path(file_okay=False),
+    help="Project folder (default: current).",
+)
 @click.option("--tracking-uri", metavar="URI", help="MLflow store (overrides dvflow.yaml).")
 @click.option("--experiment", metavar="NAME", help="MLflow experiment name.")
-def run(stages: tuple[str, ...], path: str, tracking_uri: str | None,
-        experiment: str | None) -> None:
+def run(
+    stages: tuple[str, ...], path: str, tracking_uri: str | None, experiment: str | None
+) -> None:
     """Run the pipeline like 'dvc repro [STAGES]' and record every stage in MLflow."""
     from ._pipeline import run_pipeline
 
     result = run_pipeline(
-        path, stages, tracking_uri=tracking_uri, experiment=experiment,
+        path,
+        stages,
+        tracking_uri=tracking_uri,
+        experiment=experiment,
         on_progress=_render_progress,
     )
     _render_pipeline(result)
@@ -109,8 +119,14 @@ def run(stages: tuple[str, ...], path: str, tracking_uri: str | None,
 @cli.command()
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
-@click.option("-C", "--cwd", "path", default=".", type=click.Path(file_okay=False),
-              help="Project folder whose store to read (default: current).")
+@click.option(
+    "-C",
+    "--cwd",
+    "path",
+    default=".",
+    type=click.Path(file_okay=False),
+    help="Project folder whose store to read (default: current).",
+)
 @click.option("--tracking-uri", metavar="URI", help="MLflow store to read.")
 def show(run_id: str, as_json: bool, path: str, tracking_uri: str | None) -> None:
     """Print RUN_ID's provenance record and check it against its digest."""
@@ -166,9 +182,7 @@ def demo(directory: str) -> None:
     result = run_demo(directory, on_step=step, on_progress=_render_progress)
     click.echo("")
     for number, run_result in enumerate(result.runs, 1):
-        click.echo(f"run {number}: " + ", ".join(
-            f"{s.name} {s.status}" for s in run_result.stages
-        ))
+        click.echo(f"run {number}: " + ", ".join(f"{s.name} {s.status}" for s in run_result.stages))
     last = result.runs[-1]
     click.echo(f"\nproject:  {result.root}")
     click.echo(f"MLflow:   {result.tracking_uri} (experiment '{last.experiment}')")

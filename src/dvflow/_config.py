@@ -103,9 +103,7 @@ def load_config(
     artifacts = file_values.get("artifact_location") or DEFAULT_ARTIFACTS_DIR
     if not uri.strip():
         raise ConfigError("the tracking URI is empty", hint="Set tracking_uri in dvflow.yaml.")
-    artifact_location = (
-        artifacts if "://" in artifacts else (root / artifacts).resolve().as_uri()
-    )
+    artifact_location = artifacts if "://" in artifacts else (root / artifacts).resolve().as_uri()
     return Config(
         root=root,
         tracking_uri=resolve_tracking_uri(uri, root),

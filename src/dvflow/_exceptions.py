@@ -100,9 +100,7 @@ class DvcError(DvflowError):
     exit_code = 3
 
     def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(
-            f"DVC: {message}", hint=hint or "Run 'dvc status' to see what DVC sees."
-        )
+        super().__init__(f"DVC: {message}", hint=hint or "Run 'dvc status' to see what DVC sees.")
 
 
 class TrackingError(DvflowError):

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -110,6 +110,12 @@ class _Interrupted(BaseException):
         self.signal_name = signal_name
 
 
+def _killed_by_signal(exc: BaseException) -> bool:
+    """A command that died of SIGINT/SIGTERM (directly or through its shell)."""
+    status = command_status(exc) if is_command_failure(exc) else None
+    return status is not None and status in _KILLED_STATUSES
+
+
 def _stage_path() -> str:
     """PATH for stage commands: dvflow's own Python environment first.
 
@@ -123,7 +129,7 @@ def _stage_path() -> str:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _outputs_key(outputs: Sequence[Pointer]) -> str | None:
@@ -267,12 +273,12 @@ class _Session:
             if self.failure is None:
                 self._finish_parent("FAILED")
                 raise
-            stage, exc, run_id = self.failure
-            if command_status(exc) in _KILLED_STATUSES:
+            stage, error, run_id = self.failure
+            if _killed_by_signal(error):
                 self._finish_parent("KILLED")
                 raise InterruptedRunError("SIGINT") from None
             self._finish_parent("FAILED")
-            raise StageFailedError(stage, self._reason(exc), run_id) from None
+            raise StageFailedError(stage, self._reason(error), run_id) from None
         self._finish_parent(status)
         return self._result(status)
 
@@ -283,7 +289,7 @@ class _Session:
         else:
             reason = self.redactor.redact(str(exc).splitlines()[0] if str(exc) else repr(exc))
         if self.ignored:
-            reason += f"; git-ignored its outputs so 'git add -A' cannot commit data: " + ", ".join(
+            reason += "; git-ignored its outputs so 'git add -A' cannot commit data: " + ", ".join(
                 self.ignored
             )
         return reason
@@ -355,7 +361,16 @@ class _Session:
         if self.patch:
             self.tracker.log_bytes(run_id, self.patch, PATCH_ARTIFACT)
         record = self._record(
-            "stage", "FINISHED", run_id, info, status, producer, inputs, outputs, params, metrics
+            kind="stage",
+            mlflow_status="FINISHED",
+            run_id=run_id,
+            info=info,
+            status=status,
+            producer=producer,
+            inputs=inputs,
+            outputs=outputs,
+            params=params,
+            metrics=metrics,
         )
         tags = {"dvflow.status": status}
         if key:
@@ -370,7 +385,12 @@ class _Session:
         self.results.append(result)
         self.emit(
             Progress(
-                "stage-end", len(self.results), self.total, info.name, status, run_id,
+                "stage-end",
+                len(self.results),
+                self.total,
+                info.name,
+                status,
+                run_id,
                 seconds=seconds,
             )
         )
@@ -378,9 +398,7 @@ class _Session:
     def _stage_failed(
         self, info: StageInfo, run_id: str, exc: BaseException, stderr: str, seconds: float
     ) -> None:
-        killed = isinstance(exc, (_Interrupted, KeyboardInterrupt)) or (
-            command_status(exc) in _KILLED_STATUSES
-        )
+        killed = isinstance(exc, (_Interrupted, KeyboardInterrupt)) or _killed_by_signal(exc)
         status, mlflow_status = ("killed", "KILLED") if killed else ("failed", "FAILED")
         self.failure = (info.name, exc, run_id)
         # Best effort: a store that fails now must not hide the stage's own error.
@@ -390,14 +408,23 @@ class _Session:
                     run_id, self.redactor.redact(stderr).encode(), STDERR_ARTIFACT
                 )
             record = self._record(
-                "stage", mlflow_status, run_id, info, status, None, (), (), {}, {}
+                kind="stage",
+                mlflow_status=mlflow_status,
+                run_id=run_id,
+                info=info,
+                status=status,
             )
             self._publish(run_id, record, {"dvflow.status": status})
             self.tracker.terminate(run_id, mlflow_status)
         self.results.append(StageRun(info.name, status, run_id, seconds=seconds))
         self.emit(
             Progress(
-                "stage-end", len(self.results), self.total, info.name, status, run_id,
+                "stage-end",
+                len(self.results),
+                self.total,
+                info.name,
+                status,
+                run_id,
                 seconds=seconds,
             )
         )
@@ -491,16 +518,17 @@ class _Session:
 
     def _record(
         self,
+        *,
         kind: Literal["stage", "pipeline"],
         mlflow_status: str,
         run_id: str,
-        info: StageInfo | None,
         status: str,
-        producer: str | None,
-        inputs: Sequence[Pointer],
-        outputs: Sequence[Pointer],
-        params: Mapping[str, str],
-        metrics: Mapping[str, float],
+        info: StageInfo | None = None,
+        producer: str | None = None,
+        inputs: Sequence[Pointer] = (),
+        outputs: Sequence[Pointer] = (),
+        params: Mapping[str, str] | None = None,
+        metrics: Mapping[str, float] | None = None,
     ) -> ProvenanceRecord:
         return ProvenanceRecord(
             kind=kind,
@@ -511,8 +539,8 @@ class _Session:
             else None,
             inputs=tuple(inputs),
             outputs=tuple(outputs),
-            params=dict(params),
-            metrics=dict(metrics),
+            params=dict(params or {}),
+            metrics=dict(metrics or {}),
             environment=self.environment,
             mlflow={
                 "tracking_uri": display_uri(self.config.tracking_uri),
@@ -523,8 +551,7 @@ class _Session:
             started=self.started,
             ended=_now_iso(),
             stages=tuple(
-                {"name": r.name, "status": r.status, "run_id": r.run_id or ""}
-                for r in self.results
+                {"name": r.name, "status": r.status, "run_id": r.run_id or ""} for r in self.results
             )
             if kind == "pipeline"
             else (),
@@ -548,8 +575,10 @@ class _Session:
         quiet = mlflow_status != "FINISHED"
         with contextlib.suppress(DvflowError) if quiet else contextlib.nullcontext():
             record = self._record(
-                "pipeline", mlflow_status, self.parent_id, None, mlflow_status.lower(),
-                None, (), (), {}, {},
+                kind="pipeline",
+                mlflow_status=mlflow_status,
+                run_id=self.parent_id,
+                status=mlflow_status.lower(),
             )
             self._publish(self.parent_id, record, {"dvflow.status": mlflow_status.lower()})
             self.tracker.terminate(self.parent_id, mlflow_status)

@@ -49,8 +49,8 @@ class Redactor:
     secrets: set[str] = field(default_factory=set)
 
     def add(self, values: Iterable[str]) -> None:
-        for value in values:
-            value = value.strip().strip("'\"")
+        for raw in values:
+            value = raw.strip().strip("'\"")
             if len(value) >= _MIN_SECRET_LEN:
                 self.secrets.add(value)
 

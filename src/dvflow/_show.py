@@ -70,5 +70,6 @@ def load_record(
     """The provenance record of ``run_id``; raises RecordTamperedError if it changed."""
     check = check_record(run_id, path, tracking_uri=tracking_uri)
     if not check.intact:
-        raise RecordTamperedError(check.run_id, check.expected_sha256 or "none", check.actual_sha256)
+        expected = check.expected_sha256 or "none"
+        raise RecordTamperedError(check.run_id, expected, check.actual_sha256)
     return check.record

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -50,7 +49,7 @@ def _probe_http(uri: str) -> None:
         # A server that answers (401, 404 on a proxy path...) is reachable.
         if exc.code >= 500:
             raise TrackingError(display_uri(uri), f"server error {exc.code}") from exc
-    except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
+    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise TrackingError(display_uri(uri), f"unreachable ({reason})") from exc
 

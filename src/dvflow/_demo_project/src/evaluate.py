@@ -21,7 +21,7 @@ metrics = {
 }
 Path("metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 Path("plots").mkdir(exist_ok=True)
-pd.DataFrame(
-    {"feature": features.columns, "importance": model.feature_importances_}
-).to_csv("plots/importance.csv", index=False)
+pd.DataFrame({"feature": features.columns, "importance": model.feature_importances_}).to_csv(
+    "plots/importance.csv", index=False
+)
 print(f"test accuracy {metrics['test']['accuracy']}")
