@@ -1,0 +1,49 @@
+"""Helpers shared by the benchmarks: timing child processes by wall and CPU time."""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Timing:
+    wall: float
+    cpu: float
+
+
+def timed(
+    command: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Timing:
+    """Run ``command``; wall seconds and the CPU seconds of it and its children."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(
+        command,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Timing(wall, cpu)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def row(label: str, *cells: str) -> str:
+    return f"{label:<34}" + "".join(f"{c:>14}" for c in cells)
