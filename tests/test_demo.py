@@ -11,6 +11,8 @@ from conftest import cli, git, tracking_client
 
 @pytest.mark.slow
 def test_demo_runs_three_times_and_shows_every_stage_status(tmp_path: Path) -> None:
+    # As in the README: run from the top of another repository (a dvflow clone).
+    git(tmp_path, "init", "-q")
     result = cli("demo", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     root = tmp_path / "dvflow-demo"
@@ -43,6 +45,7 @@ def test_demo_runs_three_times_and_shows_every_stage_status(tmp_path: Path) -> N
     consumers = client.search_runs([experiment], f"dataset.digest = '{raw}'")
     assert prepare.info.run_id in {r.info.run_id for r in consumers}
     assert git(root, "status", "--porcelain") == ""
+    assert git(root, "rev-parse", "--show-toplevel").strip() == str(root)
 
 
 @pytest.mark.slow

@@ -186,8 +186,22 @@ def demo(directory: str) -> None:
     last = result.runs[-1]
     click.echo(f"\nproject:  {result.root}")
     click.echo(f"MLflow:   {result.tracking_uri} (experiment '{last.experiment}')")
-    click.echo(f"record:   dvflow show {last.stages[-1].run_id} -C {result.root}")
-    click.echo(f"browse:   cd {result.root} && mlflow ui --backend-store-uri sqlite:///mlflow.db")
+    click.echo(f"record:   {_tool('dvflow')} show {last.stages[-1].run_id} -C {result.root}")
+    click.echo(
+        f"browse:   cd {result.root} && {_tool('mlflow')} ui "
+        "--backend-store-uri sqlite:///mlflow.db"
+    )
+
+
+def _tool(name: str) -> str:
+    """How to call a tool of dvflow's environment: bare when on PATH, else its path."""
+    import shutil
+    from pathlib import Path
+
+    installed = Path(sys.executable).with_name(name)
+    if not installed.exists() or shutil.which(name) == str(installed):
+        return name
+    return str(installed)
 
 
 def main(argv: list[str] | None = None) -> None:

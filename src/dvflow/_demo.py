@@ -86,6 +86,9 @@ def run_demo(
     step(f"writing the demo project to {root}")
     _copy_template(root)
     _write_raw_data(root)
+    # The demo is a project of its own, also when made inside another
+    # repository (such as a clone of dvflow itself).
+    _git.init(root)
     init_project(root)
     _dvc_add(root, "data/raw.csv")
     _git.commit_all(root, "demo: wine pipeline")

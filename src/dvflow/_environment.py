@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import platform
 import sys
 from functools import lru_cache
@@ -13,13 +15,27 @@ from ._record import EnvironmentInfo
 
 @lru_cache(maxsize=1)
 def installed_packages() -> tuple[str, ...]:
-    """``name==version`` of every installed distribution, sorted and unique."""
-    seen = {
-        f"{(dist.metadata['Name'] or '').lower()}=={dist.version}"
-        for dist in metadata.distributions()
-        if dist.metadata["Name"]
-    }
+    """``name==version`` of every installed distribution, sorted and unique.
+
+    Read from the ``name-version.dist-info`` folder names on ``sys.path``:
+    parsing every METADATA file instead costs a third of a second.
+    """
+    seen: set[str] = set()
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".dist-info"):
+                dist, _, version = name.removesuffix(".dist-info").partition("-")
+                if version:
+                    seen.add(f"{_canonical(dist)}=={version}")
     return tuple(sorted(seen))
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _version(name: str) -> str:
