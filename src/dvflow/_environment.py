@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import platform
+import re
 import sys
 from functools import lru_cache
 from importlib import metadata
