@@ -133,3 +133,8 @@ def test_usage_error_exits_2() -> None:
     result = cli("run", "--no-such-flag")
     assert result.returncode == 2
     assert "No such option" in result.stderr
+
+
+def test_unknown_stage_name_points_to_the_stage_list(make_project) -> None:
+    root = make_project()
+    _assert_clean_error(cli("run", "nosuchstage", cwd=root), 3, "nosuchstage", "dvc stage list")

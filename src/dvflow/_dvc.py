@@ -50,12 +50,16 @@ class StageCommandFailed(DvflowError):
 @contextlib.contextmanager
 def dvc_errors() -> Iterator[None]:
     """Translate DvcException (and its causes) into DvflowErrors."""
-    from dvc.exceptions import DvcException, NotDvcRepoError
+    from dvc.exceptions import DvcException, NoOutputOrStageError, NotDvcRepoError
+    from dvc.exceptions import StageNotFoundError as MissingStageError
+    from dvc.stage.exceptions import StageNotFound
 
     try:
         yield
     except DvflowError:
         raise
+    except (StageNotFound, MissingStageError, NoOutputOrStageError) as exc:
+        raise DvcError(str(exc), hint="List the pipeline's stages with 'dvc stage list'.") from exc
     except NotDvcRepoError as exc:
         raise ProjectError(
             "this git repository is not a DVC project",
