@@ -16,7 +16,9 @@ def _assert_clean_error(result, code: int, *fragments: str) -> None:  # type: ig
     assert result.returncode == code, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert lines[0].startswith("error: ") and lines[1].startswith("hint: "), result.stderr
+    errors = [i for i, line in enumerate(lines) if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert lines[errors[0] + 1].startswith("hint: "), result.stderr
     for fragment in fragments:
         assert fragment in result.stderr
 
@@ -130,9 +132,46 @@ def test_verbose_flag_shows_the_traceback(tmp_path: Path) -> None:
 
 
 def test_usage_error_exits_2() -> None:
-    result = cli("run", "--no-such-flag")
-    assert result.returncode == 2
-    assert "No such option" in result.stderr
+    _assert_clean_error(cli("run", "--no-such-flag"), 2, "No such option", "dvflow run --help")
+    _assert_clean_error(cli("show"), 2, "Missing argument 'RUN_ID'")
+
+
+def test_missing_param_is_caught_before_any_stage_runs(make_project) -> None:
+    root = make_project()
+    dvflow.run_pipeline(root)
+    dvc_yaml = root / "dvc.yaml"
+    dvc_yaml.write_text(dvc_yaml.read_text().replace("- prepare.factor", "- prepare.scale"))
+    result = cli("run", cwd=root)
+    _assert_clean_error(result, 3, "params.yaml", "prepare.scale")
+    assert (root / "data" / "clean" / "scaled.txt").exists()  # DVC removed nothing
+    assert (root / "model.txt").exists()
+
+
+def test_missing_command_is_named(make_project) -> None:
+    root = make_project()
+    (root / "dvc.yaml").write_text("stages:\n  x:\n    cmd: no-such-tool --go\n")
+    _assert_clean_error(cli("run", cwd=root), 6, "exited with 127 (command not found)")
+
+
+def test_show_outside_a_project_writes_nothing(tmp_path: Path) -> None:
+    _assert_clean_error(cli("show", "0" * 32, cwd=tmp_path), 4, "no store there yet")
+    assert list(tmp_path.iterdir()) == []
+    missing = tmp_path / "missing"
+    _assert_clean_error(cli("show", "x", "-C", str(missing)), 3, "no such folder")
+    assert not missing.exists()
+
+
+def test_show_against_an_unreachable_server_fails_fast(tmp_path: Path) -> None:
+    uri = f"http://127.0.0.1:{_free_port()}"
+    result = cli("show", "0" * 32, "--tracking-uri", uri, cwd=tmp_path, timeout=30)
+    _assert_clean_error(result, 4, "unreachable")
+
+
+@pytest.mark.parametrize("command", ["init", "demo"])
+def test_a_folder_that_cannot_be_made_is_reported(tmp_path: Path, command: str) -> None:
+    (tmp_path / "afile").write_text("x")
+    _assert_clean_error(cli(command, str(tmp_path / "afile" / "sub")), 3, "cannot create")
+    _assert_clean_error(cli(command, str(tmp_path / "afile")), 2, "is a file")
 
 
 def test_unknown_stage_name_points_to_the_stage_list(make_project) -> None:

@@ -53,7 +53,13 @@ def test_failing_stage_marks_runs_failed_and_keeps_stderr_tail(make_project) -> 
         client.download_artifacts(runs["train"].info.run_id, "dvflow/stderr.txt", str(root.parent))
     ).read_text()
     assert "loss exploded at step 7" in tail
-    assert dvflow.load_record(runs["train"].info.run_id, root).status == "FAILED"
+    record = dvflow.load_record(runs["train"].info.run_id, root)
+    assert record.status == "FAILED"
+    # What the failed attempt ran with is kept: its inputs and params.
+    assert {p.path for p in record.inputs} == {"train.py", "data/clean"}
+    assert all(p.md5 for p in record.inputs)
+    assert record.params == {"train.lr": "0.1", "train.epochs": "3"}
+    assert runs["train"].data.params == {"train.lr": "0.1", "train.epochs": "3"}
 
 
 def test_failing_stage_leaves_no_output_for_git_add(make_project) -> None:

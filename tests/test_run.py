@@ -69,14 +69,19 @@ def test_cli_run_records_parent_and_stage_runs_end_to_end(make_project) -> None:
     remote = outputs["model.txt"]["remote_uri"]
     md5 = outputs["model.txt"]["md5"]
     assert remote.endswith(f"/files/md5/{md5[:2]}/{md5[2:]}")
+    assert (root / outputs["model.txt"]["cache_path"]).is_file()
     inputs = {p["path"]: p for p in record["inputs"]}
     assert inputs["data/clean"]["md5"].endswith(".dir") and inputs["data/clean"]["nfiles"] == 2
+    assert (root / inputs["data/clean"]["cache_path"]).is_file()
+    # Code lives in git, not in DVC's cache or remote: no object to point at.
+    assert inputs["train.py"]["cache_path"] is None and inputs["train.py"]["remote_uri"] is None
     assert record["environment"]["mlflow"] == "3.17.2"
     assert record["mlflow"]["parent_run_id"] == parent.info.run_id
 
     shown = cli("show", train.info.run_id, "--json", cwd=root)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout) == record
+    assert sha256_hex(shown.stdout.encode()) == train.data.tags[DIGEST_TAG]
     assert "intact" in shown.stderr
 
 

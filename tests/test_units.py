@@ -46,7 +46,9 @@ def test_secrets_are_read_from_dvc_config_and_environment(tmp_path: Path) -> Non
 
 def test_pointer_from_lock_entry_with_remote_and_cache() -> None:
     entry = {"path": "model.pkl", "md5": "ab" + "c" * 30, "size": 10, "hash": "md5"}
-    pointer = pointer_from_entry(entry, wdir="sub", cache_dir=".dvc/cache", remote_url="s3://b/r")
+    pointer = pointer_from_entry(
+        entry, wdir="sub", cache_dir=".dvc/cache/files/md5", remote_url="s3://b/r"
+    )
     assert pointer.path == "sub/model.pkl"
     assert pointer.remote_uri == "s3://b/r/files/md5/ab/" + "c" * 30
     assert pointer.cache_path == ".dvc/cache/files/md5/ab/" + "c" * 30

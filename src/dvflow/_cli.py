@@ -8,7 +8,6 @@ YAML, DVC refused); 4 tracking store unusable; 5 not found (unknown run id);
 
 from __future__ import annotations
 
-import json
 import sys
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -85,7 +84,12 @@ def init(path: str, remote: str | None, force: bool) -> None:
         click.echo(f"  done: {redact(line)}")
     for line in result.kept:
         click.echo(f"  kept: {redact(line)}")
-    click.echo(f"dvflow project ready at {result.root}. Next: 'dvflow run'.")
+    click.echo(f"dvflow project ready at {result.root}.")
+    if not (result.root / "dvc.yaml").exists():
+        click.echo("Next: describe your pipeline in dvc.yaml (see 'dvc stage add --help'),")
+        click.echo("      commit, then 'dvflow run'.")
+    else:
+        click.echo("Next: git add -A && git commit -m 'dvflow init', then 'dvflow run'.")
 
 
 @cli.command()
@@ -135,7 +139,8 @@ def show(run_id: str, as_json: bool, path: str, tracking_uri: str | None) -> Non
 
     check = check_record(run_id, path, tracking_uri=tracking_uri)
     if as_json:
-        click.echo(json.dumps(json.loads(check.raw), indent=2, sort_keys=True))
+        # The stored bytes exactly, so `dvflow show ID --json | sha256sum` checks the tag.
+        click.echo(check.raw, nl=False)
     else:
         _render_record(check.record.to_dict(), check.run_status)
     if not check.intact:
@@ -216,19 +221,28 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "dvflow"
+        click.echo(f"error: {exc.format_message()}", err=True)
+        click.echo(f"hint: see '{command} --help'", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:
+        _report(exc, f"unexpected {type(exc).__name__}: {exc}")
+        click.echo("hint: this is a dvflow bug; run again with -v and report it", err=True)
+        sys.exit(70)
     sys.exit(0)
 
 
-def _report(exc: BaseException) -> None:
+def _report(exc: BaseException, message: str | None = None) -> None:
     if _State.verbose:
         traceback.print_exception(exc)
-    click.echo(f"error: {getattr(exc, 'message', exc)}", err=True)
+    click.echo(f"error: {message or getattr(exc, 'message', exc)}", err=True)
     hint = getattr(exc, "hint", None)
     if hint:
         click.echo(f"hint: {hint}", err=True)

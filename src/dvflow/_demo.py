@@ -12,7 +12,7 @@ from pathlib import Path
 from . import _git
 from ._exceptions import ProjectError
 from ._pipeline import PipelineRun, ProgressCallback, run_pipeline
-from ._project import init_project
+from ._project import init_project, make_folder
 
 MARKER = ".dvflow-demo"
 
@@ -25,6 +25,8 @@ class DemoResult:
 
 
 def _prepare_folder(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise ProjectError(f"{root} exists and is not a folder")
     if root.exists() and any(root.iterdir()):
         if not (root / MARKER).exists():
             raise ProjectError(
@@ -32,7 +34,7 @@ def _prepare_folder(root: Path) -> None:
                 hint="Give 'dvflow demo' a new or empty folder (or a previous demo folder).",
             )
         shutil.rmtree(root)  # a previous demo of ours: safe to start afresh
-    root.mkdir(parents=True, exist_ok=True)
+    make_folder(root)
 
 
 def _copy_template(root: Path) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._exceptions import DvcError, DvflowError, ProjectError
+from ._exceptions import DvcError, DvflowError, InvalidFileError, ProjectError
 
 _EXIT_STATUS = re.compile(r"exited with (-?\d+)")
 
@@ -147,6 +147,63 @@ class DvcProject:
         """Stages from dvc.yaml with a command; .dvc data sources are not runs."""
         return bool(getattr(stage, "cmd", None)) and not stage.is_data_source
 
+    def check_params(self, stages: Sequence[Any]) -> None:
+        """Every param a stage names must exist before anything runs.
+
+        Left to DVC, a missing param fails the stage after its outputs were
+        already removed from the work tree.
+        """
+        from dvc.dependency.param import ParamsDependency
+
+        produced = {o for stage in stages for o in self.describe(stage).outs}
+        for stage in stages:
+            for dep in stage.deps:
+                if not isinstance(dep, ParamsDependency) or not dep.params:
+                    continue
+                path = _rel(self.root, dep.fs_path)
+                if path in produced:
+                    continue  # written by an upstream stage: DVC checks it in time
+                with in_repo(self.root):
+                    found = dep.read_params()
+                missing = sorted(set(dep.params) - set(found))
+                if missing:
+                    raise InvalidFileError(
+                        self.root / path,
+                        f"stage '{self.stage_name(stage)}' uses {', '.join(missing)}, "
+                        "which it does not define",
+                        hint=f"Add them to {path} or remove them from the stage's params.",
+                    )
+
+    def tracked_paths(self) -> frozenset[str]:
+        """Paths whose versions DVC stores in its cache: outputs and .dvc files."""
+        with in_repo(self.root):
+            return frozenset(_rel(self.root, out.fs_path) for out in self.repo.index.outs)
+
+    @staticmethod
+    def attempted_entry(stage: Any) -> dict[str, Any]:
+        """The deps and params a stage ran with, when it failed before dvc.lock knew them."""
+        from dvc.dependency.param import ParamsDependency
+
+        deps: list[dict[str, Any]] = []
+        params: dict[str, Any] = {}
+        for dep in stage.deps:
+            try:
+                if isinstance(dep, ParamsDependency):
+                    params[dep.def_path] = dep.read_params()
+                    continue
+                info, meta = dep.hash_info, dep.meta
+                deps.append(
+                    {
+                        "path": dep.def_path,
+                        "md5": info.value if info else None,
+                        "size": getattr(meta, "size", None),
+                        "nfiles": getattr(meta, "nfiles", None),
+                    }
+                )
+            except Exception:  # noqa: S112 - a best-effort account of a failure
+                continue
+        return {"deps": deps, "params": params}
+
     def remote_url(self) -> str | None:
         with dvc_errors():
             config = self.repo.config
@@ -158,6 +215,7 @@ class DvcProject:
             return str(url) if url else None
 
     def cache_dir(self) -> str | None:
+        """DVC's local object folder (``.dvc/cache/files/md5``), relative when inside."""
         path = getattr(getattr(self.repo.cache, "local", None), "path", None)
         return _rel(self.root, path) if path and str(path).startswith(str(self.root)) else path
 

@@ -109,6 +109,9 @@ def pointer_from_entry(
 ) -> Pointer:
     """A Pointer from one ``deps``/``outs`` entry of ``dvc.lock`` or a ``.dvc`` file.
 
+    ``cache_dir`` is DVC's object folder (``.dvc/cache/files/md5``); pass
+    neither it nor ``remote_url`` for a path DVC does not store (code in git).
+
     Version-aware remotes write per-file ``files:`` with ``version_id`` and no
     top-level md5 (DESIGN trap 6): such a pointer has ``md5=None``.
     """
@@ -128,7 +131,7 @@ def pointer_from_entry(
         md5=md5,
         size=int(size) if isinstance(size, int) else None,
         nfiles=int(nfiles) if isinstance(nfiles, int) else None,
-        cache_path=f"{cache_dir.rstrip('/')}/{suffix}" if cache_dir and suffix else None,
+        cache_path=f"{cache_dir.rstrip('/')}/{md5[:2]}/{md5[2:]}" if cache_dir and md5 else None,
         remote_uri=f"{remote_url.rstrip('/')}/{suffix}" if remote_url and suffix else None,
         version_ids=sum(1 for f in files if isinstance(f, dict) and _has_version(f))
         if isinstance(files, list)

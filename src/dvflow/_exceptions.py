@@ -17,6 +17,9 @@ code (see ``docs/cli.md``)::
     ├── NotFoundError                exit 5  unknown run id, missing record
     ├── StageFailedError             exit 6  a pipeline stage failed
     └── InterruptedRunError          exit 130 Ctrl-C or SIGTERM
+
+Anything else that escapes is a bug: the CLI reports it in one line and
+exits 70.
 """
 
 from __future__ import annotations
@@ -111,8 +114,8 @@ class TrackingError(DvflowError):
         super().__init__(
             f"MLflow tracking store {uri}: {problem}",
             hint=hint
-            or "Start the tracking server, or point dvflow at another store with "
-            "DVFLOW_TRACKING_URI or 'tracking_uri' in dvflow.yaml.",
+            or "Start the tracking server, or point dvflow at another store: --tracking-uri, "
+            "DVFLOW_TRACKING_URI, MLFLOW_TRACKING_URI or 'tracking_uri' in dvflow.yaml.",
         )
 
 

@@ -181,6 +181,8 @@ def _params_files(pipeline: Mapping[str, Any]) -> set[str]:
 
 def _preflight(path: Path) -> tuple[Path, dict[str, Any]]:
     """Every check that can fail before a single stage runs."""
+    if not path.is_dir():
+        raise ProjectError(f"no such folder: {path}", hint="Pass -C the project's folder.")
     root = _git.find_root(path.resolve())
     if not (root / ".dvc").is_dir():
         raise ProjectError(
@@ -242,6 +244,8 @@ class _Session:
     def run(self, targets: Sequence[str]) -> PipelineRun:
         plan = [s for s in self.project.plan(targets) if self.project.is_tracked_stage(s)]
         self.infos = {self.project.stage_name(s): self.project.describe(s) for s in plan}
+        self.project.check_params(plan)
+        self.tracked = self.project.tracked_paths()
         self.total = len(plan)
         self.tracker = Tracker(self.config.tracking_uri)
         self.experiment_id = self.tracker.experiment_id(
@@ -286,6 +290,8 @@ class _Session:
         if is_command_failure(exc):
             status = command_status(exc)
             reason = f"its command exited with {status}" if status is not None else str(exc)
+            if status == 127:
+                reason += " (command not found)"
         else:
             reason = self.redactor.redact(str(exc).splitlines()[0] if str(exc) else repr(exc))
         if self.ignored:
@@ -337,7 +343,15 @@ class _Session:
             with watcher.attached(), tail:
                 returned = call(run_env=env)
         except BaseException as exc:
-            self._stage_failed(info, run_id, exc, tail.text, time.monotonic() - start)
+            attempted = self.project.attempted_entry(stage)
+            self._stage_failed(
+                info,
+                run_id,
+                exc,
+                stderr=tail.text,
+                seconds=time.monotonic() - start,
+                attempted=attempted,
+            )
             raise
         status = watcher.status or ("ran" if returned else "up-to-date")
         self._stage_finished(info, run_id, status, time.monotonic() - start)
@@ -396,7 +410,14 @@ class _Session:
         )
 
     def _stage_failed(
-        self, info: StageInfo, run_id: str, exc: BaseException, stderr: str, seconds: float
+        self,
+        info: StageInfo,
+        run_id: str,
+        exc: BaseException,
+        *,
+        stderr: str,
+        seconds: float,
+        attempted: Mapping[str, Any],
     ) -> None:
         killed = isinstance(exc, (_Interrupted, KeyboardInterrupt)) or _killed_by_signal(exc)
         status, mlflow_status = ("killed", "KILLED") if killed else ("failed", "FAILED")
@@ -407,12 +428,18 @@ class _Session:
                 self.tracker.log_bytes(
                     run_id, self.redactor.redact(stderr).encode(), STDERR_ARTIFACT
                 )
+            inputs = self._pointers(attempted.get("deps"), info.wdir)
+            params = {k: self.redactor.redact(v) for k, v in params_from_lock(attempted).items()}
+            self.tracker.log_params(run_id, params)
+            self._log_inputs(run_id, inputs)
             record = self._record(
                 kind="stage",
                 mlflow_status=mlflow_status,
                 run_id=run_id,
                 info=info,
                 status=status,
+                inputs=inputs,
+                params=params,
             )
             self._publish(run_id, record, {"dvflow.status": status})
             self.tracker.terminate(run_id, mlflow_status)
@@ -456,11 +483,21 @@ class _Session:
         if not isinstance(entries, list):
             return []
         remote = self.redactor.redact(self.remote_url) if self.remote_url else None
-        return [
-            pointer_from_entry(e, wdir=wdir, cache_dir=self.cache_dir, remote_url=remote)
-            for e in entries
-            if isinstance(e, dict)
-        ]
+        pointers = []
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            pointer = pointer_from_entry(entry, wdir=wdir)
+            if self._in_dvc(pointer.path):
+                pointer = pointer_from_entry(
+                    entry, wdir=wdir, cache_dir=self.cache_dir, remote_url=remote
+                )
+            pointers.append(pointer)
+        return pointers
+
+    def _in_dvc(self, path: str) -> bool:
+        """Is ``path`` stored by DVC (an output or .dvc-tracked), not code in git?"""
+        return any(path == t or path.startswith(t.rstrip("/") + "/") for t in self.tracked)
 
     def _metrics(self, info: StageInfo) -> dict[str, float]:
         files = set(info.metrics) | {p for p in self.top_metrics if p in info.outs}

@@ -24,6 +24,19 @@ class InitResult:
     remote_url: str | None
 
 
+def make_folder(root: Path) -> None:
+    """Create ``root`` (and parents), or say in one line why it cannot be."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise ProjectError(f"{root} exists and is not a folder") from exc
+    except OSError as exc:
+        raise ProjectError(
+            f"cannot create the folder {root}: {exc.strerror}",
+            hint="Choose a folder you can write to.",
+        ) from exc
+
+
 def default_remote_dir(root: Path) -> Path:
     """A per-project local remote outside the work tree, under the user's data dir."""
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
@@ -95,7 +108,8 @@ def _ensure_config(root: Path, force: bool, done: list[str], kept: list[str]) ->
         kept.append(CONFIG_FILE)
         return
     path.write_text(
-        "# dvflow settings; environment (DVFLOW_TRACKING_URI, DVFLOW_EXPERIMENT) overrides them\n"
+        "# dvflow settings. Overridden by flags, then by DVFLOW_TRACKING_URI,\n"
+        "# MLFLOW_TRACKING_URI and DVFLOW_EXPERIMENT in the environment.\n"
         f"tracking_uri: {DEFAULT_TRACKING_URI}\n"
         f"experiment: {root.name}\n",
         encoding="utf-8",
@@ -118,9 +132,7 @@ def init_project(
 ) -> InitResult:
     """Set up git, DVC, a default remote, the MLflow store and dvflow's settings."""
     root = Path(path).resolve()
-    if root.exists() and not root.is_dir():
-        raise ProjectError(f"{root} is not a folder")
-    root.mkdir(parents=True, exist_ok=True)
+    make_folder(root)
     done: list[str] = []
     kept: list[str] = []
     _ensure_git(root, done, kept)

@@ -8,7 +8,12 @@ from pathlib import Path
 
 from . import _git
 from ._config import load_config
-from ._exceptions import InvalidFileError, RecordNotFoundError, RecordTamperedError
+from ._exceptions import (
+    InvalidFileError,
+    ProjectError,
+    RecordNotFoundError,
+    RecordTamperedError,
+)
 from ._record import DIGEST_TAG, RECORD_ARTIFACT, ProvenanceRecord, parse_record, sha256_hex
 
 
@@ -31,6 +36,8 @@ class RecordCheck:
 def _tracking_uri(path: Path, tracking_uri: str | None) -> str:
     """The store of the project around ``path``, or the environment's outside one."""
     start = path.resolve()
+    if not start.is_dir():
+        raise ProjectError(f"no such folder: {path}", hint="Pass -C the project's folder.")
     root = _git.find_root(start) if _git.is_git_repo(start) else start
     return load_config(root, tracking_uri=tracking_uri).tracking_uri
 
@@ -39,9 +46,10 @@ def check_record(
     run_id: str, path: str | os.PathLike[str] = ".", *, tracking_uri: str | None = None
 ) -> RecordCheck:
     """Fetch the record of ``run_id`` and compare its sha256 with the run's tag."""
-    from ._tracking import Tracker
+    from ._tracking import Tracker, check_existing_store
 
     uri = _tracking_uri(Path(path), tracking_uri)
+    check_existing_store(uri)
     tracker = Tracker(uri)
     run = tracker.get_run(run_id.strip())
     if "dvflow.kind" not in run.data.tags:

@@ -40,6 +40,22 @@ def check_reachable(uri: str) -> None:
             raise TrackingError(display_uri(uri), f"folder {folder} does not exist")
 
 
+def check_existing_store(uri: str) -> None:
+    """For reading: the store must answer, and a SQLite store must already exist.
+
+    Opening a missing SQLite file would create an empty store wherever the
+    command happens to run.
+    """
+    check_reachable(uri)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        raise TrackingError(
+            display_uri(uri),
+            "no store there yet",
+            hint="Run this inside a dvflow project (or pass -C DIR), or name the store "
+            "with --tracking-uri.",
+        )
+
+
 def _probe_http(uri: str) -> None:
     url = uri.rstrip("/") + "/health"
     try:
@@ -78,8 +94,10 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         self.uri = uri
-        with mlflow_errors(uri):
+        with mlflow_errors(uri), _quiet_logger("mlflow.store.db.utils"):
             self.client: MlflowClient = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            # The SQL store is created lazily; create (or migrate) it now, quietly.
+            self.client.search_experiments(max_results=1)
 
     def experiment_id(self, name: str, artifact_location: str | None = None) -> str:
         with mlflow_errors(self.uri):
@@ -203,6 +221,20 @@ class Tracker:
             max_results=1,
         )
         return str(runs[0].info.run_id) if runs else None
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """MLflow logs schema creation at INFO on stderr; dvflow reports progress itself."""
+    import logging
+
+    logger = logging.getLogger(name)
+    old = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ Run under 'dvflow run', mlflow.start_run() joins the stage's run: dvflow sets
 MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_ID and MLFLOW_RUN_ID for the command.
 """
 
+import logging
 import pickle
 from pathlib import Path
 
@@ -26,6 +27,9 @@ model = RandomForestClassifier(
 Path("models").mkdir(exist_ok=True)
 with open("models/model.pkl", "wb") as f:
     pickle.dump(model, f)
+
+# The demo trusts its own pickle; keep MLflow's warning about that out of the log.
+logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
 
 with mlflow.start_run():
     mlflow.log_metric("train_accuracy", model.score(features, target))
