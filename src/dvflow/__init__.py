@@ -26,9 +26,10 @@ from ._exceptions import (
     StageFailedError,
     TrackingError,
 )
-from ._pipeline import PipelineRun, Progress, StageRun, run_pipeline
+from ._pipeline import run_pipeline
 from ._project import InitResult, init_project
 from ._record import ProvenanceRecord
+from ._results import PipelineRun, Progress, StageRun
 from ._show import RecordCheck, check_record, load_record
 
 __all__ = [

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from ._pipeline import PipelineRun, Progress
+    from ._results import PipelineRun, Progress
 
 _STATUS_STYLE = {
     "ran": "green",

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from . import _git
 from ._exceptions import ProjectError
-from ._pipeline import PipelineRun, ProgressCallback, run_pipeline
+from ._pipeline import run_pipeline
 from ._project import init_project, make_folder
+from ._results import PipelineRun, ProgressCallback
 
 MARKER = ".dvflow-demo"
 

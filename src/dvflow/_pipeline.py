@@ -5,12 +5,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +35,7 @@ from ._exceptions import (
     ProjectError,
     StageFailedError,
 )
+from ._interrupt import Interrupted, killed_by_signal, sigterm_interrupts
 from ._record import (
     DIGEST_TAG,
     RECORD_ARTIFACT,
@@ -47,73 +45,12 @@ from ._record import (
     sha256_hex,
 )
 from ._redact import Redactor, redactor_for
+from ._results import PipelineRun, Progress, ProgressCallback, StageRun
 from ._tracking import Tracker, check_reachable, display_uri
 
 PATCH_ARTIFACT = "dvflow/code.patch"
 STDERR_ARTIFACT = "dvflow/stderr.txt"
 PACKAGES_ARTIFACT = "dvflow/packages.txt"
-_KILLED_STATUSES = frozenset({-2, -15, 130, 143})
-
-
-@dataclass(frozen=True)
-class StageRun:
-    """What happened to one stage in one ``dvflow run``."""
-
-    name: str
-    status: str
-    run_id: str | None
-    produced_by: str | None = None
-    seconds: float = 0.0
-    outputs: tuple[Pointer, ...] = ()
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    skipped_params: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class PipelineRun:
-    """The result of ``run_pipeline``: the parent run and its stage runs."""
-
-    root: Path
-    run_id: str
-    experiment_id: str
-    experiment: str
-    tracking_uri: str
-    status: str
-    commit: str | None
-    dirty: bool
-    stages: tuple[StageRun, ...]
-    ignored_outputs: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One step of a running pipeline, for a caller that shows progress."""
-
-    event: Literal["plan", "stage-start", "stage-end"]
-    index: int
-    total: int
-    stage: str | None = None
-    status: str | None = None
-    run_id: str | None = None
-    stages: tuple[str, ...] = ()
-    seconds: float = 0.0
-
-
-ProgressCallback = Callable[[Progress], None]
-
-
-class _Interrupted(BaseException):
-    """Raised from the SIGTERM handler; a BaseException so DVC does not swallow it."""
-
-    def __init__(self, signal_name: str) -> None:
-        super().__init__(signal_name)
-        self.signal_name = signal_name
-
-
-def _killed_by_signal(exc: BaseException) -> bool:
-    """A command that died of SIGINT/SIGTERM (directly or through its shell)."""
-    status = command_status(exc) if is_command_failure(exc) else None
-    return status is not None and status in _KILLED_STATUSES
 
 
 def _stage_path() -> str:
@@ -137,37 +74,6 @@ def _outputs_key(outputs: Sequence[Pointer]) -> str | None:
         return None
     text = "\n".join(sorted(f"{p.path}\0{p.md5}" for p in outputs))
     return hashlib.sha256(text.encode()).hexdigest()[:40]
-
-
-def _kill_children() -> None:
-    import psutil
-
-    children = psutil.Process().children(recursive=True)
-    for child in children:
-        with contextlib.suppress(psutil.Error):
-            child.terminate()
-    _, alive = psutil.wait_procs(children, timeout=3)
-    for child in alive:
-        with contextlib.suppress(psutil.Error):
-            child.kill()
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        _kill_children()
-        raise _Interrupted("SIGTERM")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _params_files(pipeline: Mapping[str, Any]) -> set[str]:
@@ -265,12 +171,12 @@ class _Session:
         self.emit(Progress("plan", 0, self.total, stages=tuple(self.infos)))
         status = "FINISHED"
         try:
-            with _sigterm_interrupts():
+            with sigterm_interrupts():
                 self.project.reproduce(targets, self._around_stage)
-        except (_Interrupted, KeyboardInterrupt) as exc:
+        except (Interrupted, KeyboardInterrupt) as exc:
             self._ignore_outputs()
             self._finish_parent("KILLED")
-            name = exc.signal_name if isinstance(exc, _Interrupted) else "SIGINT"
+            name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
             raise InterruptedRunError(name) from None
         except BaseException:
             self._ignore_outputs()
@@ -278,7 +184,7 @@ class _Session:
                 self._finish_parent("FAILED")
                 raise
             stage, error, run_id = self.failure
-            if _killed_by_signal(error):
+            if killed_by_signal(error):
                 self._finish_parent("KILLED")
                 raise InterruptedRunError("SIGINT") from None
             self._finish_parent("FAILED")
@@ -419,7 +325,7 @@ class _Session:
         seconds: float,
         attempted: Mapping[str, Any],
     ) -> None:
-        killed = isinstance(exc, (_Interrupted, KeyboardInterrupt)) or _killed_by_signal(exc)
+        killed = isinstance(exc, (Interrupted, KeyboardInterrupt)) or killed_by_signal(exc)
         status, mlflow_status = ("killed", "KILLED") if killed else ("failed", "FAILED")
         self.failure = (info.name, exc, run_id)
         # Best effort: a store that fails now must not hide the stage's own error.
