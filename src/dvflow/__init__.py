@@ -6,6 +6,7 @@ that need them.
 
 __version__ = "0.1.0"
 
+from ._bind import BindResult, bind_commit
 from ._config import Config, load_config
 from ._demo import DemoResult, run_demo
 from ._dvcfiles import Pointer
@@ -33,6 +34,7 @@ from ._results import PipelineRun, Progress, StageRun
 from ._show import RecordCheck, check_record, load_record
 
 __all__ = [
+    "BindResult",
     "Config",
     "ConfigError",
     "DemoResult",
@@ -58,6 +60,7 @@ __all__ = [
     "StageRun",
     "TrackingError",
     "__version__",
+    "bind_commit",
     "check_record",
     "init_project",
     "load_config",

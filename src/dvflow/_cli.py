@@ -143,6 +143,8 @@ def show(run_id: str, as_json: bool, path: str, tracking_uri: str | None) -> Non
         click.echo(check.raw, nl=False)
     else:
         _render_record(check.record.to_dict(), check.run_status)
+        if check.result_commit:
+            click.echo(f"  results   held by commit {check.result_commit} (dvflow bind)")
     if not check.intact:
         raise RecordTamperedError(
             check.run_id, check.expected_sha256 or "none", check.actual_sha256
@@ -173,6 +175,32 @@ def _render_record(data: dict[str, Any], run_status: str) -> None:
         f"  env       python {env['python']}, dvc {env['dvc']}, mlflow {env['mlflow']}, "
         f"{env['platform']}"
     )
+
+
+@cli.command()
+@click.argument("rev", default="HEAD")
+@click.option(
+    "-C",
+    "--cwd",
+    "path",
+    default=".",
+    type=click.Path(file_okay=False),
+    help="Project folder (default: current).",
+)
+@click.option("--tracking-uri", metavar="URI", help="MLflow store (overrides dvflow.yaml).")
+def bind(rev: str, path: str, tracking_uri: str | None) -> None:
+    """Tag the runs whose outputs commit REV's dvc.lock holds with that commit.
+
+    Stages run before their dvc.lock is committed; after 'git commit', run
+    'dvflow bind' so each run names the commit that holds its results
+    (tag dvflow.result_commit).
+    """
+    from ._bind import bind_commit
+
+    result = bind_commit(path, rev, tracking_uri=tracking_uri)
+    click.echo(f"bound {len(result.bound)} run(s) to commit {result.commit}")
+    if result.already_bound:
+        click.echo(f"{len(result.already_bound)} run(s) were already bound to an earlier commit")
 
 
 @cli.command()

@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import _git
+from ._bind import bind_commit
 from ._exceptions import ProjectError
 from ._pipeline import run_pipeline
 from ._project import init_project, make_folder
@@ -100,14 +101,17 @@ def run_demo(
     step("run 1: every stage runs")
     runs.append(run_pipeline(root, on_progress=on_progress))
     _git.commit_all(root, "demo: results of run 1")
+    bind_commit(root)
 
     step("run 2: train.n_estimators 40 -> 80; prepare is up to date, train and evaluate run")
     _set_trees(root, 80)
     runs.append(run_pipeline(root, on_progress=on_progress))
     _git.commit_all(root, "demo: more trees")
+    bind_commit(root)
 
     step("run 3: back to 40 trees; DVC restores train and evaluate from its run-cache")
     _set_trees(root, 40)
     runs.append(run_pipeline(root, on_progress=on_progress))
     _git.commit_all(root, "demo: back to 40 trees")
+    bind_commit(root)
     return DemoResult(root, runs[-1].tracking_uri, tuple(runs))

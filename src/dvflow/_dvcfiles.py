@@ -6,10 +6,11 @@ keeps DVC's import cost off the paths that only need facts.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -137,6 +138,18 @@ def pointer_from_entry(
         if isinstance(files, list)
         else 0,
     )
+
+
+def outputs_key(outputs: Sequence[Pointer]) -> str | None:
+    """One id for a stage's exact set of output versions (None if any md5 is unknown).
+
+    Runs are tagged with it, so the run that first produced some outputs,
+    and the commit whose dvc.lock holds them, can be matched later.
+    """
+    if not outputs or any(p.md5 is None for p in outputs):
+        return None
+    text = "\n".join(sorted(f"{p.path}\0{p.md5}" for p in outputs))
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
 def _sum_sizes(files: list[Any]) -> int | None:

@@ -150,3 +150,21 @@ def commit_all(root: Path, message: str) -> str:
     _git(root, "add", "-A")
     _git(root, *_identity_args(root), "commit", "-q", "--no-verify", "-m", message)
     return head_commit(root) or ""
+
+
+def rev_parse(root: Path, rev: str) -> str:
+    """The full commit id ``rev`` names; GitError with a hint when it names none."""
+    out = _git(root, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", ok_codes=(0, 1))
+    if not out.strip():
+        raise GitError(["rev-parse", rev], f"no commit named {rev!r} in this repository")
+    return out.strip()
+
+
+def files_named(root: Path, commit: str, name: str) -> list[str]:
+    """Paths of every file called ``name`` in the tree of ``commit``."""
+    out = _git(root, "ls-tree", "-r", "--name-only", "-z", commit)
+    return sorted(p for p in out.split("\0") if p == name or p.endswith(f"/{name}"))
+
+
+def show_file(root: Path, commit: str, path: str) -> str:
+    return _git(root, "show", f"{commit}:{path}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 import time
@@ -22,6 +21,7 @@ from ._dvcfiles import (
     Pointer,
     check_params_files,
     declared_paths,
+    outputs_key,
     params_from_lock,
     pointer_from_entry,
     read_lock,
@@ -67,13 +67,6 @@ def _stage_path() -> str:
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _outputs_key(outputs: Sequence[Pointer]) -> str | None:
-    if not outputs or any(p.md5 is None for p in outputs):
-        return None
-    text = "\n".join(sorted(f"{p.path}\0{p.md5}" for p in outputs))
-    return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
 def _params_files(pipeline: Mapping[str, Any]) -> set[str]:
@@ -270,7 +263,7 @@ class _Session:
         outputs = self._pointers(entry.get("outs"), info.wdir)
         params = {k: self.redactor.redact(v) for k, v in params_from_lock(entry).items()}
         metrics = self._metrics(info)
-        key = _outputs_key(outputs)
+        key = outputs_key(outputs)
         producer = None
         if status != "ran" and key:
             producer = self.tracker.find_producer(self.experiment_id, info.name, key)

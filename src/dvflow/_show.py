@@ -27,6 +27,7 @@ class RecordCheck:
     expected_sha256: str | None
     actual_sha256: str
     run_status: str
+    result_commit: str | None = None
 
     @property
     def intact(self) -> bool:
@@ -69,6 +70,7 @@ def check_record(
         expected_sha256=expected,
         actual_sha256=actual,
         run_status=run.info.status,
+        result_commit=run.data.tags.get("dvflow.result_commit"),
     )
 
 

@@ -211,6 +211,14 @@ class Tracker:
                 )
             )
 
+    def runs_with_outputs(self, experiment_id: str, stage: str, outputs_key: str) -> list[Any]:
+        """Every run of ``stage`` that ended with exactly these outputs, oldest first."""
+        return self.search(
+            [experiment_id],
+            f"tags.`dvflow.outputs_key` = '{outputs_key}' "
+            f"and tags.`dvflow.stage` = '{_quote(stage)}'",
+        )
+
     def find_producer(self, experiment_id: str, stage: str, outputs_key: str) -> str | None:
         """The earliest finished run of ``stage`` that produced exactly these outputs."""
         runs = self.search(
