@@ -7,9 +7,12 @@ and copy it through.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from types import TracebackType
 
 TAIL_BYTES = 64 * 1024
@@ -61,3 +64,15 @@ class StderrTail:
             if self._thread.is_alive():
                 return  # the pump still writes to the saved fd: leave it open
         os.close(self._saved)
+
+
+@contextlib.contextmanager
+def logger_level(name: str, level: int) -> Iterator[logging.Logger]:
+    """Set one logger's level for a block, then put the old one back."""
+    logger = logging.getLogger(name)
+    old = logger.level
+    logger.setLevel(level)
+    try:
+        yield logger
+    finally:
+        logger.setLevel(old)

@@ -26,6 +26,21 @@ _STATUS_STYLE = {
 }
 
 
+def _project_options(command: Any) -> Any:
+    """``-C DIR`` and ``--tracking-uri URI``, shared by the commands that use a project."""
+    command = click.option(
+        "--tracking-uri", metavar="URI", help="MLflow store (overrides dvflow.yaml)."
+    )(command)
+    return click.option(
+        "-C",
+        "--cwd",
+        "path",
+        default=".",
+        type=click.Path(file_okay=False),
+        help="Project folder (default: current).",
+    )(command)
+
+
 class _State:
     verbose = False
 
@@ -94,15 +109,7 @@ def init(path: str, remote: str | None, force: bool) -> None:
 
 @cli.command()
 @click.argument("stages", nargs=-1)
-@click.option(
-    "-C",
-    "--cwd",
-    "path",
-    default=".",
-    type=click.Path(file_okay=False),
-    help="Project folder (default: current).",
-)
-@click.option("--tracking-uri", metavar="URI", help="MLflow store (overrides dvflow.yaml).")
+@_project_options
 @click.option("--experiment", metavar="NAME", help="MLflow experiment name.")
 def run(
     stages: tuple[str, ...], path: str, tracking_uri: str | None, experiment: str | None
@@ -123,15 +130,7 @@ def run(
 @cli.command()
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
-@click.option(
-    "-C",
-    "--cwd",
-    "path",
-    default=".",
-    type=click.Path(file_okay=False),
-    help="Project folder whose store to read (default: current).",
-)
-@click.option("--tracking-uri", metavar="URI", help="MLflow store to read.")
+@_project_options
 def show(run_id: str, as_json: bool, path: str, tracking_uri: str | None) -> None:
     """Print RUN_ID's provenance record and check it against its digest."""
     from ._exceptions import RecordTamperedError
@@ -179,15 +178,7 @@ def _render_record(data: dict[str, Any], run_status: str) -> None:
 
 @cli.command()
 @click.argument("rev", default="HEAD")
-@click.option(
-    "-C",
-    "--cwd",
-    "path",
-    default=".",
-    type=click.Path(file_okay=False),
-    help="Project folder (default: current).",
-)
-@click.option("--tracking-uri", metavar="URI", help="MLflow store (overrides dvflow.yaml).")
+@_project_options
 def bind(rev: str, path: str, tracking_uri: str | None) -> None:
     """Tag the runs whose outputs commit REV's dvc.lock holds with that commit.
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._capture import logger_level
 from ._exceptions import DvcError, DvflowError, InvalidFileError, ProjectError
 
 _EXIT_STATUS = re.compile(r"exited with (-?\d+)")
@@ -75,13 +76,8 @@ def dvc_errors() -> Iterator[None]:
 @contextlib.contextmanager
 def quiet_dvc() -> Iterator[None]:
     """Hide DVC's INFO chatter ("You can now commit...") for set-up calls."""
-    logger = logging.getLogger("dvc")
-    old_level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
+    with logger_level("dvc", logging.WARNING):
         yield
-    finally:
-        logger.setLevel(old_level)
 
 
 @contextlib.contextmanager

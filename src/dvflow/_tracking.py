@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._capture import logger_level
 from ._exceptions import RecordNotFoundError, RunNotFoundError, TrackingError
 from ._redact import Redactor
 
@@ -57,7 +59,12 @@ def check_existing_store(uri: str) -> None:
 
 
 def _probe_http(uri: str) -> None:
-    url = uri.rstrip("/") + "/health"
+    from urllib.parse import urlsplit, urlunsplit
+
+    # urllib cannot take user:pass@ in a URL; the probe needs no credentials.
+    parts = urlsplit(uri)
+    host = parts.netloc.rpartition("@")[2]
+    url = urlunsplit((parts.scheme, host, parts.path.rstrip("/") + "/health", "", ""))
     try:
         with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as response:  # noqa: S310
             response.read(64)
@@ -94,7 +101,8 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         self.uri = uri
-        with mlflow_errors(uri), _quiet_logger("mlflow.store.db.utils"):
+        # MLflow logs schema creation at INFO on stderr; dvflow reports progress itself.
+        with mlflow_errors(uri), logger_level("mlflow.store.db.utils", logging.WARNING):
             self.client: MlflowClient = MlflowClient(tracking_uri=uri, registry_uri=uri)
             # The SQL store is created lazily; create (or migrate) it now, quietly.
             self.client.search_experiments(max_results=1)
@@ -229,20 +237,6 @@ class Tracker:
             max_results=1,
         )
         return str(runs[0].info.run_id) if runs else None
-
-
-@contextlib.contextmanager
-def _quiet_logger(name: str) -> Iterator[None]:
-    """MLflow logs schema creation at INFO on stderr; dvflow reports progress itself."""
-    import logging
-
-    logger = logging.getLogger(name)
-    old = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(old)
 
 
 @contextlib.contextmanager
