@@ -136,6 +136,7 @@ class _Session:
         self.redactor: Redactor = redactor_for(root)
         self.results: list[StageRun] = []
         self.failure: tuple[str, BaseException, str | None] | None = None
+        self.open_run: str | None = None  # the stage run not yet ended
         self.ignored: list[str] = []
 
     # -- the run ------------------------------------------------------------
@@ -160,20 +161,23 @@ class _Session:
         self.parent_id = self.tracker.create_run(
             self.experiment_id, self._run_name(), self._tags("pipeline"), None
         )
-        self._log_parent_artifacts()
-        self.emit(Progress("plan", 0, self.total, stages=tuple(self.infos)))
         status = "FINISHED"
         try:
             with sigterm_interrupts():
+                self._log_parent_artifacts()
+                self.emit(Progress("plan", 0, self.total, stages=tuple(self.infos)))
                 self.project.reproduce(targets, self._around_stage)
         except (Interrupted, KeyboardInterrupt) as exc:
             self._ignore_outputs()
+            self._end_open_run("KILLED")
             self._finish_parent("KILLED")
             name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
             raise InterruptedRunError(name) from None
         except BaseException:
             self._ignore_outputs()
             if self.failure is None:
+                # dvflow itself failed (the store went away...): end what is open.
+                self._end_open_run("FAILED")
                 self._finish_parent("FAILED")
                 raise
             stage, error, run_id = self.failure
@@ -229,6 +233,7 @@ class _Session:
         index = len(self.results) + 1
         tags = self._tags("stage") | {"dvflow.stage": info.name, "dvflow.status": "running"}
         run_id = self.tracker.create_run(self.experiment_id, info.name, tags, self.parent_id)
+        self.open_run = run_id
         self.emit(Progress("stage-start", index, self.total, info.name, run_id=run_id))
         env = {
             "MLFLOW_TRACKING_URI": self.config.tracking_uri,
@@ -292,6 +297,7 @@ class _Session:
             tags["dvflow.produced_by"] = producer
         self._publish(run_id, record, tags)
         self.tracker.terminate(run_id, "FINISHED")
+        self.open_run = None
         result = StageRun(
             info.name, status, run_id, producer, seconds, tuple(outputs), metrics, tuple(skipped)
         )
@@ -341,7 +347,7 @@ class _Session:
                 params=params,
             )
             self._publish(run_id, record, {"dvflow.status": status})
-            self.tracker.terminate(run_id, mlflow_status)
+        self._end_open_run(mlflow_status)
         self.results.append(StageRun(info.name, status, run_id, seconds=seconds))
         self.emit(
             Progress(
@@ -504,6 +510,15 @@ class _Session:
             self.tracker.log_bytes(self.parent_id, self.patch, PATCH_ARTIFACT)
         packages = "\n".join(installed_packages()) + "\n"
         self.tracker.log_bytes(self.parent_id, packages.encode(), PACKAGES_ARTIFACT)
+
+    def _end_open_run(self, mlflow_status: str) -> None:
+        """End the stage run in flight, if any, without hiding the error at hand."""
+        if self.open_run is None:
+            return
+        run_id, self.open_run = self.open_run, None
+        with contextlib.suppress(DvflowError):
+            self.tracker.set_tags(run_id, {"dvflow.status": mlflow_status.lower()})
+            self.tracker.terminate(run_id, mlflow_status)
 
     def _finish_parent(self, mlflow_status: str) -> None:
         # After a failure the stage's error matters more than a store error;
