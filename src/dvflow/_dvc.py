@@ -159,6 +159,12 @@ class DvcProject:
                 path = _rel(self.root, dep.fs_path)
                 if path in produced:
                     continue  # written by an upstream stage: DVC checks it in time
+                if not Path(dep.fs_path).exists():
+                    raise InvalidFileError(
+                        self.root / path,
+                        f"stage '{self.stage_name(stage)}' reads params from it, "
+                        "but it does not exist",
+                    )
                 with in_repo(self.root):
                     found = dep.read_params()
                 missing = sorted(set(dep.params) - set(found))
@@ -171,9 +177,23 @@ class DvcProject:
                     )
 
     def tracked_paths(self) -> frozenset[str]:
-        """Paths whose versions DVC stores in its cache: outputs and .dvc files."""
+        """Paths whose versions DVC stores in its cache: cached outputs and .dvc files."""
         with in_repo(self.root):
-            return frozenset(_rel(self.root, out.fs_path) for out in self.repo.index.outs)
+            outs = self.repo.index.outs
+            return frozenset(_rel(self.root, out.fs_path) for out in outs if out.use_cache)
+
+    def declared_files(self, stages: Sequence[Any], section: str) -> frozenset[str]:
+        """Top-level ``metrics:`` or ``plots:`` paths of the dvc.yaml files of ``stages``."""
+        from ._dvcfiles import declared_paths
+        from ._yaml import load_yaml_file
+
+        found: set[str] = set()
+        for dvcfile in {Path(stage.dvcfile.path) for stage in stages}:
+            data = load_yaml_file(dvcfile) if dvcfile.is_file() else None
+            folder = _rel(self.root, str(dvcfile.parent))
+            for path in declared_paths(data.get(section) if isinstance(data, dict) else None):
+                found.add(os.path.normpath(os.path.join(folder, path)).replace(os.sep, "/"))
+        return frozenset(found)
 
     @staticmethod
     def attempted_entry(stage: Any) -> dict[str, Any]:

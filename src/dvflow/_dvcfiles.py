@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import posixpath
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from ._exceptions import InvalidFileError, NoPipelineError
@@ -117,7 +118,7 @@ def pointer_from_entry(
     top-level md5 (DESIGN trap 6): such a pointer has ``md5=None``.
     """
     raw_path = str(entry.get("path", ""))
-    path = str(PurePosixPath(wdir) / raw_path) if wdir and wdir != "." else raw_path
+    path = posixpath.normpath(posixpath.join(wdir, raw_path)) if wdir else raw_path
     md5 = entry.get("md5")
     md5 = str(md5) if md5 else None
     files = entry.get("files")

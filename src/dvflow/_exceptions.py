@@ -41,6 +41,8 @@ class DvflowError(Exception):
 
 
 class RecordTamperedError(DvflowError):
+    """A run's record no longer matches the sha256 tagged when it was written."""
+
     exit_code = 1
 
     def __init__(self, run_id: str, expected: str, actual: str) -> None:
@@ -53,10 +55,14 @@ class RecordTamperedError(DvflowError):
 
 
 class ProjectError(DvflowError):
+    """The folder cannot be used as a dvflow project as it is."""
+
     exit_code = 3
 
 
 class NotAGitRepoError(ProjectError):
+    """The path is not inside a git work tree."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         super().__init__(
@@ -66,6 +72,8 @@ class NotAGitRepoError(ProjectError):
 
 
 class NoPipelineError(ProjectError):
+    """The project has no dvc.yaml."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         super().__init__(
@@ -76,6 +84,8 @@ class NoPipelineError(ProjectError):
 
 
 class InvalidFileError(ProjectError):
+    """A file dvflow reads is broken: bad YAML, wrong shape, missing values."""
+
     def __init__(self, path: Path | str, problem: str, hint: str | None = None) -> None:
         self.path, self.problem = Path(path), problem
         super().__init__(
@@ -85,10 +95,12 @@ class InvalidFileError(ProjectError):
 
 
 class ConfigError(ProjectError):
-    pass
+    """dvflow's own settings are unusable."""
 
 
 class GitError(DvflowError):
+    """A git command failed."""
+
     exit_code = 3
 
     def __init__(self, args: list[str], stderr: str) -> None:
@@ -100,6 +112,8 @@ class GitError(DvflowError):
 
 
 class DvcError(DvflowError):
+    """DVC refused an operation (a translated DvcException)."""
+
     exit_code = 3
 
     def __init__(self, message: str, hint: str | None = None) -> None:
@@ -107,6 +121,8 @@ class DvcError(DvflowError):
 
 
 class TrackingError(DvflowError):
+    """The MLflow tracking store is unreachable or refused a request."""
+
     exit_code = 4
 
     def __init__(self, uri: str, problem: str, hint: str | None = None) -> None:
@@ -120,10 +136,14 @@ class TrackingError(DvflowError):
 
 
 class NotFoundError(DvflowError):
+    """Something named by the user does not exist."""
+
     exit_code = 5
 
 
 class RunNotFoundError(NotFoundError):
+    """No run with this id in the tracking store."""
+
     def __init__(self, run_id: str, uri: str) -> None:
         self.run_id, self.uri = run_id, uri
         super().__init__(
@@ -133,6 +153,8 @@ class RunNotFoundError(NotFoundError):
 
 
 class RecordNotFoundError(NotFoundError):
+    """The run exists but carries no dvflow record."""
+
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         super().__init__(
@@ -142,6 +164,8 @@ class RecordNotFoundError(NotFoundError):
 
 
 class StageFailedError(DvflowError):
+    """A pipeline stage failed; its run and the pipeline run ended FAILED."""
+
     exit_code = 6
 
     def __init__(self, stage: str, reason: str, run_id: str | None = None) -> None:
@@ -156,6 +180,8 @@ class StageFailedError(DvflowError):
 
 
 class InterruptedRunError(DvflowError):
+    """Ctrl-C or SIGTERM stopped the pipeline; its runs ended KILLED."""
+
     exit_code = 130
 
     def __init__(self, signal_name: str) -> None:

@@ -134,6 +134,11 @@ def is_ignored(root: Path, path: str) -> bool:
     return bool(out.strip())
 
 
+def is_tracked(root: Path, path: str) -> bool:
+    """Does git track ``path`` (or anything below it)?"""
+    return bool(_git(root, "ls-files", "--", path).strip())
+
+
 def init(root: Path) -> None:
     _git(root, "init", "-q")
 

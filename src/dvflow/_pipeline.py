@@ -20,7 +20,6 @@ from ._dvcfiles import (
     PARAMS_FILE,
     Pointer,
     check_params_files,
-    declared_paths,
     outputs_key,
     params_from_lock,
     pointer_from_entry,
@@ -131,8 +130,6 @@ class _Session:
         emit: ProgressCallback,
     ) -> None:
         self.root, self.config, self.project, self.emit = root, config, project, emit
-        self.top_metrics = declared_paths(pipeline.get("metrics"))
-        self.top_plots = declared_paths(pipeline.get("plots"))
         self.redactor: Redactor = redactor_for(root)
         self.results: list[StageRun] = []
         self.failure: tuple[str, BaseException, str | None] | None = None
@@ -146,6 +143,8 @@ class _Session:
         self.infos = {self.project.stage_name(s): self.project.describe(s) for s in plan}
         self.project.check_params(plan)
         self.tracked = self.project.tracked_paths()
+        self.top_metrics = self.project.declared_files(plan, "metrics")
+        self.top_plots = self.project.declared_files(plan, "plots")
         self.total = len(plan)
         self.tracker = Tracker(self.config.tracking_uri)
         self.experiment_id = self.tracker.experiment_id(
@@ -196,7 +195,8 @@ class _Session:
             if status == 127:
                 reason += " (command not found)"
         else:
-            reason = self.redactor.redact(str(exc).splitlines()[0] if str(exc) else repr(exc))
+            text = str(exc).strip()
+            reason = self.redactor.redact(text.splitlines()[0] if text else repr(exc))
         if self.ignored:
             reason += "; git-ignored its outputs so 'git add -A' cannot commit data: " + ", ".join(
                 self.ignored
@@ -268,7 +268,8 @@ class _Session:
         outputs = self._pointers(entry.get("outs"), info.wdir)
         params = {k: self.redactor.redact(v) for k, v in params_from_lock(entry).items()}
         metrics = self._metrics(info)
-        key = outputs_key(outputs)
+        outs = [e for e in entry.get("outs") or [] if isinstance(e, dict)]
+        key = outputs_key([pointer_from_entry(e) for e in outs])
         producer = None
         if status != "ran" and key:
             producer = self.tracker.find_producer(self.experiment_id, info.name, key)
@@ -372,7 +373,11 @@ class _Session:
         outs = sorted({o for info in self.infos.values() for o in info.cached_outs})
         for out in outs:
             path = self.root / out
-            if not path.exists() or _git.is_ignored(self.root, out):
+            if (
+                not path.exists()
+                or _git.is_ignored(self.root, out)
+                or _git.is_tracked(self.root, out)
+            ):
                 continue
             gitignore = path.parent / ".gitignore"
             existing = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
@@ -405,12 +410,21 @@ class _Session:
         return any(path == t or path.startswith(t.rstrip("/") + "/") for t in self.tracked)
 
     def _metrics(self, info: StageInfo) -> dict[str, float]:
-        files = set(info.metrics) | {p for p in self.top_metrics if p in info.outs}
+        """The stage's metrics; with several files, keys are prefixed ``file:key``.
+
+        Otherwise ``train.json`` and ``test.json`` that both say ``acc`` would
+        overwrite each other.
+        """
+        files = sorted(
+            name
+            for name in set(info.metrics) | {p for p in self.top_metrics if p in info.outs}
+            if (self.root / name).is_file()
+        )
         metrics: dict[str, float] = {}
-        for name in sorted(files):
-            path = self.root / name
-            if path.is_file():
-                metrics.update(read_metrics_file(path))
+        for name in files:
+            values = read_metrics_file(self.root / name)
+            prefix = f"{name}:" if len(files) > 1 else ""
+            metrics.update({prefix + key: value for key, value in values.items()})
         return metrics
 
     def _log_plots(self, run_id: str, info: StageInfo) -> None:
