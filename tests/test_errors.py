@@ -177,3 +177,11 @@ def test_a_folder_that_cannot_be_made_is_reported(tmp_path: Path, command: str) 
 def test_unknown_stage_name_points_to_the_stage_list(make_project) -> None:
     root = make_project()
     _assert_clean_error(cli("run", "nosuchstage", cwd=root), 3, "nosuchstage", "dvc stage list")
+
+
+def test_error_messages_mask_credentials_in_urls(make_project) -> None:
+    root = make_project()
+    uri = f"http://alice:s3cr3t-pw@127.0.0.1:{_free_port()}"
+    result = cli("run", "--tracking-uri", uri, cwd=root)
+    _assert_clean_error(result, 4, "http://***@127.0.0.1")
+    assert "s3cr3t-pw" not in result.stderr + result.stdout

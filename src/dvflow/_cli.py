@@ -259,9 +259,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _report(exc: BaseException, message: str | None = None) -> None:
+    from ._redact import Redactor
+
+    # Messages can quote URLs from DVC or MLflow; mask credential shapes in them.
+    redact = Redactor().redact
     if _State.verbose:
         traceback.print_exception(exc)
-    click.echo(f"error: {message or getattr(exc, 'message', exc)}", err=True)
+    click.echo(f"error: {redact(str(message or getattr(exc, 'message', exc)))}", err=True)
     hint = getattr(exc, "hint", None)
     if hint:
-        click.echo(f"hint: {hint}", err=True)
+        click.echo(f"hint: {redact(hint)}", err=True)
