@@ -265,7 +265,8 @@ def _report(exc: BaseException, message: str | None = None) -> None:
     redact = Redactor().redact
     if _State.verbose:
         traceback.print_exception(exc)
-    click.echo(f"error: {redact(str(message or getattr(exc, 'message', exc)))}", err=True)
+    text = message or str(getattr(exc, "message", None) or exc)
+    click.echo(f"error: {redact(text)}", err=True)
     hint = getattr(exc, "hint", None)
     if hint:
         click.echo(f"hint: {redact(hint)}", err=True)
