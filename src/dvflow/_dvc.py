@@ -39,15 +39,6 @@ class StageInfo:
     deps: tuple[str, ...]
 
 
-class StageCommandFailed(DvflowError):
-    """The command of a stage exited non-zero (translated from DVC)."""
-
-    def __init__(self, stage: str, status: int | None) -> None:
-        self.stage, self.status = stage, status
-        where = f"exited with {status}" if status is not None else "failed"
-        super().__init__(f"stage '{stage}' command {where}")
-
-
 @contextlib.contextmanager
 def dvc_errors() -> Iterator[None]:
     """Translate DvcException (and its causes) into DvflowErrors."""
