@@ -75,3 +75,12 @@ def test_failed_stage_does_not_ignore_files_git_tracks(make_project) -> None:
     ignore = root / "sub" / ".gitignore"
     assert (root / "sub" / "w.txt").exists()
     assert not ignore.exists() or "/w.txt" not in ignore.read_text().splitlines()
+
+
+def test_all_pipelines_runs_every_dvc_yaml(make_project) -> None:
+    root = make_project("shapes")
+    result = dvflow.run_pipeline(root, all_pipelines=True)
+    assert {s.name for s in result.stages} == {"prep", "w", "sub/dvc.yaml:inner"}
+    assert all(s.status == "ran" for s in result.stages)
+    default = dvflow.run_pipeline(root)
+    assert {s.name for s in default.stages} == {"prep", "w"}

@@ -111,17 +111,25 @@ def init(path: str, remote: str | None, force: bool) -> None:
 @click.argument("stages", nargs=-1)
 @_project_options
 @click.option("--experiment", metavar="NAME", help="MLflow experiment name.")
+@click.option("-P", "--all-pipelines", is_flag=True, help="Run every dvc.yaml in the repository.")
 def run(
-    stages: tuple[str, ...], path: str, tracking_uri: str | None, experiment: str | None
+    stages: tuple[str, ...],
+    path: str,
+    tracking_uri: str | None,
+    experiment: str | None,
+    all_pipelines: bool,
 ) -> None:
     """Run the pipeline like 'dvc repro [STAGES]' and record every stage in MLflow."""
     from ._pipeline import run_pipeline
 
+    if stages and all_pipelines:
+        raise click.UsageError("give STAGES or --all-pipelines, not both")
     result = run_pipeline(
         path,
         stages,
         tracking_uri=tracking_uri,
         experiment=experiment,
+        all_pipelines=all_pipelines,
         on_progress=_render_progress,
     )
     _render_pipeline(result)

@@ -97,12 +97,14 @@ class DvcProject:
     def close(self) -> None:
         self.repo.close()
 
-    def plan(self, targets: Sequence[str]) -> list[Any]:
-        """Stages ``dvc repro TARGETS`` would visit, upstream first."""
+    def plan(self, targets: Sequence[str], *, all_pipelines: bool = False) -> list[Any]:
+        """Stages ``dvc repro TARGETS`` (or ``dvc repro -P``) would visit, upstream first."""
         from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
 
         with in_repo(self.root):
-            stages = collect_stages(self.repo, list(targets) or ["dvc.yaml"])
+            stages = (
+                [] if all_pipelines else collect_stages(self.repo, list(targets) or ["dvc.yaml"])
+            )
             graph = get_active_graph(self.repo.index.graph)
             return list(plan_repro(graph, stages))
 
@@ -227,7 +229,11 @@ class DvcProject:
         return _rel(self.root, path) if path and str(path).startswith(str(self.root)) else path
 
     def reproduce(
-        self, targets: Sequence[str], around_stage: Callable[[Any, Callable[..., Any]], Any]
+        self,
+        targets: Sequence[str],
+        around_stage: Callable[[Any, Callable[..., Any]], Any],
+        *,
+        all_pipelines: bool = False,
     ) -> None:
         """Run ``dvc repro`` in-process, wrapping each stage with ``around_stage``."""
         from dvc.repo.reproduce import _reproduce_stage
@@ -236,7 +242,11 @@ class DvcProject:
             return around_stage(stage, lambda **extra: _reproduce_stage(stage, **kwargs, **extra))
 
         with in_repo(self.root):
-            self.repo.reproduce(list(targets) or None, repro_fn=repro_fn)
+            self.repo.reproduce(
+                None if all_pipelines else list(targets) or None,
+                all_pipelines=all_pipelines,
+                repro_fn=repro_fn,
+            )
 
 
 def _is_local(dep: Any) -> bool:

@@ -99,9 +99,13 @@ def run_pipeline(
     *,
     tracking_uri: str | None = None,
     experiment: str | None = None,
+    all_pipelines: bool = False,
     on_progress: ProgressCallback | None = None,
 ) -> PipelineRun:
     """Run the DVC pipeline at ``path`` like ``dvc repro`` and record every stage.
+
+    ``targets`` are stage names or dvc.yaml paths, as for ``dvc repro``;
+    ``all_pipelines`` runs every dvc.yaml of the repository (``dvc repro -P``).
 
     Raises StageFailedError when a stage fails, InterruptedRunError on
     SIGTERM or Ctrl-C; in both cases the MLflow runs are ended as FAILED or
@@ -113,7 +117,7 @@ def run_pipeline(
     project = DvcProject(root)
     try:
         session = _Session(root, config, project, pipeline, on_progress or (lambda p: None))
-        return session.run(targets)
+        return session.run(targets, all_pipelines=all_pipelines)
     finally:
         project.close()
 
@@ -138,8 +142,9 @@ class _Session:
 
     # -- the run ------------------------------------------------------------
 
-    def run(self, targets: Sequence[str]) -> PipelineRun:
-        plan = [s for s in self.project.plan(targets) if self.project.is_tracked_stage(s)]
+    def run(self, targets: Sequence[str], *, all_pipelines: bool = False) -> PipelineRun:
+        planned = self.project.plan(targets, all_pipelines=all_pipelines)
+        plan = [s for s in planned if self.project.is_tracked_stage(s)]
         self.infos = {self.project.stage_name(s): self.project.describe(s) for s in plan}
         self.project.check_params(plan)
         self.tracked = self.project.tracked_paths()
@@ -165,7 +170,7 @@ class _Session:
             with sigterm_interrupts():
                 self._log_parent_artifacts()
                 self.emit(Progress("plan", 0, self.total, stages=tuple(self.infos)))
-                self.project.reproduce(targets, self._around_stage)
+                self.project.reproduce(targets, self._around_stage, all_pipelines=all_pipelines)
         except (Interrupted, KeyboardInterrupt) as exc:
             self._ignore_outputs()
             self._end_open_run("KILLED")
