@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +32,6 @@ class Config:
     tracking_uri: str
     experiment: str
     artifact_location: str
-
-    @property
-    def state_dir(self) -> Path:
-        return self.root / STATE_DIR
-
-    def with_overrides(self, **changes: Any) -> Config:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 def resolve_tracking_uri(uri: str, root: Path) -> str:

@@ -6,7 +6,6 @@ GitError (the single translation point for git).
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -61,10 +60,6 @@ class CodeState:
     dirty: bool
     patch: bytes
     remote_url: str | None
-
-    @property
-    def patch_sha256(self) -> str | None:
-        return hashlib.sha256(self.patch).hexdigest() if self.patch else None
 
 
 def head_commit(root: Path) -> str | None:

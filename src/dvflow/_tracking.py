@@ -8,7 +8,6 @@ translated here into a DvflowError.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import urllib.error
 import urllib.request
@@ -258,7 +257,3 @@ def _no_progress_bar() -> Iterator[None]:
 
 def _quote(value: str) -> str:
     return value.replace("'", "\\'")
-
-
-def json_text(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=True)
