@@ -6,15 +6,19 @@ code (see ``docs/cli.md``)::
 
     DvflowError                      exit 1
     ├── RecordTamperedError          exit 1  a record does not match its digest
+    ├── LineageIncompleteError       exit 1  promote refused: the lineage has gaps
     ├── ProjectError                 exit 3  the folder is not a usable project
     │   ├── NotAGitRepoError
     │   ├── NoPipelineError
     │   ├── InvalidFileError         broken YAML, wrong shape
-    │   └── ConfigError
+    │   ├── ConfigError
+    │   └── IndexFileError           the lineage index cannot be opened
     ├── GitError                     exit 3  a git command failed
     ├── DvcError                     exit 3  DVC refused (translated DvcException)
     ├── TrackingError                exit 4  the MLflow store cannot be used
     ├── NotFoundError                exit 5  unknown run id, missing record
+    │   ├── TargetNotFoundError      nothing in Git or MLflow matches a target
+    │   └── ModelNotFoundError       no such registered model version or alias
     ├── StageFailedError             exit 6  a pipeline stage failed
     └── InterruptedRunError          exit 130 Ctrl-C or SIGTERM
 
@@ -98,6 +102,18 @@ class ConfigError(ProjectError):
     """dvflow's own settings are unusable."""
 
 
+class IndexFileError(ProjectError):
+    """The lineage index file cannot be opened or written."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path, self.problem = path, problem
+        super().__init__(
+            f"lineage index {path}: {problem}",
+            hint="The index is only a cache: delete that file or run "
+            "'dvflow index --rebuild' to build it again from Git and MLflow.",
+        )
+
+
 class GitError(DvflowError):
     """A git command failed."""
 
@@ -160,6 +176,45 @@ class RecordNotFoundError(NotFoundError):
         super().__init__(
             f"run {run_id} has no dvflow provenance record",
             hint="Only runs made by 'dvflow run' carry a record.",
+        )
+
+
+class TargetNotFoundError(NotFoundError):
+    """A lineage target names nothing the index knows."""
+
+    def __init__(self, target: str, hint: str | None = None) -> None:
+        self.target = target
+        super().__init__(
+            f"nothing in Git history or the tracking store matches {target!r}",
+            hint=hint
+            or "Give models:/NAME/VERSION, models:/NAME@ALIAS, a run id, a path "
+            "(optionally path@rev) or a DVC md5. 'dvflow index --rebuild' re-reads everything.",
+        )
+
+
+class ModelNotFoundError(NotFoundError):
+    """No such registered model, version or alias."""
+
+    def __init__(self, name: str, version: str | None = None, alias: str | None = None) -> None:
+        self.name, self.version, self.alias = name, version, alias
+        what = f"@{alias}" if alias else f"version {version}" if version else ""
+        super().__init__(
+            f"no registered model {name!r} {what}".rstrip(),
+            hint="List models with 'mlflow ui' (Models tab) or 'dvflow register --help'.",
+        )
+
+
+class LineageIncompleteError(DvflowError):
+    """promote refused to move an alias: some lineage checks failed."""
+
+    exit_code = 1
+
+    def __init__(self, name: str, version: str, failures: list[str]) -> None:
+        self.name, self.version, self.failures = name, version, failures
+        super().__init__(
+            f"model {name} version {version} has an incomplete lineage: " + "; ".join(failures),
+            hint="Fix what failed (push data with 'dvc push', commit or re-run), or pass "
+            "--force to promote anyway; the override is recorded on the version.",
         )
 
 

@@ -296,7 +296,7 @@ class _Session:
             params=params,
             metrics=metrics,
         )
-        tags = {"dvflow.status": status}
+        tags = {"dvflow.status": status} | _io_tags(inputs, outputs)
         if key:
             tags["dvflow.outputs_key"] = key
         if producer:
@@ -352,7 +352,7 @@ class _Session:
                 inputs=inputs,
                 params=params,
             )
-            self._publish(run_id, record, {"dvflow.status": status})
+            self._publish(run_id, record, {"dvflow.status": status} | _io_tags(inputs, []))
         self._end_open_run(mlflow_status)
         self.results.append(StageRun(info.name, status, run_id, seconds=seconds))
         self.emit(
@@ -552,3 +552,12 @@ class _Session:
             )
             self._publish(self.parent_id, record, {"dvflow.status": mlflow_status.lower()})
             self.tracker.terminate(self.parent_id, mlflow_status)
+
+
+def _io_tags(inputs: Sequence[Pointer], outputs: Sequence[Pointer]) -> dict[str, str]:
+    from ._tracking import IO_TAG, io_tag
+
+    text = io_tag(
+        [(p.path, p.md5) for p in inputs if p.md5], [(p.path, p.md5) for p in outputs if p.md5]
+    )
+    return {IO_TAG: text} if text else {}

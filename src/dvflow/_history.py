@@ -1,0 +1,287 @@
+"""Facts from Git history: every ``dvc.lock`` stage entry and ``.dvc`` file ever committed.
+
+This is how lineage works in a repository that never ran dvflow: a stage
+entry says which data versions (md5s) a command turned into which others,
+and a ``.dvc`` file says where a root came from (``dvc add`` or a
+``dvc import`` with its ``rev_lock``). One ``git log`` and one
+``git cat-file --batch`` read all of it; nothing here imports DVC or MLflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._dvcfiles import params_from_lock, pointer_from_entry
+from ._exceptions import GitError
+from ._git import _git
+
+_PATHSPECS = (":(glob)**/dvc.lock", ":(glob)**/*.dvc")
+_ZERO = "0" * 40
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stage of a committed ``dvc.lock``, or one committed ``.dvc`` file.
+
+    ``kind`` is ``stage``, ``add`` or ``import``; ``deps`` and ``outs`` are
+    ``(path, md5)`` pairs with paths from the repository root.
+    """
+
+    kind: str
+    file: str
+    name: str
+    cmd: str = ""
+    deps: tuple[tuple[str, str], ...] = ()
+    outs: tuple[tuple[str, str], ...] = ()
+    params: Mapping[str, str] = field(default_factory=dict)
+    source: Mapping[str, str] | None = None
+
+    @property
+    def stage_key(self) -> str:
+        """The stage's name as dvflow tags runs: ``name``, or ``dir/dvc.yaml:name``."""
+        folder = posixpath.dirname(self.file)
+        return self.name if not folder else f"{folder}/dvc.yaml:{self.name}"
+
+    @property
+    def digest(self) -> str:
+        data = {
+            "kind": self.kind,
+            "file": self.file,
+            "name": self.name,
+            "cmd": self.cmd,
+            "deps": self.deps,
+            "outs": self.outs,
+            "params": dict(self.params),
+            "source": dict(self.source or {}),
+        }
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Change:
+    """At ``commit``, the file ``path`` became ``blob`` (None: it was deleted)."""
+
+    commit: str
+    path: str
+    blob: str | None
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    parents: tuple[str, ...]
+    time: int
+
+
+def refs(root: Path) -> dict[str, str]:
+    """Every branch and tag, by full ref name, with the commit it points at."""
+    out = _git(
+        root,
+        "for-each-ref",
+        "--format=%(refname)%00%(objecttype)%00%(objectname)%00%(*objectname)",
+        "refs/heads",
+        "refs/tags",
+    )
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        name, kind, obj, peeled = line.split("\0")
+        sha = peeled if kind == "tag" else obj
+        if sha:
+            found[name] = sha
+    return found
+
+
+def reachable(root: Path, tip: str) -> list[str]:
+    return _git(root, "rev-list", tip).split()
+
+
+def existing(root: Path, shas: Iterable[str]) -> set[str]:
+    """The subset of ``shas`` that are commits in this repository."""
+    wanted = list(dict.fromkeys(shas))
+    if not wanted:
+        return set()
+    out = _run_batch(root, ["cat-file", "--batch-check"], "\n".join(wanted) + "\n")
+    found = set()
+    for line in out.decode().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[1] == "commit":
+            found.add(parts[0])
+    return found
+
+
+def changes(
+    root: Path, tips: Sequence[str], known: Sequence[str] = ()
+) -> tuple[list[Commit], list[Change]]:
+    """Commits reachable from ``tips`` but not ``known`` that touched a DVC file."""
+    if not tips:
+        return [], []
+    args = [
+        "log",
+        *tips,
+        *(f"^{sha}" for sha in known),
+        "--raw",
+        "-z",
+        "--no-abbrev",
+        "--no-renames",
+        "--diff-merges=first-parent",
+        "--format=%x01%H%x02%P%x02%ct",
+        "--",
+        *_PATHSPECS,
+    ]
+    return _parse_log(_git(root, *args))
+
+
+def _parse_log(out: str) -> tuple[list[Commit], list[Change]]:
+    commits: list[Commit] = []
+    found: list[Change] = []
+    for chunk in out.split("\x01")[1:]:
+        header, _, body = chunk.partition("\0")
+        sha, parents, time = header.split("\x02")
+        commits.append(Commit(sha, tuple(parents.split()), int(time or 0)))
+        fields = body.lstrip("\n").split("\0")
+        for meta, path in zip(fields[::2], fields[1::2], strict=False):
+            if not meta.startswith(":"):
+                continue
+            parts = meta[1:].split()
+            blob = parts[3] if len(parts) > 3 and parts[3] != _ZERO else None
+            found.append(Change(sha, path, blob))
+    return commits, found
+
+
+def read_blobs(root: Path, blobs: Iterable[str]) -> dict[str, bytes]:
+    """The contents of many blobs through one ``git cat-file --batch``."""
+    wanted = list(dict.fromkeys(blobs))
+    if not wanted:
+        return {}
+    out = _run_batch(root, ["cat-file", "--batch"], "\n".join(wanted) + "\n")
+    contents: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(out):
+        end = out.index(b"\n", pos)
+        header = out[pos:end].decode().split()
+        pos = end + 1
+        if len(header) < 3 or header[1] == "missing":
+            continue
+        size = int(header[2])
+        contents[header[0]] = out[pos : pos + size]
+        pos += size + 1
+    return contents
+
+
+def _run_batch(root: Path, args: list[str], stdin: str) -> bytes:
+    proc = subprocess.run(
+        ["git", *args], cwd=root, input=stdin.encode(), capture_output=True, check=False
+    )
+    if proc.returncode != 0:
+        raise GitError(args, proc.stderr.decode(errors="replace"))
+    return proc.stdout
+
+
+def tree_files(root: Path, rev: str) -> dict[str, str]:
+    """``{path: blob}`` of every ``dvc.lock`` and ``.dvc`` file in ``rev``'s tree."""
+    out = _git(root, "ls-tree", "-r", "-z", rev)
+    files: dict[str, str] = {}
+    for item in out.split("\0"):
+        meta, _, path = item.partition("\t")
+        if path and (posixpath.basename(path) == "dvc.lock" or path.endswith(".dvc")):
+            files[path] = meta.split()[2]
+    return files
+
+
+# -- parsing committed files ----------------------------------------------------
+
+
+def parse_file(path: str, data: bytes) -> list[Entry]:
+    """The entries of one committed file; a file that does not parse gives none.
+
+    History holds whatever was committed, broken YAML included: one bad
+    commit must not stop lineage for all the others.
+    """
+    try:
+        doc = yaml.load(data, Loader=_Loader)  # noqa: S506 - a safe loader, C-accelerated
+    except (yaml.YAMLError, ValueError):
+        return []
+    if not isinstance(doc, dict):
+        return []
+    if posixpath.basename(path) == "dvc.lock":
+        return list(_stage_entries(path, doc))
+    entry = _dvc_file_entry(path, doc)
+    return [entry] if entry else []
+
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _stage_entries(path: str, doc: Mapping[str, Any]) -> Iterator[Entry]:
+    stages = doc.get("stages")
+    if not isinstance(stages, dict):
+        return
+    base = posixpath.dirname(path)
+    for name, body in sorted(stages.items()):
+        if not isinstance(body, dict):
+            continue
+        yield Entry(
+            kind="stage",
+            file=path,
+            name=str(name),
+            cmd=_cmd(body.get("cmd")),
+            deps=_pairs(body.get("deps"), base),
+            outs=_pairs(body.get("outs"), base),
+            params=params_from_lock(body),
+        )
+
+
+def _dvc_file_entry(path: str, doc: Mapping[str, Any]) -> Entry | None:
+    base = posixpath.dirname(path)
+    outs = _pairs(doc.get("outs"), base)
+    if not outs:
+        return None
+    source = None
+    deps = doc.get("deps")
+    if isinstance(deps, list) and deps and isinstance(deps[0], dict):
+        repo = deps[0].get("repo")
+        if isinstance(repo, dict) and repo.get("url"):
+            source = {
+                "url": str(repo["url"]),
+                "rev_lock": str(repo.get("rev_lock") or ""),
+                "rev": str(repo.get("rev") or ""),
+                "path": str(deps[0].get("path") or ""),
+            }
+        elif deps[0].get("path"):
+            source = {"url": str(deps[0]["path"]), "rev_lock": "", "rev": "", "path": ""}
+    return Entry(
+        kind="import" if source else "add",
+        file=path,
+        name=path,
+        cmd=_cmd(doc.get("cmd")),
+        outs=outs,
+        source=source,
+    )
+
+
+def _cmd(value: Any) -> str:
+    if isinstance(value, list):
+        return " && ".join(str(v) for v in value)
+    return str(value) if value else ""
+
+
+def _pairs(entries: Any, base: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(entries, list):
+        return ()
+    pairs = []
+    for item in entries:
+        if not isinstance(item, dict) or not item.get("path"):
+            continue
+        pointer = pointer_from_entry(item, wdir=base or ".")
+        if pointer.md5:
+            pairs.append((pointer.path, pointer.md5))
+    return tuple(sorted(pairs))

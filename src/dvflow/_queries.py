@@ -1,0 +1,159 @@
+"""``lineage``, ``impact`` and ``update_index``: the library side of those commands.
+
+Each query first brings the index up to date: Git always (two git calls
+when nothing moved), the tracking store only when it changed (a local
+SQLite store) or the last sync is older than ``max_age_s`` (a server).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import _git
+from ._config import load_config
+from ._exceptions import TrackingError
+from ._index import Index, UpdateStats
+from ._lineage import Direction, Graph, build_graph
+
+# A shared server is re-read at most this often by queries (--sync forces it).
+SERVER_MAX_AGE_S = 60.0
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """What the index holds after an update."""
+
+    path: Path
+    commits: int
+    stage_entries: int
+    runs: int
+    model_versions: int
+    refs: int
+    store_uri: str | None
+    updated: UpdateStats
+    warnings: tuple[str, ...] = field(default=())
+
+
+def _root(path: str | os.PathLike[str]) -> Path:
+    return _git.find_root(Path(path).resolve())
+
+
+def open_index(
+    root: Path,
+    *,
+    tracking_uri: str | None = None,
+    sync: bool | None = None,
+    rebuild: bool = False,
+) -> tuple[Index, UpdateStats, list[str]]:
+    """The index of ``root``, brought up to date; returns it, what changed, and warnings.
+
+    ``sync``: True always re-reads the store, False never, None when it changed.
+    """
+    from ._tracking import check_existing_store, display_uri
+
+    config = load_config(root, tracking_uri=tracking_uri)
+    index = Index(root)
+    if rebuild:
+        index.clear()
+    git = index.update_git()
+    warnings: list[str] = []
+    uri = config.tracking_uri
+    if sync is False or not (sync or rebuild or index.store_stale(uri, SERVER_MAX_AGE_S)):
+        return index, git, warnings
+    try:
+        check_existing_store(uri)
+    except TrackingError as exc:
+        if uri.startswith("sqlite:///") and "no store there yet" in exc.problem:
+            return index, git, warnings  # a repository without MLflow runs: Git alone
+        synced = index.meta("synced_at")
+        warnings.append(
+            f"tracking store {display_uri(uri)} unreachable; answering from the index"
+            + (" as last synced" if synced else " (Git history only)")
+        )
+        return index, git, warnings
+    from ._tracking import Tracker
+
+    stats = index.sync_store(Tracker(uri), full=rebuild)
+    return index, _merge(git, stats), warnings
+
+
+def _merge(git: UpdateStats, store: UpdateStats) -> UpdateStats:
+    return UpdateStats(
+        commits=git.commits,
+        refs=git.refs,
+        runs=store.runs,
+        models=store.models,
+        synced_store=store.synced_store,
+    )
+
+
+def _query(
+    direction: Direction,
+    target: str,
+    path: str | os.PathLike[str],
+    tracking_uri: str | None,
+    sync: bool | None,
+) -> Graph:
+    root = _root(path)
+    index, _, warnings = open_index(root, tracking_uri=tracking_uri, sync=sync)
+    try:
+        graph = build_graph(index.db, root, target, direction)
+    finally:
+        index.close()
+    graph.warnings.extend(warnings)
+    return graph
+
+
+def lineage(
+    target: str,
+    path: str | os.PathLike[str] = ".",
+    *,
+    tracking_uri: str | None = None,
+    sync: bool | None = None,
+) -> Graph:
+    """Everything upstream of ``target``: what produced it, back to the roots."""
+    return _query("upstream", target, path, tracking_uri, sync)
+
+
+def impact(
+    target: str,
+    path: str | os.PathLike[str] = ".",
+    *,
+    tracking_uri: str | None = None,
+    sync: bool | None = None,
+) -> Graph:
+    """Everything downstream of ``target``: data, runs, models and aliases built on it."""
+    return _query("downstream", target, path, tracking_uri, sync)
+
+
+def update_index(
+    path: str | os.PathLike[str] = ".",
+    *,
+    tracking_uri: str | None = None,
+    rebuild: bool = False,
+    sync: bool | None = True,
+) -> IndexStatus:
+    """Bring the index up to date (or rebuild it from scratch) and say what it holds."""
+    root = _root(path)
+    index, stats, warnings = open_index(root, tracking_uri=tracking_uri, sync=sync, rebuild=rebuild)
+    try:
+        db = index.db
+
+        def count(query: str) -> int:
+            return int(db.execute(query).fetchone()[0])
+
+        return IndexStatus(
+            path=index.path,
+            commits=count("SELECT COUNT(*) FROM commits"),
+            stage_entries=count("SELECT COUNT(*) FROM entries"),
+            runs=count("SELECT COUNT(*) FROM runs"),
+            model_versions=count("SELECT COUNT(*) FROM models"),
+            refs=count("SELECT COUNT(*) FROM refs"),
+            store_uri=index.meta("store_uri"),
+            updated=stats,
+            warnings=tuple(warnings),
+        )
+    finally:
+        index.close()

@@ -1,0 +1,164 @@
+"""Lineage graphs as text: a readable tree, JSON, Graphviz DOT and Mermaid."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from ._lineage import Graph, Node
+
+_SHAPES = {
+    "data": "note",
+    "run": "box",
+    "stage": "box",
+    "source": "folder",
+    "model": "component",
+    "alias": "ellipse",
+}
+
+
+def to_json(graph: Graph) -> str:
+    return json.dumps(graph.to_dict(), indent=2, sort_keys=True)
+
+
+def describe(node: Node) -> str:
+    """One line naming a node and what identifies it."""
+    a = node.attrs
+    if node.kind == "data":
+        refs = f"  [{', '.join(a['refs'])}]" if a.get("refs") else ""
+        return f"data {node.label}  md5 {_short(a['md5'])}{refs}"
+    if node.kind == "run":
+        bits = [f"run {node.label}", a["run_id"][:12], f"({a.get('status')})"]
+        bits += _code_bits(a)
+        bits += _params_bits(a.get("params_changed") or {})
+        return "  ".join(bits)
+    if node.kind == "stage":
+        bits = [f"stage {node.label}", f"in {a['file']}"]
+        bits += [f"commit {a['commit'][:8]}"] if a.get("commit") else []
+        bits += ["(from Git history)"]
+        bits += _params_bits(a.get("params_changed") or {})
+        return "  ".join(bits)
+    if node.kind == "source":
+        source = a.get("source") or {}
+        bits = [f"{a['how']} {node.label}"]
+        bits += [f"commit {a['commit'][:8]}"] if a.get("commit") else []
+        if source.get("url"):
+            rev = source.get("rev_lock")
+            bits += [f"from {source['url']}" + (f" @ {rev[:8]}" if rev else "")]
+        return "  ".join(bits)
+    if node.kind == "model":
+        aliases = " ".join(f"@{x}" for x in a.get("aliases") or [])
+        bits = [f"model {node.label}"] + ([aliases] if aliases else [])
+        bits += [f"md5 {_short(a['md5'])}"] if a.get("md5") else []
+        bits += _code_bits(a)
+        return "  ".join(bits)
+    return f"alias {node.label}  -> v{a.get('version')}  (in use)"
+
+
+def _code_bits(a: dict[str, Any]) -> list[str]:
+    if not a.get("commit"):
+        return ["no commit"]
+    return [f"commit {a['commit'][:8]}" + ("+dirty" if a.get("dirty") else "")]
+
+
+def _params_bits(changed: dict[str, list[str | None]]) -> list[str]:
+    if not changed:
+        return []
+    shown = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in list(changed.items())[:4])
+    more = f" (+{len(changed) - 4} more)" if len(changed) > 4 else ""
+    return [f"params: {shown}{more}"]
+
+
+def _short(md5: str) -> str:
+    return md5[:8] + (".dir" if md5.endswith(".dir") else "")
+
+
+def to_tree(graph: Graph) -> str:
+    """Indented tree from the target; a node met again is named, not repeated."""
+    return "\n".join(_Tree(graph).lines())
+
+
+class _Tree:
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.children: dict[str, list[str]] = {}
+        for edge in graph.edges:
+            parent, child = (
+                (edge.target, edge.source)
+                if graph.direction == "upstream"
+                else (edge.source, edge.target)
+            )
+            self.children.setdefault(parent, []).append(child)
+        self.shown: set[str] = set()
+
+    def lines(self) -> Iterator[str]:
+        for root in self.graph.roots:
+            yield from self._node(root, "", "")
+
+    def _order(self, node_id: str) -> tuple[str, str, int]:
+        node = self.graph.nodes[node_id]
+        when = node.attrs.get("start_time") or node.attrs.get("commit_time") or 0
+        return (node.kind, node.label, int(when))
+
+    def _node(self, node_id: str, lead: str, branch: str) -> Iterator[str]:
+        # Recursive over depth only: lineage is as deep as the pipeline is long.
+        again = node_id in self.shown
+        text = describe(self.graph.nodes[node_id])
+        yield f"{lead}{branch}{text}" + ("  (see above)" if again else "")
+        if again:
+            return
+        self.shown.add(node_id)
+        kids = sorted(self.children.get(node_id, []), key=self._order)
+        child_lead = lead + ("    " if branch in ("", "└── ") else "│   ")
+        for i, kid in enumerate(kids):
+            yield from self._node(kid, child_lead, "└── " if i == len(kids) - 1 else "├── ")
+
+
+def to_dot(graph: Graph) -> str:
+    lines = ["digraph lineage {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
+    for node in graph.nodes.values():
+        style = ', style="bold"' if node.id in graph.roots else ""
+        lines.append(
+            f'  "{_dot_escape(node.id)}" [label="{_dot_escape(describe(node))}", '
+            f"shape={_SHAPES.get(node.kind, 'box')}{style}];"
+        )
+    for edge in graph.edges:
+        lines.append(
+            f'  "{_dot_escape(edge.source)}" -> "{_dot_escape(edge.target)}" '
+            f'[label="{_dot_escape(edge.kind)}"];'
+        )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def to_mermaid(graph: Graph) -> str:
+    ids = {node_id: f"n{i}" for i, node_id in enumerate(graph.nodes)}
+    lines = ["flowchart LR"]
+    for node_id, node in graph.nodes.items():
+        open_, close = ("([", "])") if node.kind in ("model", "alias") else ('["', '"]')
+        label = _mermaid_escape(describe(node))
+        if open_ == "([":
+            lines.append(f'    {ids[node_id]}(["{label}"])')
+        else:
+            lines.append(f"    {ids[node_id]}{open_}{label}{close}")
+    for edge in graph.edges:
+        lines.append(f"    {ids[edge.source]} -->|{edge.kind}| {ids[edge.target]}")
+    return "\n".join(lines) + "\n"
+
+
+def _mermaid_escape(text: str) -> str:
+    """Mermaid labels take HTML entities; quotes and brackets would end the label."""
+    table = {"&": "#amp;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "|": "#124;"}
+    return "".join(table.get(ch, ch) for ch in text)
+
+
+def when(ms: int | None) -> str:
+    if not ms:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
