@@ -203,6 +203,182 @@ def bind(rev: str, path: str, tracking_uri: str | None) -> None:
 
 
 @cli.command()
+@click.argument("target")
+@click.option("--name", required=True, metavar="NAME", help="Registered model name.")
+@click.option("--path", "output", metavar="OUT", help="Which output of the run is the model.")
+@click.option("--alias", metavar="ALIAS", help="Point this alias at the version too.")
+@_project_options
+def register(
+    *,
+    target: str,
+    name: str,
+    output: str | None,
+    alias: str | None,
+    path: str,
+    tracking_uri: str | None,
+) -> None:
+    """Register an output of a recorded run as a model version, with its lineage.
+
+    TARGET is a stage run id, or a stage name (the run that made its current
+    outputs). A version is made only when no version of NAME has the
+    model's md5 yet. Models declared in dvc.yaml 'artifacts:' with 'type:
+    model' are registered by 'dvflow run' itself.
+    """
+    from ._registry import register_model
+
+    result = register_model(
+        target, name, path, output=output, alias=alias, tracking_uri=tracking_uri
+    )
+    verb = "registered" if result.created else "already registered as"
+    click.echo(f"{verb} {result.name} version {result.version} (md5 {result.md5})")
+    if result.alias:
+        click.echo(f"alias @{result.alias} -> version {result.version}")
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("version")
+@click.option("--alias", required=True, metavar="ALIAS", help="The alias to move (production...).")
+@click.option(
+    "--force", is_flag=True, help="Move it despite failed checks (recorded on the version)."
+)
+@click.option(
+    "--stage",
+    type=click.Choice(["Staging", "Production", "Archived"]),
+    help="Also transition the deprecated registry stage (opt-in).",
+)
+@_project_options
+def promote(
+    *,
+    name: str,
+    version: str,
+    alias: str,
+    force: bool,
+    stage: str | None,
+    path: str,
+    tracking_uri: str | None,
+) -> None:
+    """Point ALIAS of model NAME at VERSION once its lineage is complete.
+
+    Checks: the run's record matches its digest; the commit exists and was
+    clean or its patch is stored; every input and the model are in the DVC
+    remote. Exit code 1 when a check fails and --force is not given.
+    """
+    from ._registry import promote as promote_version
+
+    result = promote_version(
+        name, version, alias, path, force=force, stage=stage, tracking_uri=tracking_uri
+    )
+    for check in result.checks:
+        mark = click.style("pass", fg="green") if check.ok else click.style("FAIL", fg="red")
+        click.echo(f"  {mark}  {check.name:<7} {check.detail}")
+    forced = " (forced: the failed checks are recorded on the version)" if result.forced else ""
+    click.echo(f"alias @{result.alias} -> {result.name} version {result.version}{forced}")
+    if result.stage:
+        click.echo(f"stage -> {result.stage}")
+
+
+def _graph_options(command: Any) -> Any:
+    for flag, help_text in (
+        ("--mermaid", "Mermaid flowchart (GitHub pages, CI summaries)."),
+        ("--dot", "Graphviz DOT."),
+        ("--json", "JSON (schema: docs/lineage.schema.json)."),
+        ("--tree", "A readable tree (the default)."),
+    ):
+        command = click.option(
+            flag, "fmt", flag_value=flag[2:], default=flag == "--tree", help=help_text
+        )(command)
+    command = click.option(
+        "--offline", is_flag=True, help="Answer from the index without reading the store."
+    )(command)
+    command = click.option(
+        "--sync", is_flag=True, help="Re-read the tracking store before answering."
+    )(command)
+    return _project_options(command)
+
+
+def _show_graph(graph: Any, fmt: str) -> None:
+    from . import _render
+
+    for warning in graph.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    render = {
+        "json": _render.to_json,
+        "dot": _render.to_dot,
+        "mermaid": _render.to_mermaid,
+    }.get(fmt, _render.to_tree)
+    click.echo(render(graph).rstrip("\n"))
+
+
+def _sync_choice(sync: bool, offline: bool) -> bool | None:
+    if sync and offline:
+        raise click.UsageError("give --sync or --offline, not both")
+    return True if sync else False if offline else None
+
+
+@cli.command()
+@click.argument("target")
+@_graph_options
+def lineage(
+    *, target: str, fmt: str, sync: bool, offline: bool, path: str, tracking_uri: str | None
+) -> None:
+    """What produced TARGET, back to its roots.
+
+    TARGET: models:/NAME/VERSION, models:/NAME@ALIAS, a run id, a path
+    (optionally path@rev) or a DVC md5. Works from Git history alone in
+    repositories that never ran dvflow.
+    """
+    from ._queries import lineage as upstream
+
+    graph = upstream(target, path, tracking_uri=tracking_uri, sync=_sync_choice(sync, offline))
+    _show_graph(graph, fmt)
+
+
+@cli.command()
+@click.argument("target")
+@_graph_options
+def impact(
+    *, target: str, fmt: str, sync: bool, offline: bool, path: str, tracking_uri: str | None
+) -> None:
+    """Everything built on TARGET: data versions, stage runs, models, aliases in use.
+
+    Follows dvc.lock history across every branch and tag, and the runs in
+    the tracking store. TARGET as for 'dvflow lineage'.
+    """
+    from ._queries import impact as downstream
+
+    graph = downstream(target, path, tracking_uri=tracking_uri, sync=_sync_choice(sync, offline))
+    _show_graph(graph, fmt)
+
+
+@cli.command()
+@click.option("--rebuild", is_flag=True, help="Forget the index and build it from scratch.")
+@click.option("--offline", is_flag=True, help="Read Git only, not the tracking store.")
+@_project_options
+def index(rebuild: bool, offline: bool, path: str, tracking_uri: str | None) -> None:
+    """Update the lineage index (.dvflow/index.sqlite) from Git and the store.
+
+    The index is a cache: Git and MLflow stay the truth, and 'lineage' and
+    'impact' update it themselves. Use this to warm it, or --rebuild it.
+    """
+    from ._queries import update_index
+
+    status = update_index(path, tracking_uri=tracking_uri, rebuild=rebuild, sync=not offline)
+    for warning in status.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    new = status.updated
+    click.echo(
+        f"read {new.commits} new commit(s), {new.refs} moved ref(s), {new.runs} run(s), "
+        f"{new.models} model version(s)"
+    )
+    click.echo(
+        f"index {status.path}: {status.commits} commits with DVC files, "
+        f"{status.stage_entries} stage/source entries, {status.runs} runs, "
+        f"{status.model_versions} model versions, {status.refs} refs"
+    )
+
+
+@cli.command()
 @click.argument("directory", default="dvflow-demo", type=click.Path(file_okay=False))
 def demo(directory: str) -> None:
     """Create a small real project in DIRECTORY and run it three times."""
@@ -215,10 +391,20 @@ def demo(directory: str) -> None:
     click.echo("")
     for number, run_result in enumerate(result.runs, 1):
         click.echo(f"run {number}: " + ", ".join(f"{s.name} {s.status}" for s in run_result.stages))
+    for number, run_result in enumerate(result.runs, 1):
+        for model in run_result.registered:
+            what = "registered" if model.created else "unchanged:"
+            click.echo(f"run {number}: {what} {model.name} v{model.version}")
+    promoted = result.promotion
+    click.echo(f"\n{promoted.name} v{promoted.version} promoted to @{promoted.alias}; its lineage:")
+    _show_graph(result.lineage, "tree")
+    models = sorted({n.label for n in result.impact.of_kind("model")})
+    click.echo(f"\ndata/raw.csv ends up in: {', '.join(models) or 'no model'}")
     last = result.runs[-1]
     click.echo(f"\nproject:  {result.root}")
     click.echo(f"MLflow:   {result.tracking_uri} (experiment '{last.experiment}')")
     click.echo(f"record:   {_tool('dvflow')} show {last.stages[-1].run_id} -C {result.root}")
+    click.echo(f"impact:   {_tool('dvflow')} impact data/raw.csv -C {result.root}")
     click.echo(
         f"browse:   cd {result.root} && {_tool('mlflow')} ui "
         "--backend-store-uri sqlite:///mlflow.db"

@@ -11,12 +11,19 @@ from pathlib import Path
 
 from . import _git
 from ._bind import bind_commit
+from ._dvc import DvcProject
 from ._exceptions import ProjectError
+from ._lineage import Graph
 from ._pipeline import run_pipeline
 from ._project import init_project, make_folder
+from ._queries import impact, lineage
+from ._registry import Promotion, promote
 from ._results import PipelineRun, ProgressCallback
 
 MARKER = ".dvflow-demo"
+
+
+MODEL_NAME = "wine-classifier"
 
 
 @dataclass(frozen=True)
@@ -24,6 +31,9 @@ class DemoResult:
     root: Path
     tracking_uri: str
     runs: tuple[PipelineRun, ...]
+    promotion: Promotion
+    lineage: Graph
+    impact: Graph
 
 
 def _prepare_folder(root: Path) -> None:
@@ -114,4 +124,20 @@ def run_demo(
     runs.append(run_pipeline(root, on_progress=on_progress))
     _git.commit_all(root, "demo: back to 40 trees")
     bind_commit(root)
-    return DemoResult(root, runs[-1].tracking_uri, tuple(runs))
+
+    current = runs[-1].registered[0]
+    step(f"push the data to the DVC remote; promote {MODEL_NAME} v{current.version} to @production")
+    project = DvcProject(root)
+    try:
+        project.push()
+    finally:
+        project.close()
+    promotion = promote(MODEL_NAME, current.version, "production", root)
+    return DemoResult(
+        root,
+        runs[-1].tracking_uri,
+        tuple(runs),
+        promotion,
+        lineage(f"models:/{MODEL_NAME}@production", root),
+        impact("data/raw.csv", root),
+    )

@@ -223,6 +223,40 @@ class DvcProject:
             url = remote.get("url")
             return str(url) if url else None
 
+    def missing_in_remote(self, md5s: Sequence[str], jobs: int | None = None) -> list[str]:
+        """The objects among ``md5s`` the default remote lacks.
+
+        A directory counts as present only when its ``.dir`` listing and every
+        file in it are. DVC checks in batches, concurrently.
+        """
+        with dvc_errors(), in_repo(self.root):
+            odb = self.repo.cloud.get_remote_odb(None, "status")
+            wanted = set(md5s)
+            for md5 in sorted(m for m in wanted if m.endswith(".dir")):
+                wanted |= self._dir_files(md5, odb)
+            present = set(odb.oids_exist(sorted(wanted), jobs=jobs))
+        return sorted(wanted - present)
+
+    def _dir_files(self, md5: str, odb: Any) -> set[str]:
+        """The md5s listed in a ``.dir`` object, read from the cache or else the remote."""
+        import json
+
+        local = Path(self.repo.cache.local.oid_to_path(md5))
+        try:
+            if local.is_file():
+                listing = json.loads(local.read_text(encoding="utf-8"))
+            else:
+                with odb.fs.open(odb.oid_to_path(md5), "r") as fobj:
+                    listing = json.load(fobj)
+        except (OSError, ValueError):
+            return set()  # the .dir object itself is then reported missing
+        return {str(e["md5"]) for e in listing if isinstance(e, dict) and e.get("md5")}
+
+    def push(self) -> int:
+        """Push every cached output to the default remote; returns how many objects went."""
+        with dvc_errors(), in_repo(self.root), quiet_dvc():
+            return int(self.repo.push() or 0)
+
     def cache_dir(self) -> str | None:
         """DVC's local object folder (``.dvc/cache/files/md5``), relative when inside."""
         path = getattr(getattr(self.repo.cache, "local", None), "path", None)

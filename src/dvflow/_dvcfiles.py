@@ -41,6 +41,24 @@ def read_pipeline(root: Path) -> dict[str, Any]:
     return data
 
 
+def model_artifacts(root: Path, dvcfile: str) -> dict[str, str]:
+    """``{name: path}`` of the ``artifacts:`` of ``type: model`` in one ``dvc.yaml``.
+
+    Paths are made relative to the repository root, as outputs are.
+    """
+    path = root / dvcfile
+    data = load_yaml_file(path) if path.is_file() else None
+    declared = data.get("artifacts") if isinstance(data, dict) else None
+    if not isinstance(declared, dict):
+        return {}
+    base = posixpath.dirname(dvcfile)
+    return {
+        str(name): posixpath.normpath(posixpath.join(base, str(spec["path"])))
+        for name, spec in declared.items()
+        if isinstance(spec, dict) and spec.get("type") == "model" and spec.get("path")
+    }
+
+
 def read_lock(path: Path) -> dict[str, Any]:
     """Parse a ``dvc.lock``; a missing file is an empty lock."""
     if not path.exists():

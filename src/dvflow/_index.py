@@ -71,8 +71,9 @@ CREATE TABLE aliases(name TEXT, alias TEXT, version TEXT, PRIMARY KEY(name, alia
 
 
 _TABLES = (
-    "commits refs ref_commits changes entries blob_entries entry_io runs run_io models aliases"
-).split()
+    *("commits", "refs", "ref_commits", "changes", "entries", "blob_entries", "entry_io"),
+    *("runs", "run_io", "models", "aliases"),
+)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ SCHEMA_VERSION = 1
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
 _CHUNK = 500
+_SOURCE_EDGES = {"import": "imported", "add": "added"}
 
 
 class NodeJSON(TypedDict):
@@ -332,7 +333,7 @@ class Walker:
             rest,
         ):
             node = self._entry_node(entry)
-            new += self._added(node, f"data:{md5}", "imported" if kind == "import" else "produced")
+            new += self._added(node, f"data:{md5}", _SOURCE_EDGES.get(kind, "produced"))
         return new
 
     # -- downstream pieces

@@ -37,19 +37,20 @@ from ._exceptions import (
 from ._interrupt import Interrupted, killed_by_signal, sigterm_interrupts
 from ._record import (
     DIGEST_TAG,
+    PACKAGES_ARTIFACT,
+    PATCH_ARTIFACT,
     RECORD_ARTIFACT,
+    STDERR_ARTIFACT,
     CodeInfo,
     ProvenanceRecord,
     canonical_json,
+    parse_record,
     sha256_hex,
 )
 from ._redact import Redactor, redactor_for
+from ._registry import Registration, register_stage_models
 from ._results import PipelineRun, Progress, ProgressCallback, StageRun
 from ._tracking import Tracker, check_reachable, display_uri
-
-PATCH_ARTIFACT = "dvflow/code.patch"
-STDERR_ARTIFACT = "dvflow/stderr.txt"
-PACKAGES_ARTIFACT = "dvflow/packages.txt"
 
 
 def _stage_path() -> str:
@@ -139,6 +140,8 @@ class _Session:
         self.failure: tuple[str, BaseException, str | None] | None = None
         self.open_run: str | None = None  # the stage run not yet ended
         self.ignored: list[str] = []
+        self.stage_io: list[tuple[list[Pointer], list[Pointer]]] = []
+        self.registered: list[Registration] = []
 
     # -- the run ------------------------------------------------------------
 
@@ -220,6 +223,7 @@ class _Session:
             dirty=self.code.dirty,
             stages=tuple(self.results),
             ignored_outputs=tuple(self.ignored),
+            registered=tuple(self.registered),
         )
 
     def _run_name(self) -> str:
@@ -301,7 +305,16 @@ class _Session:
             tags["dvflow.outputs_key"] = key
         if producer:
             tags["dvflow.produced_by"] = producer
-        self._publish(run_id, record, tags)
+        digest, published = self._publish(run_id, record, tags)
+        self.stage_io.append((inputs, outputs))
+        self.registered += register_stage_models(
+            self.tracker,
+            self.root,
+            dvcfile=info.dvcfile,
+            record=parse_record(published),
+            record_sha=digest,
+            stage_io=self.stage_io,
+        )
         self.tracker.terminate(run_id, "FINISHED")
         self.open_run = None
         result = StageRun(
@@ -518,11 +531,15 @@ class _Session:
             else (),
         )
 
-    def _publish(self, run_id: str, record: ProvenanceRecord, tags: Mapping[str, str]) -> None:
+    def _publish(
+        self, run_id: str, record: ProvenanceRecord, tags: Mapping[str, str]
+    ) -> tuple[str, bytes]:
         """Log the redacted record and its digest; the digest is over the exact bytes."""
         data = canonical_json(self.redactor.redact_obj(record.to_dict()))
         self.tracker.log_bytes(run_id, data, RECORD_ARTIFACT)
-        self.tracker.set_tags(run_id, {**tags, DIGEST_TAG: sha256_hex(data)})
+        digest = sha256_hex(data)
+        self.tracker.set_tags(run_id, {**tags, DIGEST_TAG: digest})
+        return digest, data
 
     def _log_parent_artifacts(self) -> None:
         if self.patch:

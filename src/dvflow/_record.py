@@ -13,6 +13,9 @@ from ._exceptions import InvalidFileError
 
 SCHEMA_VERSION = 1
 RECORD_ARTIFACT = "dvflow/record.json"
+PATCH_ARTIFACT = "dvflow/code.patch"
+STDERR_ARTIFACT = "dvflow/stderr.txt"
+PACKAGES_ARTIFACT = "dvflow/packages.txt"
 DIGEST_TAG = "dvflow.record_sha256"
 
 StageStatus = Literal["ran", "restored", "up-to-date", "failed", "killed", "skipped"]

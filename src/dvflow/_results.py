@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from ._dvcfiles import Pointer
+from ._registry import Registration
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class PipelineRun:
     dirty: bool
     stages: tuple[StageRun, ...]
     ignored_outputs: tuple[str, ...] = ()
+    registered: tuple[Registration, ...] = ()
 
 
 @dataclass(frozen=True)

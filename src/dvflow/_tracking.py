@@ -238,6 +238,103 @@ class Tracker:
         )
         return str(runs[0].info.run_id) if runs else None
 
+    # -- model registry
+
+    def version_with_tag(self, name: str, key: str, value: str) -> str | None:
+        """The lowest version of model ``name`` tagged ``key=value``, if any."""
+        with mlflow_errors(self.uri):
+            if not self._model_exists(name):
+                return None
+            found = self.client.search_model_versions(
+                f"name = '{_quote(name)}' and tags.`{key}` = '{_quote(value)}'"
+            )
+        versions = sorted(int(v.version) for v in found)
+        return str(versions[0]) if versions else None
+
+    def _model_exists(self, name: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return False
+            raise
+        return True
+
+    def create_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str | None,
+        tags: Mapping[str, str],
+        model_id: str | None = None,
+    ) -> str:
+        with mlflow_errors(self.uri):
+            if not self._model_exists(name):
+                self.client.create_registered_model(name)
+            version = self.client.create_model_version(
+                name, source, run_id=run_id, tags=dict(tags), model_id=model_id
+            )
+        return str(version.version)
+
+    def model_version(self, name: str, version: str) -> Any:
+        return self._version(name, lambda: self.client.get_model_version(name, version), version)
+
+    def version_by_alias(self, name: str, alias: str) -> Any:
+        return self._version(
+            name, lambda: self.client.get_model_version_by_alias(name, alias), alias=alias
+        )
+
+    def _version(
+        self, name: str, get: Any, version: str | None = None, alias: str | None = None
+    ) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        from ._exceptions import ModelNotFoundError
+
+        with mlflow_errors(self.uri):
+            try:
+                return get()
+            except MlflowException as exc:
+                if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+                    raise ModelNotFoundError(name, version=version, alias=alias) from exc
+                raise
+
+    def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        with mlflow_errors(self.uri):
+            for key, value in tags.items():
+                self.client.set_model_version_tag(name, version, key, value)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        with mlflow_errors(self.uri):
+            self.client.set_registered_model_alias(name, alias, version)
+
+    def transition_stage(self, name: str, version: str, stage: str) -> None:
+        """Registry stages, deprecated by MLflow since 2.9: only on request."""
+        import warnings
+
+        with mlflow_errors(self.uri), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            self.client.transition_model_version_stage(name, version, stage)
+
+    def logged_model_of_run(self, experiment_id: str, run_id: str) -> str | None:
+        """The id of the newest model the run logged through MLflow itself, if any."""
+        with mlflow_errors(self.uri, run_id):
+            models = self.client.search_logged_models(
+                experiment_ids=[experiment_id],
+                filter_string=f"source_run_id = '{run_id}'",
+                order_by=[{"field_name": "creation_timestamp", "ascending": False}],
+                max_results=1,
+            )
+        return str(models[0].model_id) if models else None
+
+    def artifact_exists(self, run_id: str, artifact_file: str) -> bool:
+        folder, _, name = artifact_file.rpartition("/")
+        with mlflow_errors(self.uri, run_id):
+            listed = self.client.list_artifacts(run_id, folder or None)
+        return any(item.path == artifact_file or item.path.endswith("/" + name) for item in listed)
+
 
 @contextlib.contextmanager
 def _no_progress_bar() -> Iterator[None]:

@@ -1,0 +1,480 @@
+"""The model registry with lineage: register, and promote behind a lineage gate.
+
+A model version is tagged with everything that identifies what made it:
+the code (commit, dirty flag), the stage run's record digest, the model's
+own DVC md5 and the md5 of every upstream dataset. A new version is made
+only for an md5 no version of that model has yet.
+
+Registry stages (Staging/Production) are deprecated in MLflow: dvflow moves
+aliases, and transitions stages only when asked.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import _git
+from ._config import load_config
+from ._dvcfiles import Pointer
+from ._exceptions import (
+    DvflowError,
+    InvalidFileError,
+    LineageIncompleteError,
+    NotFoundError,
+    RecordTamperedError,
+)
+from ._record import DIGEST_TAG, PATCH_ARTIFACT, RECORD_ARTIFACT, ProvenanceRecord, parse_record
+from ._record import sha256_hex as _sha256
+
+if TYPE_CHECKING:
+    from ._tracking import Tracker
+
+MD5_TAG = "dvflow.model_md5"
+UPSTREAM_TAG = "dvflow.upstream"
+_TAG_LIMIT = 7500
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One model version dvflow registered (``created``) or found already there."""
+
+    name: str
+    version: str
+    created: bool
+    run_id: str | None
+    md5: str | None
+    source: str
+    alias: str | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    """One promote gate check: ``ok``, or what is missing and how to fix it."""
+
+    name: str
+    ok: bool
+    detail: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class Promotion:
+    name: str
+    version: str
+    alias: str
+    checks: tuple[Check, ...]
+    forced: bool
+    stage: str | None = None
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+
+def version_tags(
+    record: ProvenanceRecord, record_sha: str, model: Pointer, upstream: Mapping[str, str]
+) -> dict[str, str]:
+    """The tags that carry a version's lineage."""
+    code = record.code
+    tags = {
+        "dvflow.git_commit": code.get("commit") or "",
+        "dvflow.git_dirty": str(bool(code.get("dirty"))).lower(),
+        "dvflow.record_sha256": record_sha,
+        "dvflow.run_id": record.mlflow.get("run_id") or "",
+        "dvflow.stage": record.stage["name"] if record.stage else "",
+        "dvflow.model_path": model.path,
+        MD5_TAG: model.md5 or "",
+    }
+    text = json.dumps(dict(sorted(upstream.items())), separators=(",", ":"))
+    tags[UPSTREAM_TAG] = text if len(text) <= _TAG_LIMIT else "see the run's record"
+    return tags
+
+
+def register_version(
+    tracker: Tracker,
+    name: str,
+    *,
+    model: Pointer,
+    run_id: str | None,
+    tags: Mapping[str, str],
+    logged_model: str | None = None,
+) -> Registration:
+    """Make a version of ``name`` for ``model`` unless one with its md5 exists."""
+    if model.md5:
+        existing = tracker.version_with_tag(name, MD5_TAG, model.md5)
+        if existing:
+            return Registration(name, existing, False, run_id, model.md5, "")
+    source = (
+        f"models:/{logged_model}"
+        if logged_model
+        else model.remote_uri or model.cache_path or f"dvc://{model.path}@{model.md5}"
+    )
+    version = tracker.create_version(name, source, run_id, tags, model_id=logged_model)
+    return Registration(name, version, True, run_id, model.md5, source)
+
+
+def upstream_of(
+    model_md5: str, stages: Sequence[tuple[Sequence[Pointer], Sequence[Pointer]]]
+) -> dict[str, str]:
+    """``{path: md5}`` of every DVC-tracked dataset upstream of ``model_md5``.
+
+    ``stages`` are the (inputs, outputs) of the stages that ran, so the walk
+    follows outputs back to the inputs that made them. Code (files git
+    tracks, without a cache path) is not a dataset.
+    """
+    made_by = {o.md5: inputs for inputs, outputs in stages for o in outputs if o.md5}
+    found: dict[str, str] = {}
+    todo = [model_md5]
+    while todo:
+        for pointer in made_by.pop(todo.pop(), ()):
+            if pointer.md5 and pointer.cache_path and pointer.path not in found:
+                found[pointer.path] = pointer.md5
+                todo.append(pointer.md5)
+    return found
+
+
+def register_stage_models(
+    tracker: Tracker,
+    root: Path,
+    *,
+    dvcfile: str,
+    record: ProvenanceRecord,
+    record_sha: str,
+    stage_io: Sequence[tuple[Sequence[Pointer], Sequence[Pointer]]],
+) -> list[Registration]:
+    """Register the ``artifacts:`` of ``type: model`` a finished stage run holds.
+
+    A model the stage also logged through MLflow (``log_model``, autolog) is
+    registered from that logged model, so ``mlflow.pyfunc.load_model`` works
+    on the version; otherwise the version's source is the DVC object.
+    """
+    from ._dvcfiles import model_artifacts
+
+    run_id = record.mlflow["run_id"]
+    found = []
+    for name, path in sorted(model_artifacts(root, dvcfile).items()):
+        model = _model_pointer(root, record.outputs, path)
+        if model is None or not model.md5:
+            continue
+        container = next(p for p in record.outputs if _holds(p.path, path))
+        upstream = upstream_of(container.md5 or "", stage_io)
+        tags = version_tags(record, record_sha, model, upstream)
+        ran = bool(record.stage and record.stage["status"] == "ran")
+        logged = (
+            tracker.logged_model_of_run(record.mlflow["experiment_id"], run_id) if ran else None
+        )
+        found.append(
+            register_version(
+                tracker, name, model=model, run_id=run_id, tags=tags, logged_model=logged
+            )
+        )
+    return found
+
+
+def _holds(output: str, path: str) -> bool:
+    return path == output or path.startswith(output.rstrip("/") + "/")
+
+
+def _model_pointer(root: Path, outputs: Sequence[Pointer], path: str) -> Pointer | None:
+    """The pointer of ``path``: an output itself, or a file inside a directory output."""
+    for out in outputs:
+        if out.path == path:
+            return out
+        if _holds(out.path, path) and out.md5 and out.md5.endswith(".dir") and out.cache_path:
+            md5 = _file_in_dir(root / out.cache_path, path[len(out.path.rstrip("/")) + 1 :])
+            if md5:
+                return Pointer(
+                    path=path,
+                    md5=md5,
+                    cache_path=_swap_object(out.cache_path, out.md5, md5),
+                    remote_uri=_swap_object(out.remote_uri, out.md5, md5),
+                )
+    return None
+
+
+def _file_in_dir(listing: Path, relpath: str) -> str | None:
+    try:
+        entries = json.loads(listing.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("relpath") == relpath:
+            return str(entry.get("md5") or "") or None
+    return None
+
+
+def _swap_object(location: str | None, old: str, new: str) -> str | None:
+    """The same object store location, for another md5."""
+    tail = f"{old[:2]}/{old[2:]}"
+    if not location or not location.endswith(tail):
+        return None
+    return f"{location[: -len(tail)]}{new[:2]}/{new[2:]}"
+
+
+# -- dvflow register ------------------------------------------------------------
+
+
+def register_model(
+    target: str,
+    name: str,
+    path: str | os.PathLike[str] = ".",
+    *,
+    output: str | None = None,
+    alias: str | None = None,
+    tracking_uri: str | None = None,
+) -> Registration:
+    """Register an output of a recorded stage run (a run id, or a stage's current run)."""
+    from ._tracking import Tracker, check_existing_store
+
+    root = _git.find_root(Path(path).resolve())
+    config = load_config(root, tracking_uri=tracking_uri)
+    check_existing_store(config.tracking_uri)
+    tracker = Tracker(config.tracking_uri)
+    run_id = _run_of(tracker, root, config.experiment, target)
+    record, record_sha = _intact_record(tracker, run_id)
+    model = _pick_output(record, output, run_id)
+    upstream = _upstream_from_index(root, config.tracking_uri, run_id, model.md5)
+    tags = version_tags(record, record_sha, model, upstream)
+    experiment = record.mlflow.get("experiment_id") or ""
+    logged = tracker.logged_model_of_run(experiment, run_id) if experiment else None
+    result = register_version(
+        tracker, name, model=model, run_id=run_id, tags=tags, logged_model=logged
+    )
+    if alias:
+        tracker.set_alias(name, alias, result.version)
+    return Registration(**{**result.__dict__, "alias": alias})
+
+
+def _run_of(tracker: Tracker, root: Path, experiment: str, target: str) -> str:
+    """A run id as given, or the recorded run that made a stage's current outputs."""
+    text = target.strip()
+    if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
+        return text
+    from ._dvcfiles import LOCK_FILE, outputs_key, pointer_from_entry, read_lock
+
+    entry = read_lock(root / LOCK_FILE).get(text)
+    if not isinstance(entry, dict):
+        raise NotFoundError(
+            f"{text!r} is neither a run id nor a stage in dvc.lock",
+            hint="Give a stage run's id, or the name of a stage 'dvflow run' has run.",
+        )
+    outs = [pointer_from_entry(o) for o in entry.get("outs") or [] if isinstance(o, dict)]
+    key = outputs_key(outs)
+    exp = tracker.experiment_id(experiment)
+    producer = tracker.find_producer(exp, text, key) if key else None
+    if not producer:
+        raise NotFoundError(
+            f"no recorded run made the current outputs of stage {text!r}",
+            hint="Run 'dvflow run' to record it, or give a run id.",
+        )
+    return producer
+
+
+def _intact_record(tracker: Tracker, run_id: str) -> tuple[ProvenanceRecord, str]:
+    run = tracker.get_run(run_id)
+    raw = tracker.read_artifact(run_id, RECORD_ARTIFACT)
+    expected, actual = run.data.tags.get(DIGEST_TAG), _sha256(raw)
+    if expected != actual:
+        raise RecordTamperedError(run_id, expected or "none", actual)
+    record = parse_record(raw)
+    if record.kind != "stage":
+        raise InvalidFileError(
+            RECORD_ARTIFACT,
+            f"run {run_id} is a pipeline run; register a stage run",
+            hint="Use the id of the stage run that made the model (see 'dvflow show').",
+        )
+    return record, actual
+
+
+def _pick_output(record: ProvenanceRecord, output: str | None, run_id: str) -> Pointer:
+    outs = [p for p in record.outputs if p.md5]
+    if output:
+        wanted = output.rstrip("/")
+        for pointer in outs:
+            if pointer.path == wanted:
+                return pointer
+    elif len(outs) == 1:
+        return outs[0]
+    listed = ", ".join(p.path for p in outs) or "none"
+    raise NotFoundError(
+        f"run {run_id}: " + (f"no output {output!r}" if output else "several outputs"),
+        hint=f"Pass --path with one of its outputs: {listed}.",
+    )
+
+
+def _upstream_from_index(
+    root: Path, tracking_uri: str, run_id: str, model_md5: str | None
+) -> dict[str, str]:
+    """Datasets upstream of the run, from the lineage index (anything with a producer)."""
+    from ._queries import lineage
+
+    graph = lineage(run_id, root, tracking_uri=tracking_uri, sync=True)
+    produced = {e.target for e in graph.edges if e.kind in ("produced", "imported", "added")}
+    return {
+        node.attrs["path"]: node.attrs["md5"]
+        for node in graph.of_kind("data")
+        if node.id in produced and node.attrs["md5"] != model_md5
+    }
+
+
+# -- dvflow promote -------------------------------------------------------------
+
+
+def promote(
+    name: str,
+    version: str,
+    alias: str,
+    path: str | os.PathLike[str] = ".",
+    *,
+    force: bool = False,
+    stage: str | None = None,
+    tracking_uri: str | None = None,
+) -> Promotion:
+    """Move ``alias`` to ``version`` if its lineage is complete (or ``force``, recorded)."""
+    from ._dvc import DvcProject
+    from ._tracking import Tracker, check_existing_store
+
+    root = _git.find_root(Path(path).resolve())
+    config = load_config(root, tracking_uri=tracking_uri)
+    check_existing_store(config.tracking_uri)
+    tracker = Tracker(config.tracking_uri)
+    mv = tracker.model_version(name, version)
+    checks = _Gate(tracker, root, mv).run(DvcProject)
+    result = Promotion(name, str(mv.version), alias, tuple(checks), forced=False, stage=stage)
+    if result.failures and not force:
+        raise LineageIncompleteError(name, version, [c.detail for c in result.failures])
+    if result.failures:
+        override = {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "by": _who(root),
+            "failed": [c.detail for c in result.failures],
+        }
+        tracker.set_version_tags(name, version, {f"dvflow.forced.{alias}": json.dumps(override)})
+        result = Promotion(**{**result.__dict__, "forced": True})
+    tracker.set_alias(name, alias, version)
+    if stage:
+        tracker.transition_stage(name, version, stage)
+    return result
+
+
+def _who(root: Path) -> str:
+    from ._git import _git
+
+    name = _git(root, "config", "user.name", ok_codes=(0, 1)).strip()
+    try:
+        return name or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@dataclass
+class _Gate:
+    """The lineage checks a version must pass before an alias moves to it."""
+
+    tracker: Tracker
+    root: Path
+    mv: Any
+    record: ProvenanceRecord | None = None
+    checks: list[Check] = field(default_factory=list)
+
+    def run(self, project_class: Any) -> list[Check]:
+        run_id = self.mv.run_id or self.mv.tags.get("dvflow.run_id")
+        if not run_id:
+            return [Check("record", False, "the version is linked to no run")]
+        self._record(run_id)
+        if self.record is not None:
+            self._code(run_id, self.record)
+            self._data(project_class, self.record)
+        return self.checks
+
+    def _add(self, name: str, ok: bool, detail: str, hint: str | None = None) -> None:
+        self.checks.append(Check(name, ok, detail, hint))
+
+    def _record(self, run_id: str) -> None:
+        try:
+            raw = self.tracker.read_artifact(run_id, RECORD_ARTIFACT)
+            run = self.tracker.get_run(run_id)
+        except DvflowError as exc:
+            self._add("record", False, f"run {run_id}: {exc.message}")
+            return
+        actual = _sha256(raw)
+        tagged = {run.data.tags.get(DIGEST_TAG), self.mv.tags.get("dvflow.record_sha256")}
+        if tagged - {None} != {actual}:
+            self._add("record", False, f"record of run {run_id} does not match its digest")
+            return
+        try:
+            self.record = parse_record(raw)
+        except InvalidFileError as exc:
+            self._add("record", False, exc.message)
+            return
+        self._add("record", True, f"record of run {run_id} matches sha256 {actual[:12]}")
+
+    def _code(self, run_id: str, record: ProvenanceRecord) -> None:
+        commit = record.code.get("commit")
+        if not commit or not self._commit_exists(commit):
+            self._add(
+                "commit",
+                False,
+                f"commit {commit or '(none)'} is not in this repository",
+                "Fetch or push the branch that holds it.",
+            )
+            return
+        self._add("commit", True, f"commit {commit[:12]} exists")
+        if not record.code.get("dirty"):
+            self._add("code", True, "the work tree was clean")
+            return
+        expected = record.code.get("patch_sha256")
+        try:
+            patch = self.tracker.read_artifact(run_id, PATCH_ARTIFACT)
+        except DvflowError:
+            patch = None
+        if patch is None or not expected or _sha256(patch) != expected:
+            self._add("code", False, "dirty work tree and no intact patch stored")
+        else:
+            self._add("code", True, "dirty work tree; its patch is stored")
+
+    def _commit_exists(self, commit: str) -> bool:
+        import subprocess
+
+        proc = subprocess.run(
+            ["git", "cat-file", "-e", f"{commit}^{{commit}}"],
+            cwd=self.root,
+            capture_output=True,
+            check=False,
+        )
+        return proc.returncode == 0
+
+    def _data(self, project_class: Any, record: ProvenanceRecord) -> None:
+        md5s = {p.md5 for p in record.inputs if p.md5 and p.cache_path}
+        model_md5 = self.mv.tags.get("dvflow.model_md5")
+        if model_md5:
+            md5s.add(model_md5)
+        if not md5s:
+            self._add("data", True, "no DVC data to check")
+            return
+        project = project_class(self.root)
+        try:
+            missing = project.missing_in_remote(sorted(md5s))
+        except DvflowError as exc:
+            self._add("data", False, f"cannot check the DVC remote: {exc.message}", exc.hint)
+            return
+        finally:
+            project.close()
+        if missing:
+            shown = ", ".join(m[:12] for m in missing[:5])
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            self._add(
+                "data",
+                False,
+                f"{len(missing)} object(s) missing from the DVC remote: {shown}{more}",
+                "Run 'dvc push' from a clone that has them.",
+            )
+        else:
+            self._add("data", True, f"{len(md5s)} input and model object(s) are in the DVC remote")
