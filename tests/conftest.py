@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+import history_repo
+from history_repo import HistoryRepo
+
 PROJECTS = Path(__file__).parent / "projects"
 DVFLOW = Path(sys.executable).with_name("dvflow")
 _LEAKY_ENV = (
@@ -35,6 +38,10 @@ def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch, session_home: Path) -> None:
     """No user or system git/DVC/MLflow configuration reaches a test."""
+    _isolate(monkeypatch, session_home)
+
+
+def _isolate(monkeypatch: pytest.MonkeyPatch, session_home: Path) -> None:
     monkeypatch.setenv("HOME", str(session_home))
     monkeypatch.setenv("XDG_DATA_HOME", str(session_home / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(session_home / "config"))
@@ -47,6 +54,21 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, session_home: Path) -> None:
         monkeypatch.setenv(f"GIT_{key}_EMAIL", "test@example.com")
     for key in _LEAKY_ENV:
         monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(scope="session")
+def history(
+    tmp_path_factory: pytest.TempPathFactory, session_home: Path, template_db: Path
+) -> HistoryRepo:
+    """The repository of tests/history_repo.py, built once; copy it to change it."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _isolate(monkeypatch, session_home)
+        return history_repo.build(tmp_path_factory.mktemp("history"), template_db)
+
+
+@pytest.fixture
+def history_copy(history: HistoryRepo, tmp_path: Path) -> HistoryRepo:
+    return history_repo.copy(history, tmp_path / "repo")
 
 
 @pytest.fixture(scope="session")

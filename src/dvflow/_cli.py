@@ -368,7 +368,7 @@ def index(rebuild: bool, offline: bool, path: str, tracking_uri: str | None) -> 
         click.echo(f"warning: {warning}", err=True)
     new = status.updated
     click.echo(
-        f"read {new.commits} new commit(s), {new.refs} moved ref(s), {new.runs} run(s), "
+        f"read {new.commits} new commit(s), {new.refs} moved ref(s), {new.runs} new run(s), "
         f"{new.models} model version(s)"
     )
     click.echo(

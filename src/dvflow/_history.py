@@ -68,11 +68,12 @@ class Entry:
 
 @dataclass(frozen=True)
 class Change:
-    """At ``commit``, the file ``path`` became ``blob`` (None: it was deleted)."""
+    """At ``commit``, the file ``path`` went from ``old`` to ``blob`` (None: absent)."""
 
     commit: str
     path: str
     blob: str | None
+    old: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,8 @@ def _parse_log(out: str) -> tuple[list[Commit], list[Change]]:
                 continue
             parts = meta[1:].split()
             blob = parts[3] if len(parts) > 3 and parts[3] != _ZERO else None
-            found.append(Change(sha, path, blob))
+            old = parts[2] if len(parts) > 3 and parts[2] != _ZERO else None
+            found.append(Change(sha, path, blob, old))
     return commits, found
 
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 INDEX_DIR = ".dvflow"
 INDEX_NAME = "index.sqlite"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 # Runs are synced again from a little before the newest one seen: clocks of
 # the machines recording to one server differ, and re-reading is harmless.
 SYNC_OVERLAP_MS = 10 * 60 * 1000
@@ -43,7 +43,8 @@ CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE commits(sha TEXT PRIMARY KEY, time INTEGER NOT NULL);
 CREATE TABLE refs(name TEXT PRIMARY KEY, sha TEXT NOT NULL);
 CREATE TABLE ref_commits(ref TEXT, sha TEXT, PRIMARY KEY(ref, sha)) WITHOUT ROWID;
-CREATE TABLE changes(sha TEXT, path TEXT, blob TEXT, PRIMARY KEY(sha, path)) WITHOUT ROWID;
+CREATE TABLE changes(
+    sha TEXT, path TEXT, blob TEXT, old_blob TEXT, PRIMARY KEY(sha, path)) WITHOUT ROWID;
 CREATE INDEX changes_blob ON changes(blob);
 CREATE TABLE entries(
     id TEXT PRIMARY KEY, kind TEXT, file TEXT, name TEXT, cmd TEXT, params TEXT, source TEXT);
@@ -78,7 +79,7 @@ _TABLES = (
 
 @dataclass(frozen=True)
 class UpdateStats:
-    """What one update read: new commits, changed refs, runs and model versions."""
+    """What one update found: new commits, moved refs, new runs, model versions read."""
 
     commits: int = 0
     refs: int = 0
@@ -106,13 +107,26 @@ class Index:
             # The folder ignores itself, also in repositories dvflow did not set up.
             ignore.write_text("*\n", encoding="utf-8")
         try:
-            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            return self._connect()
+        except sqlite3.DatabaseError:
+            # Only a cache: a file that is not a database is rebuilt, not reported.
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as exc:
+            raise IndexFileError(self.path, str(exc)) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             if not self._has_schema(db):
                 self._create(db)
-        except sqlite3.DatabaseError as exc:
-            raise IndexFileError(self.path, str(exc)) from exc
+        except BaseException:
+            db.close()
+            raise
         return db
 
     @staticmethod
@@ -194,8 +208,8 @@ class Index:
             "INSERT OR IGNORE INTO commits VALUES(?, ?)", [(c.sha, c.time) for c in commits]
         )
         db.executemany(
-            "INSERT OR REPLACE INTO changes VALUES(?, ?, ?)",
-            [(c.commit, c.path, c.blob) for c in changes],
+            "INSERT OR REPLACE INTO changes VALUES(?, ?, ?, ?)",
+            [(c.commit, c.path, c.blob, c.old) for c in changes],
         )
         paths = {c.blob: c.path for c in changes if c.blob}
         seen = {row[0] for row in db.execute("SELECT DISTINCT blob FROM blob_entries").fetchall()}
@@ -281,6 +295,7 @@ class Index:
                 ).fetchall()
             ]
             runs = reader.runs(max(0, since - SYNC_OVERLAP_MS) if since else 0, open_runs)
+            known = {row[0] for row in db.execute("SELECT run_id FROM runs").fetchall()}
             for run in runs:
                 self._put_run(db, run)
             newest = max([since, *(int(r["start_time"]) for r in runs)])
@@ -290,7 +305,8 @@ class Index:
             self._set_meta(db, "store_uri", tracker.uri)
             self._set_meta(db, "synced_at", str(time.time()))
             self._set_meta(db, "store_stamp", stamp or "")
-        return UpdateStats(runs=len(runs), models=len(versions), synced_store=True)
+        new = sum(1 for run in runs if run["run_id"] not in known)
+        return UpdateStats(runs=new, models=len(versions), synced_store=True)
 
     @staticmethod
     def _put_run(db: sqlite3.Connection, run: Mapping[str, Any]) -> None:

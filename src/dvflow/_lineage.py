@@ -456,8 +456,9 @@ class Walker:
             "SELECT kind, file, name, cmd, params, source FROM entries WHERE id=?", (entry,)
         ).fetchone()
         first = self.db.execute(
-            "SELECT c.sha, cm.time FROM blob_entries be JOIN changes c ON c.blob = be.blob "
-            "JOIN commits cm ON cm.sha = c.sha WHERE be.entry=? ORDER BY cm.time, c.sha LIMIT 1",
+            "SELECT c.sha, cm.time, c.old_blob FROM blob_entries be "
+            "JOIN changes c ON c.blob = be.blob JOIN commits cm ON cm.sha = c.sha "
+            "WHERE be.entry=? ORDER BY cm.time, c.sha LIMIT 1",
             (entry,),
         ).fetchone()
         attrs: dict[str, Any] = {
@@ -471,7 +472,7 @@ class Walker:
                 "stage": name,
                 "cmd": cmd,
                 "params_changed": self._changed_entry_params(
-                    file, name, first[1] if first else 0, entry, params
+                    file, name, first[2] if first else None, params
                 ),
             }
             return Node(f"entry:{entry}", "stage", name, attrs)
@@ -481,14 +482,13 @@ class Walker:
         return Node(f"entry:{entry}", "source", file, attrs)
 
     def _changed_entry_params(
-        self, file: str, name: str, time: int, entry: str, params: str
+        self, file: str, name: str, old_blob: str | None, params: str
     ) -> dict[str, list[str | None]]:
+        """Params against the same stage in the version of the file the commit replaced."""
         prev = self.db.execute(
-            "SELECT e.params FROM entries e JOIN blob_entries be ON be.entry = e.id "
-            "JOIN changes c ON c.blob = be.blob JOIN commits cm ON cm.sha = c.sha "
-            "WHERE e.file=? AND e.name=? AND e.id != ? AND cm.time <= ? "
-            "ORDER BY cm.time DESC LIMIT 1",
-            (file, name, entry, time),
+            "SELECT e.params FROM blob_entries be JOIN entries e ON e.id = be.entry "
+            "WHERE be.blob=? AND e.file=? AND e.name=?",
+            (old_blob, file, name),
         ).fetchone()
         return _diff(json.loads(prev[0]), json.loads(params or "{}")) if prev else {}
 
