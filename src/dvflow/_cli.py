@@ -71,6 +71,10 @@ def _render_pipeline(result: PipelineRun) -> None:
         click.echo(f"  {stage.name:<20} {stage.status:<11} run {stage.run_id}{link}")
         for key in stage.skipped_params:
             click.echo(f"    note: param {key} was logged by the script with another value")
+    for model in result.registered:
+        what = "registered version" if model.created else "version"
+        same = "" if model.created else " already has this md5"
+        click.echo(f"  model {model.name}: {what} {model.version}{same}")
     dirty = " (dirty work tree: patch stored)" if result.dirty else ""
     click.echo(f"  code: {result.commit or 'no commit yet'}{dirty}")
     click.echo(f"  store: {result.tracking_uri}  experiment: {result.experiment}")

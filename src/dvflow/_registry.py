@@ -365,11 +365,12 @@ def promote(
 
 
 def _who(root: Path) -> str:
+    """Who forced a promotion: git's author identity (config or GIT_AUTHOR_*), else the user."""
     from ._git import _git
 
-    name = _git(root, "config", "user.name", ok_codes=(0, 1)).strip()
+    ident = _git(root, "var", "GIT_AUTHOR_IDENT", ok_codes=(0, 128)).split("<")[0].strip()
     try:
-        return name or getpass.getuser()
+        return ident or getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
 
