@@ -217,10 +217,10 @@ def test_promote_an_unknown_version_is_not_found(history: HistoryRepo) -> None:
 
 def test_registry_tags_and_sources_carry_no_credentials(history_copy: HistoryRepo) -> None:
     root = history_copy.root
-    secret = "planted-pass-in-registry-remote"
-    url = f"https://planted-user:{secret}@example.invalid/store"
+    planted = "planted-pass-in-registry-remote"
+    url = f"https://planted-user:{planted}@example.invalid/store"
     dvc(root, "remote", "add", "--local", "-f", "-d", "web", url)
-    git(root, "remote", "add", "origin", f"https://bot:{secret}@example.invalid/team/repo.git")
+    git(root, "remote", "add", "origin", f"https://bot:{planted}@example.invalid/team/repo.git")
     git(root, "checkout", "-q", "experiment")
     dvc(root, "checkout", "-q")
     set_param(root, "train", "alpha", "0.3")
@@ -232,4 +232,4 @@ def test_registry_tags_and_sources_carry_no_credentials(history_copy: HistoryRep
     new = client.get_model_version("lin-model", "3")
     assert new.source.startswith("https://***@example.invalid/store/files/md5/")
     for version in (new, client.get_model_version("feat", "1")):
-        assert secret not in json.dumps(dict(version.tags)) + version.source
+        assert planted not in json.dumps(dict(version.tags)) + version.source
