@@ -15,8 +15,11 @@ from ._exceptions import (
     DvcError,
     DvflowError,
     GitError,
+    IndexFileError,
     InterruptedRunError,
     InvalidFileError,
+    LineageIncompleteError,
+    ModelNotFoundError,
     NoPipelineError,
     NotAGitRepoError,
     NotFoundError,
@@ -25,25 +28,35 @@ from ._exceptions import (
     RecordTamperedError,
     RunNotFoundError,
     StageFailedError,
+    TargetNotFoundError,
     TrackingError,
 )
+from ._lineage import Graph
 from ._pipeline import run_pipeline
 from ._project import InitResult, init_project
+from ._queries import IndexStatus, impact, lineage, update_index
 from ._record import ProvenanceRecord
+from ._registry import Check, Promotion, Registration, promote, register_model
 from ._results import PipelineRun, Progress, StageRun
 from ._show import RecordCheck, check_record, load_record
 
 __all__ = [
     "BindResult",
+    "Check",
     "Config",
     "ConfigError",
     "DemoResult",
     "DvcError",
     "DvflowError",
     "GitError",
+    "Graph",
+    "IndexFileError",
+    "IndexStatus",
     "InitResult",
     "InterruptedRunError",
     "InvalidFileError",
+    "LineageIncompleteError",
+    "ModelNotFoundError",
     "NoPipelineError",
     "NotAGitRepoError",
     "NotFoundError",
@@ -51,20 +64,28 @@ __all__ = [
     "Pointer",
     "Progress",
     "ProjectError",
+    "Promotion",
     "ProvenanceRecord",
     "RecordCheck",
     "RecordNotFoundError",
     "RecordTamperedError",
+    "Registration",
     "RunNotFoundError",
     "StageFailedError",
     "StageRun",
+    "TargetNotFoundError",
     "TrackingError",
     "__version__",
     "bind_commit",
     "check_record",
+    "impact",
     "init_project",
+    "lineage",
     "load_config",
     "load_record",
+    "promote",
+    "register_model",
     "run_demo",
     "run_pipeline",
+    "update_index",
 ]
