@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 INDEX_DIR = ".dvflow"
 INDEX_NAME = "index.sqlite"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 # Runs are synced again from a little before the newest one seen: clocks of
 # the machines recording to one server differ, and re-reading is harmless.
 SYNC_OVERLAP_MS = 10 * 60 * 1000
@@ -43,6 +43,7 @@ CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE commits(sha TEXT PRIMARY KEY, time INTEGER NOT NULL);
 CREATE TABLE refs(name TEXT PRIMARY KEY, sha TEXT NOT NULL);
 CREATE TABLE ref_commits(ref TEXT, sha TEXT, PRIMARY KEY(ref, sha)) WITHOUT ROWID;
+CREATE TABLE entry_refs(entry TEXT, ref TEXT, PRIMARY KEY(entry, ref)) WITHOUT ROWID;
 CREATE TABLE changes(
     sha TEXT, path TEXT, blob TEXT, old_blob TEXT, PRIMARY KEY(sha, path)) WITHOUT ROWID;
 CREATE INDEX changes_blob ON changes(blob);
@@ -72,7 +73,8 @@ CREATE TABLE aliases(name TEXT, alias TEXT, version TEXT, PRIMARY KEY(name, alia
 
 
 _TABLES = (
-    *("commits", "refs", "ref_commits", "changes", "entries", "blob_entries", "entry_io"),
+    *("commits", "refs", "ref_commits", "entry_refs", "changes", "entries", "blob_entries"),
+    "entry_io",
     *("runs", "run_io", "models", "aliases"),
 )
 
@@ -254,10 +256,19 @@ class Index:
             if row[0] not in current
         ]
         db.executemany("DELETE FROM ref_commits WHERE ref=?", gone)
+        db.executemany("DELETE FROM entry_refs WHERE ref=?", gone)
         for name in moved:
             shas = [s for s in _history.reachable(self.root, current[name]) if s in known]
             db.executemany(
                 "INSERT OR IGNORE INTO ref_commits VALUES(?, ?)", [(name, s) for s in shas]
+            )
+            # Which stage and source entries each ref's history commits: the
+            # refs of a data version are then one lookup, not a join per query.
+            db.execute(
+                "INSERT OR IGNORE INTO entry_refs SELECT DISTINCT be.entry, rc.ref "
+                "FROM ref_commits rc JOIN changes c ON c.sha = rc.sha "
+                "JOIN blob_entries be ON be.blob = c.blob WHERE rc.ref = ?",
+                (name,),
             )
 
     # -- MLflow -------------------------------------------------------------
