@@ -296,7 +296,11 @@ def main() -> None:
         ]
         impact = [timed([DVFLOW, "impact", RAW, "--json"], root, env) for _ in range(args.repeat)]
         impact_tree = [timed([DVFLOW, "impact", RAW], root, env) for _ in range(args.repeat)]
-        mid = md5(args.commits // 2, args.stages - 3)
+        # Mid-history: the middle stage's output at a commit that re-made it.
+        c = args.commits // 2
+        while history.changed[c] > args.stages // 2:
+            c += 1
+        mid = md5(c, args.stages // 2)
         impact_mid = [
             timed([DVFLOW, "impact", mid, "--json"], root, env) for _ in range(args.repeat)
         ]

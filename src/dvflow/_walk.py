@@ -377,12 +377,14 @@ class _Attributes:
         """Each data version's path and the branches and tags whose history commits it."""
         nodes = self._keys("data")
         refs: dict[str, set[str]] = {}
-        for md5, ref in self._rows(
-            "SELECT DISTINCT io.md5, er.ref FROM entry_io io "
-            "JOIN entry_refs er ON er.entry = io.entry WHERE io.md5 IN ({})",
+        for md5, names in self._rows(
+            "SELECT md5, GROUP_CONCAT(ref, char(10)) FROM (SELECT DISTINCT io.md5, er.ref "
+            "FROM entry_io io JOIN entry_refs er ON er.entry = io.entry "
+            "WHERE io.role = 'out' AND io.md5 IN ({})) "
+            "GROUP BY md5",
             nodes,
         ):
-            refs.setdefault(md5, set()).add(_short_ref(ref))
+            refs[md5] = {_short_ref(ref) for ref in names.split("\n")}
         unnamed = [md5 for md5, node in nodes.items() if node.label == md5]
         paths: dict[str, str] = {}
         for table in ("entry_io", "run_io"):
