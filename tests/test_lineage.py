@@ -206,7 +206,8 @@ def test_index_updates_incrementally_and_a_rebuild_gives_the_same_answers(
     assert first.returncode == 0, first.stderr
     assert "read 4 new commit(s)" in first.stdout
     again = cli("index", "-C", str(root))
-    assert "read 0 new commit(s), 0 moved ref(s), 0 new run(s)" in again.stdout
+    # Nothing moved and the store's file did not change: neither is read again.
+    assert "read 0 new commit(s), 0 updated ref(s), 0 new run(s), store unchanged" in again.stdout
 
     git(root, "checkout", "-q", "experiment")
     subprocess.run([sys.executable, "-m", "dvc", "checkout", "-q"], cwd=root, check=True)
@@ -215,7 +216,7 @@ def test_index_updates_incrementally_and_a_rebuild_gives_the_same_answers(
     git(root, "commit", "-qam", "alpha 0.7")
     update = cli("index", "-C", str(root))
     # One new commit, one moved branch (and HEAD), one pipeline run with two stage runs.
-    assert "read 1 new commit(s), 2 moved ref(s), 3 new run(s)" in update.stdout, update.stdout
+    assert "read 1 new commit(s), 2 updated ref(s), 3 new run(s)" in update.stdout, update.stdout
     new_md5 = lock_md5(root, "experiment", "model/model.bin")
     answers = {
         target: graph(root, command, target, "--offline")
@@ -280,18 +281,19 @@ def test_a_broken_index_file_is_rebuilt_not_reported(history_copy: HistoryRepo) 
 @pytest.mark.parametrize(
     ("target", "needle"),
     [
-        ("models:/lin-model/9", "models:/NAME/VERSION"),
-        ("models:/lin-model@nope", "no alias @nope"),
+        ("models:/lin-model/9", "Model 'lin-model' has versions 1, 2."),
+        ("models:/lin-model@nope", "no alias @nope (its aliases: none)"),
+        ("models:/nope@production", "No registered model 'nope'"),
         ("no/such/file.txt", "No DVC-tracked path"),
         ("0123456789abcdef0123456789abcdef", "nothing in Git history"),
-        ("model/model.bin@no-such-rev", "no commit named"),
+        ("model/model.bin@no-such-rev", "No commit, branch or tag named 'no-such-rev'"),
     ],
 )
 def test_an_unknown_target_is_one_clear_error(
     history: HistoryRepo, target: str, needle: str
 ) -> None:
     result = cli("lineage", target, "-C", str(history.root), "--offline")
-    assert result.returncode in (3, 5), result.stderr
+    assert result.returncode == 5, result.stderr
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -304,3 +306,45 @@ def test_a_repository_made_without_dvflow_or_mlflow_still_answers(history: Histo
     assert down["nodes"] == [n for n in down["nodes"] if n["kind"] == "data"]
     assert not (history.upstream / "mlflow.db").exists()
     assert ".dvflow" not in git(history.upstream, "status", "--porcelain")
+
+
+def test_impact_of_a_model_file_lists_the_versions_registered_from_it(
+    history: HistoryRepo,
+) -> None:
+    data = graph(history.root, "impact", "model/model.bin@v1.0")
+    assert {n["label"] for n in nodes(data, "model")} == {"lin-model v1"}
+    tree = cli("impact", "model/model.bin@experiment", "-C", str(history.root))
+    assert tree.stdout.rstrip().endswith("model versions: lin-model v2"), tree.stdout
+
+
+def test_short_ids_as_printed_by_the_tree_are_targets(history: HistoryRepo) -> None:
+    run_id = version_run(history.root, "lin-model", "1")
+    by_prefix = graph(history.root, "lineage", run_id[:12])
+    assert by_prefix["roots"] == [f"run:{run_id}"]
+    md5 = lock_md5(history.root, "v1.0", "model/model.bin")
+    assert graph(history.root, "lineage", md5[:8])["roots"] == [f"data:{md5}"]
+
+
+def test_paths_may_be_written_from_the_current_folder(history: HistoryRepo) -> None:
+    inside = cli("lineage", "raw.txt", "--json", cwd=history.root / "data")
+    dotted = cli("lineage", "./data/raw.txt", "--json", cwd=history.root)
+    assert inside.returncode == 0 and dotted.returncode == 0, inside.stderr + dotted.stderr
+    assert json.loads(inside.stdout)["roots"] == json.loads(dotted.stdout)["roots"]
+
+
+def test_two_output_formats_at_once_are_a_usage_error(history: HistoryRepo) -> None:
+    result = cli("lineage", "data/raw.txt", "--json", "--dot", "-C", str(history.root))
+    assert result.returncode == 2
+    assert "one output format" in result.stderr
+
+
+def test_the_runs_of_another_store_are_never_shown(history_copy: HistoryRepo) -> None:
+    root = history_copy.root
+    assert cli("index", "-C", str(root)).returncode == 0
+    other = f"sqlite:///{root / 'elsewhere.db'}"
+    result = cli(
+        "lineage", "model/model.bin@v1.0", "--json", "--tracking-uri", other, "-C", str(root)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "another store" in result.stderr
+    assert not [n for n in json.loads(result.stdout)["nodes"] if n["kind"] in ("run", "model")]

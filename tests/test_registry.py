@@ -137,8 +137,10 @@ def test_promote_refuses_a_missing_remote_object_and_force_records_the_override(
     object_path(remote, md5).unlink()
     refused = cli("promote", "lin-model", "1", "--alias", "production", "-C", str(root))
     assert refused.returncode == 1, refused.stderr
-    assert "missing from the DVC remote" in refused.stderr
-    assert "--force" in refused.stderr
+    assert "missing from the DVC remote: model/model.bin" in refused.stderr
+    assert "dvc push --all-commits" in refused.stderr and "--force" in refused.stderr
+    # Every check is shown, passed or failed.
+    assert refused.stdout.count("pass") == 3 and refused.stdout.count("FAIL") == 1
     client = tracking_client(root)
     assert "production" not in client.get_registered_model("lin-model").aliases
 
@@ -233,3 +235,20 @@ def test_registry_tags_and_sources_carry_no_credentials(history_copy: HistoryRep
     assert new.source.startswith("https://***@example.invalid/store/files/md5/")
     for version in (new, client.get_model_version("feat", "1")):
         assert planted not in json.dumps(dict(version.tags)) + version.source
+
+
+def test_a_bad_alias_or_name_is_a_usage_error_before_any_work(history_copy: HistoryRepo) -> None:
+    root = history_copy.root
+    git(root, "checkout", "-q", "experiment")
+    dvc(root, "checkout", "-q")
+    for args in (
+        ("register", "featurize", "--name", "feat", "--alias", "bad alias!"),
+        ("register", "featurize", "--name", "bad/name"),
+        ("promote", "lin-model", "1", "--alias", "v3"),
+        ("promote", "lin-model", "1", "--alias", "latest"),
+    ):
+        result = cli(*args, "-C", str(root))
+        assert result.returncode == 2, (args, result.stderr)
+        assert "invalid" in result.stderr
+    names = [m.name for m in tracking_client(root).search_registered_models()]
+    assert "feat" not in names

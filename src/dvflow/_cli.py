@@ -268,30 +268,40 @@ def promote(
     clean or its patch is stored; every input and the model are in the DVC
     remote. Exit code 1 when a check fails and --force is not given.
     """
+    from ._exceptions import LineageIncompleteError
     from ._registry import promote as promote_version
 
-    result = promote_version(
-        name, version, alias, path, force=force, stage=stage, tracking_uri=tracking_uri
-    )
-    for check in result.checks:
-        mark = click.style("pass", fg="green") if check.ok else click.style("FAIL", fg="red")
-        click.echo(f"  {mark}  {check.name:<7} {check.detail}")
+    try:
+        result = promote_version(
+            name, version, alias, path, force=force, stage=stage, tracking_uri=tracking_uri
+        )
+    except LineageIncompleteError as exc:
+        _show_checks(exc.checks)
+        raise
+    _show_checks(result.checks)
     forced = " (forced: the failed checks are recorded on the version)" if result.forced else ""
     click.echo(f"alias @{result.alias} -> {result.name} version {result.version}{forced}")
     if result.stage:
         click.echo(f"stage -> {result.stage}")
 
 
+def _show_checks(checks: Any) -> None:
+    for check in checks:
+        mark = click.style("pass", fg="green") if check.ok else click.style("FAIL", fg="red")
+        click.echo(f"  {mark}  {check.name:<7} {check.detail}")
+
+
+_FORMATS = {
+    "tree": "A readable tree (the default).",
+    "json": "JSON (schema: docs/lineage.schema.json).",
+    "dot": "Graphviz DOT.",
+    "mermaid": "Mermaid flowchart (GitHub pages, CI summaries).",
+}
+
+
 def _graph_options(command: Any) -> Any:
-    for flag, help_text in (
-        ("--mermaid", "Mermaid flowchart (GitHub pages, CI summaries)."),
-        ("--dot", "Graphviz DOT."),
-        ("--json", "JSON (schema: docs/lineage.schema.json)."),
-        ("--tree", "A readable tree (the default)."),
-    ):
-        command = click.option(
-            flag, "fmt", flag_value=flag[2:], default=flag == "--tree", help=help_text
-        )(command)
+    for name, help_text in reversed(_FORMATS.items()):
+        command = click.option(f"--{name}", f"fmt_{name}", is_flag=True, help=help_text)(command)
     command = click.option(
         "--offline", is_flag=True, help="Answer from the index without reading the store."
     )(command)
@@ -299,6 +309,15 @@ def _graph_options(command: Any) -> Any:
         "--sync", is_flag=True, help="Re-read the tracking store before answering."
     )(command)
     return _project_options(command)
+
+
+def _format(flags: dict[str, bool]) -> str:
+    chosen = [name for name in _FORMATS if flags.get(f"fmt_{name}")]
+    if len(chosen) > 1:
+        raise click.UsageError(
+            f"give one output format, not {' and '.join('--' + c for c in chosen)}"
+        )
+    return chosen[0] if chosen else "tree"
 
 
 def _show_graph(graph: Any, fmt: str) -> None:
@@ -324,7 +343,13 @@ def _sync_choice(sync: bool, offline: bool) -> bool | None:
 @click.argument("target")
 @_graph_options
 def lineage(
-    *, target: str, fmt: str, sync: bool, offline: bool, path: str, tracking_uri: str | None
+    *,
+    target: str,
+    sync: bool,
+    offline: bool,
+    path: str,
+    tracking_uri: str | None,
+    **flags: bool,
 ) -> None:
     """What produced TARGET, back to its roots.
 
@@ -334,6 +359,7 @@ def lineage(
     """
     from ._queries import lineage as upstream
 
+    fmt = _format(flags)
     graph = upstream(target, path, tracking_uri=tracking_uri, sync=_sync_choice(sync, offline))
     _show_graph(graph, fmt)
 
@@ -342,7 +368,13 @@ def lineage(
 @click.argument("target")
 @_graph_options
 def impact(
-    *, target: str, fmt: str, sync: bool, offline: bool, path: str, tracking_uri: str | None
+    *,
+    target: str,
+    sync: bool,
+    offline: bool,
+    path: str,
+    tracking_uri: str | None,
+    **flags: bool,
 ) -> None:
     """Everything built on TARGET: data versions, stage runs, models, aliases in use.
 
@@ -351,15 +383,17 @@ def impact(
     """
     from ._queries import impact as downstream
 
+    fmt = _format(flags)
     graph = downstream(target, path, tracking_uri=tracking_uri, sync=_sync_choice(sync, offline))
     _show_graph(graph, fmt)
 
 
 @cli.command()
 @click.option("--rebuild", is_flag=True, help="Forget the index and build it from scratch.")
+@click.option("--sync", is_flag=True, help="Re-read the tracking store even if unchanged.")
 @click.option("--offline", is_flag=True, help="Read Git only, not the tracking store.")
 @_project_options
-def index(rebuild: bool, offline: bool, path: str, tracking_uri: str | None) -> None:
+def index(*, rebuild: bool, sync: bool, offline: bool, path: str, tracking_uri: str | None) -> None:
     """Update the lineage index (.dvflow/index.sqlite) from Git and the store.
 
     The index is a cache: Git and MLflow stay the truth, and 'lineage' and
@@ -367,13 +401,15 @@ def index(rebuild: bool, offline: bool, path: str, tracking_uri: str | None) -> 
     """
     from ._queries import update_index
 
-    status = update_index(path, tracking_uri=tracking_uri, rebuild=rebuild, sync=not offline)
+    status = update_index(
+        path, tracking_uri=tracking_uri, rebuild=rebuild, sync=_sync_choice(sync, offline)
+    )
     for warning in status.warnings:
         click.echo(f"warning: {warning}", err=True)
     new = status.updated
     click.echo(
-        f"read {new.commits} new commit(s), {new.refs} moved ref(s), {new.runs} new run(s), "
-        f"{new.models} model version(s)"
+        f"read {new.commits} new commit(s), {new.refs} updated ref(s), {new.runs} new run(s), "
+        + (f"{new.models} model version(s)" if new.synced_store else "store unchanged")
     )
     click.echo(
         f"index {status.path}: {status.commits} commits with DVC files, "

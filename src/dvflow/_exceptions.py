@@ -7,6 +7,7 @@ code (see ``docs/cli.md``)::
     DvflowError                      exit 1
     ├── RecordTamperedError          exit 1  a record does not match its digest
     ├── LineageIncompleteError       exit 1  promote refused: the lineage has gaps
+    ├── InvalidArgumentError         exit 2  a name or alias the registry would refuse
     ├── ProjectError                 exit 3  the folder is not a usable project
     │   ├── NotAGitRepoError
     │   ├── NoPipelineError
@@ -29,6 +30,7 @@ exits 70.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class DvflowError(Exception):
@@ -62,6 +64,14 @@ class ProjectError(DvflowError):
     """The folder cannot be used as a dvflow project as it is."""
 
     exit_code = 3
+
+
+class NoSuchFolderError(ProjectError):
+    """The folder a command was pointed at does not exist."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(f"no such folder: {path}", hint="Pass -C the project's folder.")
 
 
 class NotAGitRepoError(ProjectError):
@@ -205,17 +215,34 @@ class ModelNotFoundError(NotFoundError):
 
 
 class LineageIncompleteError(DvflowError):
-    """promote refused to move an alias: some lineage checks failed."""
+    """promote refused to move an alias: some lineage checks failed.
+
+    ``checks`` holds every check (``name``, ``ok``, ``detail``, ``hint``), passed or not.
+    """
 
     exit_code = 1
 
-    def __init__(self, name: str, version: str, failures: list[str]) -> None:
-        self.name, self.version, self.failures = name, version, failures
+    def __init__(
+        self, name: str, version: str, failures: list[str], checks: tuple[Any, ...] = ()
+    ) -> None:
+        self.name, self.version, self.failures, self.checks = name, version, failures, checks
+        hints = [c.hint for c in checks if not c.ok and getattr(c, "hint", None)]
         super().__init__(
             f"model {name} version {version} has an incomplete lineage: " + "; ".join(failures),
-            hint="Fix what failed (push data with 'dvc push', commit or re-run), or pass "
-            "--force to promote anyway; the override is recorded on the version.",
+            hint=" ".join(hints)
+            + (" " if hints else "")
+            + "Or pass --force to promote anyway; the override is recorded on the version.",
         )
+
+
+class InvalidArgumentError(DvflowError):
+    """A model name or alias the registry would refuse, caught before any work."""
+
+    exit_code = 2
+
+    def __init__(self, what: str, value: str, rule: str) -> None:
+        self.what, self.value = what, value
+        super().__init__(f"invalid {what} {value!r}: {rule}", hint=f"Choose another {what}.")
 
 
 class StageFailedError(DvflowError):

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._exceptions import GitError, NotAGitRepoError
+from ._exceptions import GitError, NoSuchFolderError, NotAGitRepoError
 
 
 def _git(root: Path, *args: str, ok_codes: Sequence[int] = (0,)) -> str:
@@ -34,8 +34,8 @@ def _git(root: Path, *args: str, ok_codes: Sequence[int] = (0,)) -> str:
 
 def find_root(path: Path) -> Path:
     """Return the top of the git work tree holding ``path``."""
-    if not path.exists():
-        raise NotAGitRepoError(path)
+    if not path.is_dir():
+        raise NoSuchFolderError(path)
     try:
         out = _git(path, "rev-parse", "--show-toplevel")
     except GitError as exc:
@@ -46,7 +46,7 @@ def find_root(path: Path) -> Path:
 def is_git_repo(path: Path) -> bool:
     try:
         find_root(path)
-    except NotAGitRepoError:
+    except (NotAGitRepoError, NoSuchFolderError):
         return False
     return True
 

@@ -374,6 +374,13 @@ class Index:
                 [(v["name"], alias, v["version"]) for alias in v["aliases"]],
             )
 
+    def forget_store(self) -> None:
+        """Drop every run and model version: they belong to a store no longer in use."""
+        with self.writing() as db:
+            for table in ("runs", "run_io", "models", "aliases"):
+                db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names, no input
+            db.execute("DELETE FROM meta WHERE key IN ('store_uri', 'runs_since', 'store_stamp')")
+
     def clear(self) -> None:
         """Forget everything; the next update reads Git and the store from scratch."""
         with self.writing() as db:

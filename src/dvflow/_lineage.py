@@ -10,6 +10,8 @@ Nothing here imports MLflow or DVC: a warm index answers in milliseconds.
 
 from __future__ import annotations
 
+import contextlib
+import posixpath
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -18,12 +20,11 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 from . import _history
-from ._exceptions import TargetNotFoundError
+from ._exceptions import GitError, InvalidArgumentError, TargetNotFoundError
 from ._git import rev_parse
 
 Direction = Literal["upstream", "downstream"]
 SCHEMA_VERSION = 1
-_HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
 
 
@@ -115,71 +116,118 @@ class Graph:
 # -- resolving what the user typed ------------------------------------------------
 
 
-def resolve(db: sqlite3.Connection, root: Path, target: str) -> list[str]:
-    """The node ids ``target`` names (a model, alias, run, md5 or path[@rev])."""
+def resolve(db: sqlite3.Connection, root: Path, target: str, cwd: Path | None = None) -> list[str]:
+    """The node ids ``target`` names (a model, alias, run, md5 or path[@rev]).
+
+    Run ids and md5s may be shortened to a unique prefix of 7 or more
+    characters, as the tree prints them.
+    """
     text = target.strip()
+    if not text:
+        raise InvalidArgumentError("target", target, "give a model, run id, path or md5")
     if text.startswith("models:/"):
         return [_resolve_model(db, text)]
-    if _HEX32.match(text) and db.execute("SELECT 1 FROM runs WHERE run_id=?", (text,)).fetchone():
-        return [f"run:{text}"]
+    if _HEX_PREFIX.match(text):
+        found = _by_prefix(db, text)
+        if found:
+            return [found]
     if _MD5.match(text):
-        if _known_md5(db, text):
-            return [f"data:{text}"]
         raise TargetNotFoundError(target)
-    return [f"data:{md5}" for md5 in _resolve_path(db, root, text)]
+    return [f"data:{md5}" for md5 in _resolve_path(root, text, cwd)]
+
+
+_HEX_PREFIX = re.compile(r"^[0-9a-f]{7,32}(\.dir)?$")
+_PREFIX_QUERIES = (
+    ("run", "SELECT DISTINCT run_id FROM runs WHERE run_id >= ? AND run_id < ? LIMIT 3"),
+    ("data", "SELECT DISTINCT md5 FROM entry_io WHERE md5 >= ? AND md5 < ? LIMIT 3"),
+    ("data", "SELECT DISTINCT md5 FROM run_io WHERE md5 >= ? AND md5 < ? LIMIT 3"),
+    ("data", "SELECT DISTINCT md5 FROM models WHERE md5 >= ? AND md5 < ? LIMIT 3"),
+)
+
+
+def _by_prefix(db: sqlite3.Connection, text: str) -> str | None:
+    """The one run or data version whose id starts with ``text`` (None: no match)."""
+    found: set[str] = set()
+    for kind, query in _PREFIX_QUERIES:
+        # A range on the indexed column: every id that starts with the prefix.
+        found |= {f"{kind}:{row[0]}" for row in db.execute(query, (text, text + "~"))}
+    if text.endswith(".dir"):
+        found = {f for f in found if f.endswith(text)}
+    if len(found) > 1:
+        shown = ", ".join(sorted(f.partition(":")[2] for f in found)[:3])
+        raise TargetNotFoundError(
+            text, hint=f"{text!r} is ambiguous ({shown}...); give more characters."
+        )
+    return found.pop() if found else None
 
 
 def _resolve_model(db: sqlite3.Connection, text: str) -> str:
     rest = text[len("models:/") :]
-    if "@" in rest:
-        name, alias = rest.rsplit("@", 1)
+    name, alias = rest.rsplit("@", 1) if "@" in rest else (rest.rpartition("/")[0], "")
+    versions = [
+        str(row[0])
+        for row in db.execute(
+            "SELECT version FROM models WHERE name=? ORDER BY CAST(version AS INTEGER)", (name,)
+        )
+    ]
+    if not versions:
+        raise TargetNotFoundError(
+            text,
+            hint=f"No registered model {name!r} in the index; 'dvflow index --sync' re-reads "
+            "the store.",
+        )
+    if alias:
         row = db.execute(
             "SELECT version FROM aliases WHERE name=? AND alias=?", (name, alias)
         ).fetchone()
         if not row:
-            raise TargetNotFoundError(text, hint=f"Model {name!r} has no alias @{alias}.")
+            known = [r[0] for r in db.execute("SELECT alias FROM aliases WHERE name=?", (name,))]
+            listed = ", ".join(f"@{a}" for a in sorted(known)) or "none"
+            raise TargetNotFoundError(
+                text, hint=f"Model {name!r} has no alias @{alias} (its aliases: {listed})."
+            )
         return f"model:{name}/{row[0]}"
-    name, _, version = rest.rpartition("/")
-    if not db.execute(
-        "SELECT 1 FROM models WHERE name=? AND version=?", (name, version)
-    ).fetchone():
-        raise TargetNotFoundError(
-            text, hint="Give models:/NAME/VERSION or models:/NAME@ALIAS of a registered model."
-        )
+    version = rest.rpartition("/")[2]
+    if version not in versions:
+        raise TargetNotFoundError(text, hint=f"Model {name!r} has versions {', '.join(versions)}.")
     return f"model:{name}/{version}"
 
 
-def _known_md5(db: sqlite3.Connection, md5: str) -> bool:
-    return any(
-        db.execute(query, (md5,)).fetchone()
-        for query in (
-            "SELECT 1 FROM entry_io WHERE md5=? LIMIT 1",
-            "SELECT 1 FROM run_io WHERE md5=? LIMIT 1",
-            "SELECT 1 FROM models WHERE md5=? LIMIT 1",
-        )
+def _resolve_path(root: Path, text: str, cwd: Path | None) -> list[str]:
+    """The md5 of ``path`` at ``rev`` (committed files), or in the work tree's DVC files.
+
+    The path is taken from the repository root, or else from ``cwd`` when
+    that is a folder inside the repository.
+    """
+    raw, _, rev = text.partition("@")
+    candidates = [posixpath.normpath(raw)]
+    if cwd is not None and cwd.resolve() != root.resolve():
+        with contextlib.suppress(ValueError):
+            inside = (cwd.resolve() / raw).relative_to(root.resolve())
+            candidates.append(inside.as_posix())
+    entries = _entries_at(root, rev, text) if rev else list(_worktree_entries(root))
+    for path in candidates:
+        outs = sorted({m for e in entries for p, m in e.outs if p == path})
+        deps = sorted({m for e in entries for p, m in e.deps if p == path})
+        if outs or deps:
+            return outs or deps
+    where = f"at {rev}" if rev else "in the work tree's dvc.lock or .dvc files"
+    raise TargetNotFoundError(
+        text,
+        hint=f"No DVC-tracked path {candidates[0]!r} {where}; paths are relative to the repo root.",
     )
 
 
-def _resolve_path(db: sqlite3.Connection, root: Path, text: str) -> list[str]:
-    """The md5 of ``path`` at ``rev`` (committed files), or in the work tree's DVC files."""
-    path, _, rev = text.partition("@")
-    path = path.rstrip("/")
-    if rev:
+def _entries_at(root: Path, rev: str, text: str) -> list[_history.Entry]:
+    try:
         commit = rev_parse(root, rev)
-        files = _history.tree_files(root, commit)
-        blobs = _history.read_blobs(root, files.values())
-        entries = [e for p, b in files.items() for e in _history.parse_file(p, blobs.get(b, b""))]
-    else:
-        entries = list(_worktree_entries(root))
-    outs = sorted({m for e in entries for p, m in e.outs if p == path})
-    deps = sorted({m for e in entries for p, m in e.deps if p == path})
-    found = outs or deps
-    if not found:
-        where = f"at {rev}" if rev else "in the work tree's dvc.lock or .dvc files"
+    except GitError:
         raise TargetNotFoundError(
-            text, hint=f"No DVC-tracked path {path!r} {where}; paths are relative to the repo root."
-        )
-    return found
+            text, hint=f"No commit, branch or tag named {rev!r} in this repository."
+        ) from None
+    files = _history.tree_files(root, commit)
+    blobs = _history.read_blobs(root, files.values())
+    return [e for p, b in files.items() for e in _history.parse_file(p, blobs.get(b, b""))]
 
 
 def _worktree_entries(root: Path) -> Iterator[_history.Entry]:
@@ -193,9 +241,15 @@ def _worktree_entries(root: Path) -> Iterator[_history.Entry]:
                 yield from _history.parse_file(rel, file.read_bytes())
 
 
-def build_graph(db: sqlite3.Connection, root: Path, target: str, direction: Direction) -> Graph:
+def build_graph(
+    db: sqlite3.Connection,
+    root: Path,
+    target: str,
+    direction: Direction,
+    cwd: Path | None = None,
+) -> Graph:
     """The lineage (``upstream``) or impact (``downstream``) graph of ``target``."""
     from ._walk import Walker
 
-    roots = resolve(db, root, target)
+    roots = resolve(db, root, target, cwd)
     return Walker(db, direction, target).walk(roots)

@@ -65,6 +65,14 @@ def open_index(
     try:
         check_existing_store(uri)
     except TrackingError as exc:
+        if index.meta("store_uri") not in (None, uri):
+            # Never answer for one store with the runs of another.
+            index.forget_store()
+            warnings.append(
+                f"the index held another store's runs; tracking store {display_uri(uri)}: "
+                f"{exc.problem}: answering from Git history only"
+            )
+            return index, git, warnings
         if uri.startswith("sqlite:///") and "no store there yet" in exc.problem:
             return index, git, warnings  # a repository without MLflow runs: Git alone
         synced = index.meta("synced_at")
@@ -99,7 +107,7 @@ def _query(
     root = _root(path)
     index, _, warnings = open_index(root, tracking_uri=tracking_uri, sync=sync)
     try:
-        graph = build_graph(index.db, root, target, direction)
+        graph = build_graph(index.db, root, target, direction, Path.cwd())
     finally:
         index.close()
     graph.warnings.extend(warnings)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from ._config import load_config
 from ._dvcfiles import Pointer
 from ._exceptions import (
     DvflowError,
+    InvalidArgumentError,
     InvalidFileError,
     LineageIncompleteError,
     NotFoundError,
@@ -76,6 +78,20 @@ class Promotion:
     @property
     def failures(self) -> list[Check]:
         return [c for c in self.checks if not c.ok]
+
+
+def check_name(name: str) -> None:
+    """Refuse a model name MLflow would refuse, before any work is done."""
+    if not name.strip() or any(c in name for c in "/:"):
+        raise InvalidArgumentError("model name", name, "it must be non-empty, without '/' or ':'")
+
+
+def check_alias(alias: str) -> None:
+    """Refuse an alias MLflow would refuse (after creating a version), up front."""
+    if not re.fullmatch(r"[\w\-]+", alias):
+        raise InvalidArgumentError("alias", alias, "use letters, digits, '_' and '-' only")
+    if alias.lower() == "latest" or re.fullmatch(r"[vV]\d+", alias):
+        raise InvalidArgumentError("alias", alias, "'latest' and v<number> are reserved")
 
 
 def version_tags(
@@ -233,6 +249,9 @@ def register_model(
     """Register an output of a recorded stage run (a run id, or a stage's current run)."""
     from ._tracking import Tracker, check_existing_store
 
+    check_name(name)
+    if alias:
+        check_alias(alias)
     root = _git.find_root(Path(path).resolve())
     config = load_config(root, tracking_uri=tracking_uri)
     check_existing_store(config.tracking_uri)
@@ -341,6 +360,8 @@ def promote(
     from ._dvc import DvcProject
     from ._tracking import Tracker, check_existing_store
 
+    check_name(name)
+    check_alias(alias)
     root = _git.find_root(Path(path).resolve())
     config = load_config(root, tracking_uri=tracking_uri)
     check_existing_store(config.tracking_uri)
@@ -349,7 +370,9 @@ def promote(
     checks = _Gate(tracker, root, mv).run(DvcProject)
     result = Promotion(name, str(mv.version), alias, tuple(checks), forced=False, stage=stage)
     if result.failures and not force:
-        raise LineageIncompleteError(name, version, [c.detail for c in result.failures])
+        raise LineageIncompleteError(
+            name, version, [c.detail for c in result.failures], result.checks
+        )
     if result.failures:
         override = {
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -453,29 +476,30 @@ class _Gate:
         return proc.returncode == 0
 
     def _data(self, project_class: Any, record: ProvenanceRecord) -> None:
-        md5s = {p.md5 for p in record.inputs if p.md5 and p.cache_path}
+        paths = {p.md5: p.path for p in record.inputs if p.md5 and p.cache_path}
         model_md5 = self.mv.tags.get("dvflow.model_md5")
         if model_md5:
-            md5s.add(model_md5)
-        if not md5s:
+            paths[model_md5] = self.mv.tags.get("dvflow.model_path") or "the model"
+        if not paths:
             self._add("data", True, "no DVC data to check")
             return
         project = project_class(self.root)
         try:
-            missing = project.missing_in_remote(sorted(md5s))
+            missing = project.missing_in_remote(sorted(paths))
         except DvflowError as exc:
             self._add("data", False, f"cannot check the DVC remote: {exc.message}", exc.hint)
             return
         finally:
             project.close()
         if missing:
-            shown = ", ".join(m[:12] for m in missing[:5])
-            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            # Files inside a missing directory have no path of their own here.
+            named = sorted({paths.get(m, "files of a directory") for m in missing})
             self._add(
                 "data",
                 False,
-                f"{len(missing)} object(s) missing from the DVC remote: {shown}{more}",
-                "Run 'dvc push' from a clone that has them.",
+                f"{len(missing)} object(s) missing from the DVC remote: {', '.join(named)}",
+                "Push them from a clone that has them: 'dvc push --all-commits' pushes "
+                "the data of every commit, not only the work tree's.",
             )
         else:
-            self._add("data", True, f"{len(md5s)} input and model object(s) are in the DVC remote")
+            self._add("data", True, f"{len(paths)} input and model object(s) are in the DVC remote")

@@ -32,7 +32,8 @@ def describe(node: Node) -> str:
         refs = f"  [{', '.join(a['refs'])}]" if a.get("refs") else ""
         return f"data {node.label}  md5 {_short(a['md5'])}{refs}"
     if node.kind == "run":
-        bits = [f"run {node.label}", a["run_id"][:12], f"({a.get('status')})"]
+        kind = "run" if a.get("stage") else "pipeline run"
+        bits = [f"{kind} {node.label}", a["run_id"][:12], f"({a.get('status')})"]
         bits += _code_bits(a)
         bits += _params_bits(a.get("params_changed") or {})
         return "  ".join(bits)
@@ -78,44 +79,65 @@ def _short(md5: str) -> str:
 
 
 def to_tree(graph: Graph) -> str:
-    """Indented tree from the target; a node met again is named, not repeated."""
-    return "\n".join(_Tree(graph).lines())
+    """Indented tree from the target; a node met again is named, not repeated.
+
+    An impact tree ends with what the target reaches, models first: the
+    line a user reads when asking "which models did this data end up in?".
+    """
+    lines = list(_Tree(graph).lines())
+    if graph.direction == "downstream":
+        lines += ["", summary(graph)]
+    return "\n".join(lines)
+
+
+def summary(graph: Graph) -> str:
+    models = sorted(graph.of_kind("model"), key=lambda n: n.label)
+    shown = [n.label + "".join(f" @{a}" for a in n.attrs.get("aliases") or []) for n in models]
+    counts = (
+        f"{len(graph.of_kind('data')) - 1} derived data version(s), "
+        f"{len(graph.of_kind('run'))} stage run(s), "
+        f"{len(graph.of_kind('stage'))} stage(s) from Git history"
+    )
+    return f"reaches {counts}; model versions: {', '.join(shown) or 'none'}"
+
+
+_EDGE_WORDS = {"restored-from": "restored from: ", "imported": "", "part-of": ""}
 
 
 class _Tree:
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        self.children: dict[str, list[str]] = {}
+        self.children: dict[str, list[tuple[str, str]]] = {}
         for edge in graph.edges:
             parent, child = (
                 (edge.target, edge.source)
                 if graph.direction == "upstream"
                 else (edge.source, edge.target)
             )
-            self.children.setdefault(parent, []).append(child)
+            self.children.setdefault(parent, []).append((child, edge.kind))
         self.shown: set[str] = set()
 
     def lines(self) -> Iterator[str]:
         for root in self.graph.roots:
-            yield from self._node(root, "", "")
+            yield from self._node(root, "", "", "")
 
-    def _order(self, node_id: str) -> tuple[str, str, int]:
-        node = self.graph.nodes[node_id]
+    def _order(self, item: tuple[str, str]) -> tuple[str, str, int]:
+        node = self.graph.nodes[item[0]]
         when = node.attrs.get("start_time") or node.attrs.get("commit_time") or 0
         return (node.kind, node.label, int(when))
 
-    def _node(self, node_id: str, lead: str, branch: str) -> Iterator[str]:
+    def _node(self, node_id: str, lead: str, branch: str, edge: str) -> Iterator[str]:
         # Recursive over depth only: lineage is as deep as the pipeline is long.
         again = node_id in self.shown
-        text = describe(self.graph.nodes[node_id])
+        text = _EDGE_WORDS.get(edge, "") + describe(self.graph.nodes[node_id])
         yield f"{lead}{branch}{text}" + ("  (see above)" if again else "")
         if again:
             return
         self.shown.add(node_id)
         kids = sorted(self.children.get(node_id, []), key=self._order)
         child_lead = lead + ("    " if branch in ("", "└── ") else "│   ")
-        for i, kid in enumerate(kids):
-            yield from self._node(kid, child_lead, "└── " if i == len(kids) - 1 else "├── ")
+        for i, (kid, kind) in enumerate(kids):
+            yield from self._node(kid, child_lead, "└── " if i == len(kids) - 1 else "├── ", kind)
 
 
 def to_dot(graph: Graph) -> str:

@@ -81,6 +81,11 @@ class Walker:
                 continue
             new += self._link(source, self._old(f"model:{key}"), "registered-from")
         runs = by_kind.get("run", [])
+        for child, parent in self._rows(
+            "SELECT run_id, parent_id FROM runs WHERE kind='stage' AND parent_id IN ({})", runs
+        ):
+            stage = self._node("run", child, child)
+            new += self._link(stage, self._old(f"run:{parent}"), "part-of")
         for run_id, path, md5 in self._rows(
             "SELECT run_id, path, md5 FROM run_io WHERE role='in' AND run_id IN ({})", runs
         ):
@@ -104,17 +109,23 @@ class Walker:
     def _producers(self, data: Sequence[str]) -> list[str]:
         """Who made each data version: a dvflow run, else a committed stage, else a source."""
         new: list[str] = []
-        made: dict[str, str] = {}
-        for md5, run_id in self._rows(
-            "SELECT io.md5, r.run_id FROM run_io io JOIN runs r ON r.run_id = io.run_id "
+        # Every run that made the bytes itself; a data version only ever
+        # restored or found up to date shows the first run that has it.
+        made: dict[str, list[tuple[str, str | None]]] = {}
+        for md5, run_id, status in self._rows(
+            "SELECT io.md5, r.run_id, r.dvflow_status FROM run_io io "
+            "JOIN runs r ON r.run_id = io.run_id "
             "WHERE io.role='out' AND r.kind='stage' AND io.md5 IN ({}) "
             "ORDER BY r.dvflow_status != 'ran', r.start_time",
             data,
         ):
-            made.setdefault(md5, run_id)
-        for md5, run_id in made.items():
-            run = self._node("run", run_id, run_id)
-            new += self._link(run, self._old(f"data:{md5}"), "produced")
+            runs = made.setdefault(md5, [])
+            if not runs or (status == "ran" and runs[0][1] == "ran"):
+                runs.append((run_id, status))
+        for md5, runs in made.items():
+            for run_id, _ in runs:
+                run = self._node("run", run_id, run_id)
+                new += self._link(run, self._old(f"data:{md5}"), "produced")
         rest = [m for m in data if m not in made]
         for md5, entry, kind in self._rows(
             "SELECT DISTINCT io.md5, e.id, e.kind FROM entry_io io JOIN entries e "
@@ -176,7 +187,7 @@ class Walker:
                 target = self._node("entry", entry, entry)
                 new += self._link(self._old(f"data:{md5}"), target, "consumed")
         for md5, name, version in self._rows(
-            "SELECT md5, name, version FROM models WHERE run_id IS NULL AND md5 IN ({})", data
+            "SELECT md5, name, version FROM models WHERE md5 IN ({})", data
         ):
             model = self._node("model", f"{name}/{version}", f"{name} v{version}")
             new += self._link(self._old(f"data:{md5}"), model, "registered-from")
