@@ -32,8 +32,8 @@ def describe(node: Node) -> str:
         refs = f"  [{', '.join(a['refs'])}]" if a.get("refs") else ""
         return f"data {node.label}  md5 {_short(a['md5'])}{refs}"
     if node.kind == "run":
-        kind = "run" if a.get("stage") else "pipeline run"
-        bits = [f"{kind} {node.label}", a["run_id"][:12], f"({a.get('status')})"]
+        name = f"run {node.label}" if a.get("stage") else "pipeline run"
+        bits = [name, a["run_id"][:12], f"({a.get('status')})"]
         bits += _code_bits(a)
         bits += _params_bits(a.get("params_changed") or {})
         return "  ".join(bits)
