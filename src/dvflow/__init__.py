@@ -7,6 +7,7 @@ that need them.
 __version__ = "0.1.0"
 
 from ._bind import BindResult, bind_commit
+from ._checks import Check
 from ._config import Config, load_config
 from ._demo import DemoResult, run_demo
 from ._dvcfiles import Pointer
@@ -36,7 +37,7 @@ from ._pipeline import run_pipeline
 from ._project import InitResult, init_project
 from ._queries import IndexStatus, impact, lineage, update_index
 from ._record import ProvenanceRecord
-from ._registry import Check, Promotion, Registration, promote, register_model
+from ._registry import Promotion, Registration, promote, register_model
 from ._results import PipelineRun, Progress, StageRun
 from ._show import RecordCheck, check_record, load_record
 

@@ -285,10 +285,15 @@ def promote(
         click.echo(f"stage -> {result.stage}")
 
 
+_LEVELS = {"pass": ("pass", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "red")}
+
+
 def _show_checks(checks: Any) -> None:
     for check in checks:
-        mark = click.style("pass", fg="green") if check.ok else click.style("FAIL", fg="red")
-        click.echo(f"  {mark}  {check.name:<7} {check.detail}")
+        word, color = _LEVELS[check.level]
+        click.echo(f"  {click.style(word, fg=color)}  {check.name:<7} {check.detail}")
+        if check.level == "warn" and check.hint:
+            click.echo(f"        hint: {check.hint}")
 
 
 _FORMATS = {

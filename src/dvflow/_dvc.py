@@ -237,6 +237,15 @@ class DvcProject:
             present = set(odb.oids_exist(sorted(wanted), jobs=jobs))
         return sorted(wanted - present)
 
+    def missing_in_cache(self, md5s: Sequence[str]) -> list[str]:
+        """The objects among ``md5s`` the local cache lacks (directories: and their files)."""
+        with dvc_errors():
+            odb = self.repo.cache.local
+            wanted = set(md5s)
+            for md5 in sorted(m for m in wanted if m.endswith(".dir")):
+                wanted |= self._dir_files(md5, odb)
+            return sorted(m for m in wanted if not Path(odb.oid_to_path(m)).is_file())
+
     def _dir_files(self, md5: str, odb: Any) -> set[str]:
         """The md5s listed in a ``.dir`` object, read from the cache or else the remote."""
         import json

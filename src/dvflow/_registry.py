@@ -16,23 +16,23 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _git
+from ._checks import Check, RunChecks
 from ._config import load_config
 from ._dvcfiles import Pointer
 from ._exceptions import (
-    DvflowError,
     InvalidArgumentError,
     InvalidFileError,
     LineageIncompleteError,
     NotFoundError,
     RecordTamperedError,
 )
-from ._record import DIGEST_TAG, PATCH_ARTIFACT, RECORD_ARTIFACT, ProvenanceRecord, parse_record
+from ._record import DIGEST_TAG, RECORD_ARTIFACT, ProvenanceRecord, parse_record
 from ._record import sha256_hex as _sha256
 
 if TYPE_CHECKING:
@@ -54,16 +54,6 @@ class Registration:
     md5: str | None
     source: str
     alias: str | None = None
-
-
-@dataclass(frozen=True)
-class Check:
-    """One promote gate check: ``ok``, or what is missing and how to fix it."""
-
-    name: str
-    ok: bool
-    detail: str
-    hint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -367,8 +357,14 @@ def promote(
     check_existing_store(config.tracking_uri)
     tracker = Tracker(config.tracking_uri)
     mv = tracker.model_version(name, version)
-    checks = _Gate(tracker, root, mv).run(DvcProject)
-    result = Promotion(name, str(mv.version), alias, tuple(checks), forced=False, stage=stage)
+    run_id = mv.run_id or mv.tags.get("dvflow.run_id")
+    model = _version_model(mv) if mv.tags.get(MD5_TAG) else None
+    checks = RunChecks(tracker, root, run_id, model)
+    checks.record_sha = mv.tags.get("dvflow.record_sha256")
+    checks.run_all(DvcProject)
+    result = Promotion(
+        name, str(mv.version), alias, tuple(checks.checks), forced=False, stage=stage
+    )
     if result.failures and not force:
         raise LineageIncompleteError(
             name, version, [c.detail for c in result.failures], result.checks
@@ -387,6 +383,10 @@ def promote(
     return result
 
 
+def _version_model(mv: Any) -> Pointer:
+    return Pointer(path=mv.tags.get("dvflow.model_path") or "the model", md5=mv.tags.get(MD5_TAG))
+
+
 def _who(root: Path) -> str:
     """Who forced a promotion: git's author identity (config or GIT_AUTHOR_*), else the user."""
     from ._git import _git
@@ -396,110 +396,3 @@ def _who(root: Path) -> str:
         return ident or getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-@dataclass
-class _Gate:
-    """The lineage checks a version must pass before an alias moves to it."""
-
-    tracker: Tracker
-    root: Path
-    mv: Any
-    record: ProvenanceRecord | None = None
-    checks: list[Check] = field(default_factory=list)
-
-    def run(self, project_class: Any) -> list[Check]:
-        run_id = self.mv.run_id or self.mv.tags.get("dvflow.run_id")
-        if not run_id:
-            return [Check("record", False, "the version is linked to no run")]
-        self._record(run_id)
-        if self.record is not None:
-            self._code(run_id, self.record)
-            self._data(project_class, self.record)
-        return self.checks
-
-    def _add(self, name: str, ok: bool, detail: str, hint: str | None = None) -> None:
-        self.checks.append(Check(name, ok, detail, hint))
-
-    def _record(self, run_id: str) -> None:
-        try:
-            raw = self.tracker.read_artifact(run_id, RECORD_ARTIFACT)
-            run = self.tracker.get_run(run_id)
-        except DvflowError as exc:
-            self._add("record", False, f"run {run_id}: {exc.message}")
-            return
-        actual = _sha256(raw)
-        tagged = {run.data.tags.get(DIGEST_TAG), self.mv.tags.get("dvflow.record_sha256")}
-        if tagged - {None} != {actual}:
-            self._add("record", False, f"record of run {run_id} does not match its digest")
-            return
-        try:
-            self.record = parse_record(raw)
-        except InvalidFileError as exc:
-            self._add("record", False, exc.message)
-            return
-        self._add("record", True, f"record of run {run_id} matches sha256 {actual[:12]}")
-
-    def _code(self, run_id: str, record: ProvenanceRecord) -> None:
-        commit = record.code.get("commit")
-        if not commit or not self._commit_exists(commit):
-            self._add(
-                "commit",
-                False,
-                f"commit {commit or '(none)'} is not in this repository",
-                "Fetch or push the branch that holds it.",
-            )
-            return
-        self._add("commit", True, f"commit {commit[:12]} exists")
-        if not record.code.get("dirty"):
-            self._add("code", True, "the work tree was clean")
-            return
-        expected = record.code.get("patch_sha256")
-        try:
-            patch = self.tracker.read_artifact(run_id, PATCH_ARTIFACT)
-        except DvflowError:
-            patch = None
-        if patch is None or not expected or _sha256(patch) != expected:
-            self._add("code", False, "dirty work tree and no intact patch stored")
-        else:
-            self._add("code", True, "dirty work tree; its patch is stored")
-
-    def _commit_exists(self, commit: str) -> bool:
-        import subprocess
-
-        proc = subprocess.run(
-            ["git", "cat-file", "-e", f"{commit}^{{commit}}"],
-            cwd=self.root,
-            capture_output=True,
-            check=False,
-        )
-        return proc.returncode == 0
-
-    def _data(self, project_class: Any, record: ProvenanceRecord) -> None:
-        paths = {p.md5: p.path for p in record.inputs if p.md5 and p.cache_path}
-        model_md5 = self.mv.tags.get("dvflow.model_md5")
-        if model_md5:
-            paths[model_md5] = self.mv.tags.get("dvflow.model_path") or "the model"
-        if not paths:
-            self._add("data", True, "no DVC data to check")
-            return
-        project = project_class(self.root)
-        try:
-            missing = project.missing_in_remote(sorted(paths))
-        except DvflowError as exc:
-            self._add("data", False, f"cannot check the DVC remote: {exc.message}", exc.hint)
-            return
-        finally:
-            project.close()
-        if missing:
-            # Files inside a missing directory have no path of their own here.
-            named = sorted({paths.get(m, "files of a directory") for m in missing})
-            self._add(
-                "data",
-                False,
-                f"{len(missing)} object(s) missing from the DVC remote: {', '.join(named)}",
-                "Push them from a clone that has them: 'dvc push --all-commits' pushes "
-                "the data of every commit, not only the work tree's.",
-            )
-        else:
-            self._add("data", True, f"{len(paths)} input and model object(s) are in the DVC remote")
