@@ -227,11 +227,15 @@ class RunChecks:
         then = dict(_split(line) for line in listed.splitlines() if line.strip())
         now = dict(_split(line) for line in current)
         names = sorted(set(then) | set(now))
-        return [
-            f"{n} {then.get(n, '-')} -> {now.get(n, '-')}"
-            for n in names
-            if then.get(n) != now.get(n)
-        ]
+        return [_change(n, then.get(n), now.get(n)) for n in names if then.get(n) != now.get(n)]
+
+
+def _change(name: str, then: str | None, now: str | None) -> str:
+    if then is None:
+        return f"+{name} {now}"
+    if now is None:
+        return f"-{name} {then}"
+    return f"{name} {then} -> {now}"
 
 
 def _split(line: str) -> tuple[str, str]:

@@ -424,6 +424,70 @@ def index(*, rebuild: bool, sync: bool, offline: bool, path: str, tracking_uri: 
 
 
 @cli.command()
+@click.argument("target")
+@click.option("--rebuild", is_flag=True, help="Re-run the stage and compare its outputs.")
+@click.option("--rtol", type=float, default=1e-9, show_default=True, help="Relative tolerance.")
+@click.option("--atol", type=float, default=0.0, show_default=True, help="Absolute tolerance.")
+@_project_options
+def verify(
+    *, target: str, rebuild: bool, rtol: float, atol: float, path: str, tracking_uri: str | None
+) -> None:
+    """Check that TARGET (a run id, models:/NAME/VERSION or models:/NAME@ALIAS) reproduces.
+
+    Quick checks: the record's digest, the commit (on a remote branch or tag
+    when there is a git remote), the patch of a dirty run, every input and
+    output in the DVC remote, and the environment then and now (warnings).
+    --rebuild re-runs the stage in a temporary worktree at the recorded
+    commit and compares the outputs: identical, equivalent (metrics within
+    --rtol/--atol) or diverged. Exit 0 when it verifies, 1 when a check
+    fails or the rebuild diverged, 2 when the stage could not be re-run.
+    """
+    from ._exceptions import VerificationFailedError
+    from ._verify import verify as run_verify
+
+    def step(message: str) -> None:
+        click.echo(f"dvflow: {message}", err=True)
+
+    result = run_verify(
+        target,
+        path,
+        rebuild_stage=rebuild,
+        rtol=rtol,
+        atol=atol,
+        tracking_uri=tracking_uri,
+        on_step=step,
+    )
+    click.echo(f"verify {target} (run {result.run_id})")
+    _show_checks(result.checks)
+    if result.rebuild is not None:
+        _show_rebuild(result.rebuild)
+    elif rebuild and result.failures:
+        click.echo("  rebuild skipped: a check failed")
+    if result.failures:
+        raise VerificationFailedError(target, result.failures)
+
+
+def _show_rebuild(outcome: Any) -> None:
+    patch = ", patch applied" if outcome.patch_applied else ""
+    click.echo(f"  rebuild of stage {outcome.stage} in {outcome.seconds:.1f}s{patch}:")
+    for out in outcome.outputs:
+        same = (
+            f"md5 {out.recorded}"
+            if out.verdict == "identical"
+            else (f"recorded {out.recorded}, rebuilt {out.rebuilt}")
+        )
+        click.echo(f"    {out.verdict:<10} {out.path}  {same}")
+    for metric in outcome.metrics:
+        mark = "within tolerance" if metric.within else "OUTSIDE tolerance"
+        click.echo(
+            f"    metric     {metric.name}: recorded {metric.recorded}, rebuilt "
+            f"{metric.rebuilt} ({mark})"
+        )
+    color = {"identical": "green", "equivalent": "yellow"}.get(outcome.verdict, "red")
+    click.echo(click.style(outcome.verdict, fg=color, bold=True))
+
+
+@cli.command()
 @click.argument("directory", default="dvflow-demo", type=click.Path(file_okay=False))
 def demo(directory: str) -> None:
     """Create a small real project in DIRECTORY and run it three times."""

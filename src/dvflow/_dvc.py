@@ -237,6 +237,25 @@ class DvcProject:
             present = set(odb.oids_exist(sorted(wanted), jobs=jobs))
         return sorted(wanted - present)
 
+    def fetch(self, md5s: Sequence[str]) -> list[str]:
+        """Pull the objects the local cache lacks from the default remote.
+
+        A ``.dir`` listing comes first, then the files it names. Returns what
+        is still missing (the remote lacks it too).
+        """
+        from dvc_data.hashfile.hash_info import HashInfo
+
+        with dvc_errors(), in_repo(self.root), quiet_dvc():
+            for _ in range(2):
+                missing = self.missing_in_cache(md5s)
+                if not missing or not self.remote_url():
+                    break
+                self.repo.cloud.pull([HashInfo("md5", m) for m in missing])
+            return self.missing_in_cache(md5s)
+
+    def object_path(self, md5: str) -> Path:
+        return Path(self.repo.cache.local.oid_to_path(md5))
+
     def missing_in_cache(self, md5s: Sequence[str]) -> list[str]:
         """The objects among ``md5s`` the local cache lacks (directories: and their files)."""
         with dvc_errors():

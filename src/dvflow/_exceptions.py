@@ -8,6 +8,8 @@ code (see ``docs/cli.md``)::
     ├── RecordTamperedError          exit 1  a record does not match its digest
     ├── LineageIncompleteError       exit 1  promote refused: the lineage has gaps
     ├── InvalidArgumentError         exit 2  a name or alias the registry would refuse
+    ├── RebuildError                 exit 2  verify --rebuild could not re-run the stage
+    ├── VerificationFailedError      exit 1  verify: a check failed or the rebuild diverged
     ├── ProjectError                 exit 3  the folder is not a usable project
     │   ├── NotAGitRepoError
     │   ├── NoPipelineError
@@ -235,6 +237,25 @@ class LineageIncompleteError(DvflowError):
         )
 
 
+class RebuildError(DvflowError):
+    """The stage could not be re-run at all: no verdict on the result (exit 2)."""
+
+    exit_code = 2
+
+
+class VerificationFailedError(DvflowError):
+    """verify found a failed check, or a rebuild whose outputs diverged."""
+
+    exit_code = 1
+
+    def __init__(self, target: str, reasons: list[str]) -> None:
+        self.target, self.reasons = target, reasons
+        super().__init__(
+            f"{target} does not verify: " + "; ".join(reasons),
+            hint="See the failed lines above; each says how to fix it.",
+        )
+
+
 class InvalidArgumentError(DvflowError):
     """A model name or alias the registry would refuse, caught before any work."""
 
@@ -266,9 +287,11 @@ class InterruptedRunError(DvflowError):
 
     exit_code = 130
 
-    def __init__(self, signal_name: str) -> None:
+    def __init__(
+        self,
+        signal_name: str,
+        what: str = "the runs were marked KILLED",
+        hint: str = "Run 'dvflow run' again to finish the pipeline.",
+    ) -> None:
         self.signal_name = signal_name
-        super().__init__(
-            f"interrupted by {signal_name}; the runs were marked KILLED",
-            hint="Run 'dvflow run' again to finish the pipeline.",
-        )
+        super().__init__(f"interrupted by {signal_name}; {what}", hint=hint)

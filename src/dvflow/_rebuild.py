@@ -1,0 +1,279 @@
+"""``verify --rebuild``: re-run a recorded stage from its recorded code and data.
+
+In a temporary Git worktree at the recorded commit (with the recorded patch
+applied), the recorded inputs are fetched from the DVC remote into the
+shared cache and copied in, the stage runs again with DVC's run-cache off,
+and the new outputs' md5s are compared with the recorded ones. The
+worktree is removed afterwards: after success, failure, Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import posixpath
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from ._dvcfiles import Pointer, declared_paths, read_metrics_file
+from ._exceptions import RebuildError
+from ._record import PATCH_ARTIFACT, ProvenanceRecord
+from ._yaml import load_yaml_file
+
+if TYPE_CHECKING:
+    from ._dvc import DvcProject
+    from ._tracking import Tracker
+
+Verdict = Literal["identical", "equivalent", "diverged"]
+
+
+@dataclass(frozen=True)
+class OutputVerdict:
+    path: str
+    recorded: str | None
+    rebuilt: str | None
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class MetricDelta:
+    name: str
+    recorded: float
+    rebuilt: float | None
+    within: bool
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """The outcome of a rebuild: one verdict per output, and the metrics compared."""
+
+    stage: str
+    verdict: Verdict
+    outputs: tuple[OutputVerdict, ...]
+    metrics: tuple[MetricDelta, ...] = ()
+    seconds: float = 0.0
+    patch_applied: bool = False
+    stderr_tail: str = field(default="", repr=False)
+
+
+def rebuild(
+    root: Path,
+    tracker: Tracker,
+    project: DvcProject,
+    record: ProvenanceRecord,
+    *,
+    rtol: float = 1e-9,
+    atol: float = 0.0,
+    on_step: Callable[[str], None] | None = None,
+) -> Rebuild:
+    """Re-run the stage of ``record`` and judge its outputs against the recorded ones."""
+    step = on_step or (lambda message: None)
+    stage = record.stage["name"] if record.stage else ""
+    commit = record.code.get("commit")
+    if not stage or not commit:
+        raise RebuildError("the record names no stage or no commit to rebuild from")
+    patch = None
+    if record.code.get("dirty") and record.code.get("patch_sha256"):
+        patch = tracker.read_artifact(record.mlflow["run_id"], PATCH_ARTIFACT)
+    start = time.monotonic()
+    with _worktree(root, commit) as tree:
+        if patch:
+            step("applying the recorded patch")
+            _apply_patch(tree, patch)
+        step("fetching the recorded inputs")
+        _prepare_dvc(root, tree, project)
+        _materialize(project, tree, [p for p in record.inputs if p.cache_path and p.md5])
+        step(f"re-running stage {stage} (run-cache off)")
+        tail = _run_stage(tree, stage)
+        rebuilt = _outputs(tree, stage)
+        metrics = _metrics(tree, stage)
+    outputs = tuple(
+        OutputVerdict(
+            p.path,
+            p.md5,
+            rebuilt.get(p.path),
+            "identical" if p.md5 and rebuilt.get(p.path) == p.md5 else "diverged",
+        )
+        for p in record.outputs
+    )
+    deltas = _compare(record.metrics, metrics, rtol, atol)
+    verdict: Verdict = "identical"
+    if any(o.verdict != "identical" for o in outputs):
+        equivalent = bool(deltas) and all(d.within for d in deltas)
+        verdict = "equivalent" if equivalent else "diverged"
+        outputs = tuple(
+            OutputVerdict(o.path, o.recorded, o.rebuilt, verdict) if o.verdict != "identical" else o
+            for o in outputs
+        )
+    return Rebuild(stage, verdict, outputs, deltas, time.monotonic() - start, bool(patch), tail)
+
+
+@contextmanager
+def _worktree(root: Path, commit: str) -> Iterator[Path]:
+    """A detached worktree at ``commit``, removed however the block ends."""
+    from ._interrupt import sigterm_interrupts
+
+    holder = Path(tempfile.mkdtemp(prefix="dvflow-verify-"))
+    tree = holder / "tree"
+    try:
+        with sigterm_interrupts():
+            _git(root, "worktree", "add", "--detach", "-q", str(tree), commit)
+            yield tree
+    finally:
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(tree)],
+            cwd=root,
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(holder, ignore_errors=True)
+        subprocess.run(["git", "worktree", "prune"], cwd=root, capture_output=True, check=False)
+
+
+def _git(cwd: Path, *args: str, stdin: bytes | None = None) -> None:
+    proc = subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, check=False)
+    if proc.returncode != 0:
+        message = proc.stderr.decode(errors="replace").strip()
+        raise RebuildError(f"'git {args[0]}' failed: {message}")
+
+
+def _apply_patch(tree: Path, patch: bytes) -> None:
+    try:
+        _git(tree, "apply", "--binary", "--whitespace=nowarn", "-", stdin=patch)
+    except RebuildError as exc:
+        raise RebuildError(
+            f"the recorded patch does not apply to the recorded commit: {exc.message}",
+            hint="The record and its patch disagree; re-run the pipeline for a sound record.",
+        ) from None
+
+
+def _prepare_dvc(root: Path, tree: Path, project: DvcProject) -> None:
+    """Same remote and credentials as the project, and its cache (no second copy)."""
+    local = root / ".dvc" / "config.local"
+    (tree / ".dvc").mkdir(exist_ok=True)
+    text = local.read_text(encoding="utf-8") if local.exists() else ""
+    cache = project.object_path("00" * 16).parents[3]
+    (tree / ".dvc" / "config.local").write_text(
+        f"{text.rstrip()}\n[cache]\n    dir = {cache}\n".lstrip(), encoding="utf-8"
+    )
+
+
+def _materialize(project: DvcProject, tree: Path, inputs: list[Pointer]) -> None:
+    missing = project.fetch([p.md5 for p in inputs if p.md5])
+    if missing:
+        raise RebuildError(
+            f"{len(missing)} recorded input object(s) are neither in the cache nor the remote",
+            hint="Push them from a clone that has them ('dvc push --all-commits').",
+        )
+    for pointer in inputs:
+        assert pointer.md5 is not None
+        copy_object(project, pointer.md5, tree / pointer.path)
+
+
+def copy_object(project: DvcProject, md5: str, dest: Path) -> None:
+    """Write the file (or directory, from its ``.dir`` listing) ``md5`` names at ``dest``."""
+    import json
+
+    if dest.is_dir() and not dest.is_symlink():
+        shutil.rmtree(dest)
+    elif dest.exists():
+        dest.unlink()
+    source = project.object_path(md5)
+    if not md5.endswith(".dir"):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, dest)
+        return
+    for entry in json.loads(source.read_text(encoding="utf-8")):
+        target = dest / entry["relpath"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(project.object_path(entry["md5"]), target)
+
+
+def _run_stage(tree: Path, stage: str) -> str:
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        # A script that logs to MLflow logs into a throwaway store, not the real one.
+        "MLFLOW_TRACKING_URI": (tree.parent / "mlruns").as_uri(),
+        "MLFLOW_ALLOW_FILE_STORE": "true",
+    }
+    for key in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(key, None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", "repro", "--single-item", "--force", "--no-run-cache", stage],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
+    if proc.returncode != 0:
+        raise RebuildError(
+            f"stage {stage} failed when re-run (exit {proc.returncode}):\n{tail}",
+            hint="Fix what the output says (a missing tool, package or file), then retry.",
+        )
+    return tail
+
+
+def _lock_entry(tree: Path, stage: str) -> Mapping[str, object]:
+    dvcfile, _, name = stage.rpartition(":")
+    folder = posixpath.dirname(dvcfile) if dvcfile else ""
+    lock = load_yaml_file(tree / folder / "dvc.lock") or {}
+    stages = lock.get("stages") if isinstance(lock, dict) else None
+    entry = stages.get(name) if isinstance(stages, dict) else None
+    return entry if isinstance(entry, dict) else {}
+
+
+def _outputs(tree: Path, stage: str) -> dict[str, str]:
+    from ._dvcfiles import pointer_from_entry
+
+    folder = posixpath.dirname(stage.rpartition(":")[0])
+    outs = _lock_entry(tree, stage).get("outs")
+    found: dict[str, str] = {}
+    for entry in outs if isinstance(outs, list) else []:
+        if isinstance(entry, dict):
+            pointer = pointer_from_entry(entry, wdir=folder)
+            if pointer.md5:
+                found[pointer.path] = pointer.md5
+    return found
+
+
+def _metrics(tree: Path, stage: str) -> dict[str, float]:
+    dvcfile, _, name = stage.rpartition(":")
+    folder = posixpath.dirname(dvcfile) if dvcfile else ""
+    pipeline = load_yaml_file(tree / folder / "dvc.yaml") or {}
+    body = (pipeline.get("stages") or {}).get(name) if isinstance(pipeline, dict) else None
+    files = sorted(
+        p
+        for p in declared_paths(body.get("metrics") if isinstance(body, dict) else None)
+        if (tree / folder / p).is_file()
+    )
+    values: dict[str, float] = {}
+    for name_ in files:
+        prefix = f"{posixpath.join(folder, name_)}:" if len(files) > 1 else ""
+        for key, value in read_metrics_file(tree / folder / name_).items():
+            values[prefix + key] = value
+    return values
+
+
+def _compare(
+    recorded: Mapping[str, float], rebuilt: Mapping[str, float], rtol: float, atol: float
+) -> tuple[MetricDelta, ...]:
+    return tuple(
+        MetricDelta(
+            key,
+            value,
+            rebuilt.get(key),
+            key in rebuilt and math.isclose(value, rebuilt[key], rel_tol=rtol, abs_tol=atol),
+        )
+        for key, value in sorted(recorded.items())
+    )

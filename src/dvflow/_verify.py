@@ -1,0 +1,132 @@
+"""``verify``: prove that a recorded result still reproduces.
+
+The quick check (seconds, also for large data) runs every check of
+``_checks``; ``rebuild=True`` then re-runs the stage (``_rebuild``) and
+writes the verdict back to the verified run as tags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import _git
+from ._checks import Check, RunChecks
+from ._config import load_config
+from ._dvcfiles import Pointer
+from ._exceptions import InterruptedRunError, NotFoundError, RebuildError
+from ._rebuild import Rebuild, rebuild
+
+VERDICT_TAG = "dvflow.verify.verdict"
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The checks of one run (and its rebuild, when asked for)."""
+
+    target: str
+    run_id: str | None
+    checks: tuple[Check, ...]
+    rebuild: Rebuild | None = None
+
+    @property
+    def failures(self) -> list[str]:
+        reasons = [f"{c.name}: {c.detail}" for c in self.checks if not c.ok]
+        if self.rebuild is not None and self.rebuild.verdict == "diverged":
+            reasons.append(f"rebuild of stage {self.rebuild.stage} diverged")
+        return reasons
+
+
+def verify(
+    target: str,
+    path: str | os.PathLike[str] = ".",
+    *,
+    rebuild_stage: bool = False,
+    rtol: float = 1e-9,
+    atol: float = 0.0,
+    tracking_uri: str | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> Verification:
+    """Check ``target`` (a run id, ``models:/N/V`` or ``models:/N@A``); rebuild on request."""
+    from ._dvc import DvcProject
+    from ._tracking import Tracker, check_existing_store
+
+    root = _git.find_root(Path(path).resolve())
+    config = load_config(root, tracking_uri=tracking_uri)
+    check_existing_store(config.tracking_uri)
+    tracker = Tracker(config.tracking_uri)
+    run_id, model, record_sha = _resolve(tracker, target)
+    checks = RunChecks(tracker, root, run_id, model, record_sha)
+    checks.run_all(DvcProject, outputs=True, extended=True)
+    result = Verification(target, run_id, tuple(checks.checks))
+    if not rebuild_stage or result.failures:
+        return result  # a rebuild on a failed check would only fail less clearly
+    if checks.record is None or checks.record.kind != "stage" or not run_id:
+        raise RebuildError(
+            f"{target}: no intact stage record to rebuild from",
+            hint="Rebuild a stage run (or a model version made by one) whose record checks pass.",
+        )
+    project = DvcProject(root)
+    try:
+        outcome = rebuild(
+            root, tracker, project, checks.record, rtol=rtol, atol=atol, on_step=on_step
+        )
+    except BaseException as exc:
+        from ._interrupt import Interrupted
+
+        if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+            name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+            raise InterruptedRunError(
+                name, "the rebuild worktree was removed", "Run 'dvflow verify' again."
+            ) from None
+        raise
+    finally:
+        project.close()
+    tracker.set_tags(run_id, _verdict_tags(outcome))
+    return Verification(target, run_id, tuple(checks.checks), outcome)
+
+
+def _resolve(tracker: object, target: str) -> tuple[str | None, Pointer | None, str | None]:
+    """A run id, and for a model version its model object and record digest."""
+    from ._tracking import Tracker
+
+    assert isinstance(tracker, Tracker)
+    text = target.strip()
+    if not text.startswith("models:/"):
+        if len(text) != 32:
+            raise NotFoundError(
+                f"{text!r} is not a run id or a model version",
+                hint="Give a stage run's id, models:/NAME/VERSION or models:/NAME@ALIAS.",
+            )
+        return text, None, None
+    rest = text[len("models:/") :]
+    if "@" in rest:
+        name, alias = rest.rsplit("@", 1)
+        mv = tracker.version_by_alias(name, alias)
+    else:
+        name, _, version = rest.rpartition("/")
+        mv = tracker.model_version(name, version)
+    tags = mv.tags or {}
+    model = (
+        Pointer(tags.get("dvflow.model_path") or "the model", tags["dvflow.model_md5"])
+        if tags.get("dvflow.model_md5")
+        else None
+    )
+    return mv.run_id or tags.get("dvflow.run_id"), model, tags.get("dvflow.record_sha256")
+
+
+def _verdict_tags(outcome: Rebuild) -> dict[str, str]:
+    detail = {
+        "outputs": {o.path: [o.recorded, o.rebuilt] for o in outcome.outputs},
+        "metrics": {m.name: [m.recorded, m.rebuilt] for m in outcome.metrics},
+    }
+    text = json.dumps(detail, sort_keys=True, separators=(",", ":"))
+    return {
+        VERDICT_TAG: outcome.verdict,
+        "dvflow.verify.at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "dvflow.verify.detail": text if len(text) <= 7500 else "too long for a tag",
+    }
