@@ -47,6 +47,25 @@ def test_demo_runs_three_times_and_shows_every_stage_status(tmp_path: Path) -> N
     assert git(root, "status", "--porcelain") == ""
     assert git(root, "rev-parse", "--show-toplevel").strip() == str(root)
 
+    # The registry part: two versions, v1 promoted, its lineage printed and rebuilt.
+    versions = client.search_model_versions("name = 'wine-classifier'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+    assert client.get_registered_model("wine-classifier").aliases == {"production": 1}
+    assert "wine-classifier v1 promoted to @production; its lineage:" in result.stdout
+    assert "dvc add data/raw.csv.dvc" in result.stdout
+    assert "data/raw.csv ends up in: wine-classifier v1, wine-classifier v2" in result.stdout
+    assert (
+        result.stdout.split("verify --rebuild models:/wine-classifier@production:")[1]
+        .split("project:")[0]
+        .strip()
+        .endswith("identical")
+    )
+    verified = client.get_run(trains[0].info.run_id).data.tags  # made v1
+    assert verified["dvflow.verify.verdict"] == "identical"
+    assert git(root, "worktree", "list").count("\n") == 1
+    impact = cli("impact", "data/raw.csv", "-C", str(root))
+    assert "model versions: wine-classifier v1 @production, wine-classifier v2" in impact.stdout
+
 
 @pytest.mark.slow
 def test_demo_refuses_a_folder_that_is_not_its_own(tmp_path: Path) -> None:

@@ -509,6 +509,11 @@ def demo(directory: str) -> None:
     _show_graph(result.lineage, "tree")
     models = sorted({n.label for n in result.impact.of_kind("model")})
     click.echo(f"\ndata/raw.csv ends up in: {', '.join(models) or 'no model'}")
+    click.echo(f"\nverify --rebuild models:/{promoted.name}@{promoted.alias}:")
+    if result.verification.rebuild is not None:
+        _show_rebuild(result.verification.rebuild)
+    else:
+        _show_checks(result.verification.checks)
     last = result.runs[-1]
     click.echo(f"\nproject:  {result.root}")
     click.echo(f"MLflow:   {result.tracking_uri} (experiment '{last.experiment}')")

@@ -19,6 +19,7 @@ from ._project import init_project, make_folder
 from ._queries import impact, lineage
 from ._registry import Promotion, promote
 from ._results import PipelineRun, ProgressCallback
+from ._verify import Verification, verify
 
 MARKER = ".dvflow-demo"
 
@@ -34,6 +35,7 @@ class DemoResult:
     promotion: Promotion
     lineage: Graph
     impact: Graph
+    verification: Verification
 
 
 def _prepare_folder(root: Path) -> None:
@@ -133,6 +135,10 @@ def run_demo(
     finally:
         project.close()
     promotion = promote(MODEL_NAME, current.version, "production", root)
+    step(f"verify --rebuild: re-run the stage that made {MODEL_NAME}@production")
+    verification = verify(
+        f"models:/{MODEL_NAME}@production", root, rebuild_stage=True, on_step=step
+    )
     return DemoResult(
         root,
         runs[-1].tracking_uri,
@@ -140,4 +146,5 @@ def run_demo(
         promotion,
         lineage(f"models:/{MODEL_NAME}@production", root),
         impact("data/raw.csv", root),
+        verification,
     )
