@@ -1,0 +1,190 @@
+"""verify: the quick checks and the rebuild, on a real pipeline, store and remote."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import DVFLOW, cli, dvc, git, tracking_client
+
+PICKY = {"DVFLOW_TEST_PICKY": "1"}
+
+
+def stage_runs(root: Path) -> dict[str, str]:
+    """The newest run id of each stage."""
+    client = tracking_client(root)
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        "tags.`dvflow.kind` = 'stage'",
+        order_by=["attributes.start_time ASC"],
+    )
+    return {r.data.tags["dvflow.stage"]: r.info.run_id for r in runs}
+
+
+def artifacts(root: Path, run_id: str) -> Path:
+    uri = tracking_client(root).get_run(run_id).info.artifact_uri
+    return Path(uri.removeprefix("file://"))
+
+
+def remote_object(root: Path, path: str) -> Path:
+    lock = (root / "dvc.lock").read_text()
+    md5 = lock.split(f"path: {path}\n")[1].split("md5: ")[1].split()[0]
+    config = (root / ".dvc" / "config.local").read_text()
+    url = config.split("url = ")[1].split()[0]
+    return Path(url) / "files" / "md5" / md5[:2] / md5[2:]
+
+
+@pytest.fixture
+def recorded(make_project: Callable[..., Path]) -> Path:
+    """The rebuild project, run by dvflow, committed and pushed."""
+    root = make_project("rebuild")
+    result = cli("run", "-C", str(root), env=PICKY)
+    assert result.returncode == 0, result.stderr
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "results")
+    pushed = dvc(root, "push", "-q")
+    assert pushed.returncode == 0, pushed.stderr
+    return root
+
+
+def worktrees(root: Path) -> int:
+    return git(root, "worktree", "list").count("\n")
+
+
+def test_a_deterministic_stage_rebuilds_identical(recorded: Path, tmp_path: Path) -> None:
+    run_id = stage_runs(recorded)["steady"]
+    quick = cli("verify", run_id, "-C", str(recorded))
+    assert quick.returncode == 0, quick.stderr
+    assert [line.split()[1] for line in quick.stdout.splitlines()[1:6]] == [
+        "record",
+        "commit",
+        "code",
+        "data",
+        "env",
+    ]
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    result = cli("verify", run_id, "--rebuild", "-C", str(recorded), env={"TMPDIR": str(temp)})
+    assert result.returncode == 0, result.stderr
+    assert "identical  steady.txt" in result.stdout
+    assert result.stdout.rstrip().endswith("identical")
+    tags = tracking_client(recorded).get_run(run_id).data.tags
+    assert tags["dvflow.verify.verdict"] == "identical"
+    assert worktrees(recorded) == 1 and not list(temp.iterdir())
+
+
+def test_unseeded_randomness_is_diverged_or_equivalent_within_tolerance(recorded: Path) -> None:
+    run_id = stage_runs(recorded)["noisy"]
+    strict = cli("verify", run_id, "--rebuild", "-C", str(recorded))
+    assert strict.returncode == 1, strict.stderr
+    assert "diverged   noisy.bin  recorded " in strict.stdout
+    assert "OUTSIDE tolerance" in strict.stdout
+    assert "rebuild of stage noisy diverged" in strict.stderr
+    loose = cli("verify", run_id, "--rebuild", "--rtol", "0.01", "-C", str(recorded))
+    assert loose.returncode == 0, loose.stderr
+    assert "equivalent noisy.bin" in loose.stdout and "within tolerance" in loose.stdout
+    tags = tracking_client(recorded).get_run(run_id).data.tags
+    assert tags["dvflow.verify.verdict"] == "equivalent"
+
+
+def test_a_dirty_runs_patch_is_applied_on_rebuild(recorded: Path) -> None:
+    params = recorded / "params.yaml"
+    params.write_text(params.read_text().replace("n: 3", "n: 5"))
+    result = cli("run", "steady", "-C", str(recorded))
+    assert result.returncode == 0, result.stderr
+    assert dvc(recorded, "push", "-q").returncode == 0
+    run_id = stage_runs(recorded)["steady"]
+    rebuilt = cli("verify", run_id, "--rebuild", "-C", str(recorded))
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "dirty work tree; its patch is stored" in rebuilt.stdout
+    assert "patch applied" in rebuilt.stdout and "identical  steady.txt" in rebuilt.stdout
+
+
+def test_a_removed_remote_object_fails_the_quick_check(recorded: Path) -> None:
+    remote_object(recorded, "steady.txt").unlink()
+    result = cli("verify", stage_runs(recorded)["steady"], "--rebuild", "-C", str(recorded))
+    assert result.returncode == 1
+    assert "FAIL  data" in result.stdout
+    assert "missing from the DVC remote: steady.txt" in result.stdout
+    assert "rebuild skipped: a check failed" in result.stdout
+
+
+def test_a_tampered_record_fails_the_quick_check(recorded: Path) -> None:
+    run_id = stage_runs(recorded)["steady"]
+    record = artifacts(recorded, run_id) / "dvflow" / "record.json"
+    record.write_bytes(record.read_bytes().replace(b"steady", b"stEady"))
+    result = cli("verify", run_id, "-C", str(recorded))
+    assert result.returncode == 1
+    assert "does not match its digest" in result.stdout
+
+
+def test_a_missing_patch_fails_the_quick_check(recorded: Path) -> None:
+    (recorded / "steady.py").write_text((recorded / "steady.py").read_text() + "# changed\n")
+    assert cli("run", "steady", "-C", str(recorded)).returncode == 0
+    run_id = stage_runs(recorded)["steady"]
+    (artifacts(recorded, run_id) / "dvflow" / "code.patch").unlink()
+    result = cli("verify", run_id, "-C", str(recorded))
+    assert result.returncode == 1
+    assert "dirty work tree and no intact patch stored" in result.stdout
+
+
+def test_a_commit_on_no_remote_branch_fails_until_pushed(recorded: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(recorded, "remote", "add", "origin", str(bare))
+    run_id = stage_runs(recorded)["steady"]
+    unpushed = cli("verify", run_id, "-C", str(recorded))
+    assert unpushed.returncode == 1
+    assert "is on no remote branch or tag" in unpushed.stdout
+    git(recorded, "push", "-q", "origin", "HEAD:refs/heads/main")
+    pushed = cli("verify", run_id, "-C", str(recorded))
+    assert pushed.returncode == 0, pushed.stdout
+    assert "is on origin/main" in pushed.stdout
+
+
+def test_the_worktree_is_removed_when_the_stage_fails_on_rebuild(
+    recorded: Path, tmp_path: Path
+) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {"TMPDIR": str(temp), "DVFLOW_TEST_PICKY": ""}
+    result = cli("verify", stage_runs(recorded)["picky"], "--rebuild", "-C", str(recorded), env=env)
+    assert result.returncode == 2, result.stderr
+    assert "stage picky failed when re-run" in result.stderr
+    assert "DVFLOW_TEST_PICKY is not set" in result.stderr
+    assert worktrees(recorded) == 1 and not list(temp.iterdir())
+
+
+def test_the_worktree_is_removed_when_interrupted(recorded: Path, tmp_path: Path) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, **PICKY, "TMPDIR": str(temp), "DVFLOW_TEST_SLEEP": "60"}
+    proc = subprocess.Popen(
+        [str(DVFLOW), "verify", stage_runs(recorded)["picky"], "--rebuild", "-C", str(recorded)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while worktrees(recorded) < 2 or not list(temp.glob("*/tree/picky.py")):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    time.sleep(2)  # let the stage command start
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "the rebuild worktree was removed" in err
+    assert worktrees(recorded) == 1 and not list(temp.iterdir())
+
+
+def test_verify_of_an_unknown_model_is_not_found(recorded: Path) -> None:
+    result = cli("verify", "models:/nothing/1", "-C", str(recorded))
+    assert result.returncode == 5
+    assert "no registered model 'nothing'" in result.stderr
