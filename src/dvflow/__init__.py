@@ -25,21 +25,25 @@ from ._exceptions import (
     NotAGitRepoError,
     NotFoundError,
     ProjectError,
+    RebuildError,
     RecordNotFoundError,
     RecordTamperedError,
     RunNotFoundError,
     StageFailedError,
     TargetNotFoundError,
     TrackingError,
+    VerificationFailedError,
 )
 from ._lineage import Graph
 from ._pipeline import run_pipeline
 from ._project import InitResult, init_project
 from ._queries import IndexStatus, impact, lineage, update_index
+from ._rebuild import Rebuild
 from ._record import ProvenanceRecord
 from ._registry import Promotion, Registration, promote, register_model
 from ._results import PipelineRun, Progress, StageRun
 from ._show import RecordCheck, check_record, load_record
+from ._verify import Verification, verify
 
 __all__ = [
     "BindResult",
@@ -67,6 +71,8 @@ __all__ = [
     "ProjectError",
     "Promotion",
     "ProvenanceRecord",
+    "Rebuild",
+    "RebuildError",
     "RecordCheck",
     "RecordNotFoundError",
     "RecordTamperedError",
@@ -76,6 +82,8 @@ __all__ = [
     "StageRun",
     "TargetNotFoundError",
     "TrackingError",
+    "Verification",
+    "VerificationFailedError",
     "__version__",
     "bind_commit",
     "check_record",
@@ -89,4 +97,5 @@ __all__ = [
     "run_demo",
     "run_pipeline",
     "update_index",
+    "verify",
 ]
