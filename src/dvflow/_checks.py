@@ -224,13 +224,15 @@ class RunChecks:
             listed = self.tracker.read_artifact(parent, PACKAGES_ARTIFACT).decode()
         except DvflowError:
             return []
-        then = dict(_split(line) for line in listed.splitlines() if line.strip())
-        now = dict(_split(line) for line in current)
+        then = dict(split_requirement(line) for line in listed.splitlines() if line.strip())
+        now = dict(split_requirement(line) for line in current)
         names = sorted(set(then) | set(now))
-        return [_change(n, then.get(n), now.get(n)) for n in names if then.get(n) != now.get(n)]
+        return [
+            package_change(n, then.get(n), now.get(n)) for n in names if then.get(n) != now.get(n)
+        ]
 
 
-def _change(name: str, then: str | None, now: str | None) -> str:
+def package_change(name: str, then: str | None, now: str | None) -> str:
     if then is None:
         return f"+{name} {now}"
     if now is None:
@@ -238,7 +240,7 @@ def _change(name: str, then: str | None, now: str | None) -> str:
     return f"{name} {then} -> {now}"
 
 
-def _split(line: str) -> tuple[str, str]:
+def split_requirement(line: str) -> tuple[str, str]:
     name, _, version = line.partition("==")
     return name.strip().lower(), version.strip()
 

@@ -488,6 +488,56 @@ def _show_rebuild(outcome: Any) -> None:
 
 
 @cli.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@_project_options
+def diff(*, a: str, b: str, as_json: bool, path: str, tracking_uri: str | None) -> None:
+    """What changed from run (or model version) A to B: code, data, params, metrics, packages."""
+    import json
+
+    from ._diff import diff_runs
+
+    result = diff_runs(a, b, path, tracking_uri=tracking_uri)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+        return
+    _show_diff(result)
+
+
+def _show_diff(result: Any) -> None:
+    def name(side: Any) -> str:
+        code = (side.commit or "no commit")[:8] + ("+dirty" if side.dirty else "")
+        return f"{side.target} (stage {side.stage}, {code})"
+
+    click.echo(f"A: {name(result.a)}\nB: {name(result.b)}")
+    for label, side in (("A", result.a), ("B", result.b)):
+        if side.patched:
+            click.echo(f"code     {label}'s uncommitted patch changes: {', '.join(side.patched)}")
+    if result.commits_ahead is not None:
+        click.echo(
+            f"code     B is {result.commits_ahead} commit(s) ahead of A, "
+            f"{result.commits_behind} behind; {len(result.files)} file(s) changed"
+        )
+        for status, file in result.files:
+            click.echo(f"         {status} {file}")
+    for change in result.data:
+        click.echo(f"data     {change.path}  {change.old} -> {change.new}")
+        for label, files in (("+", change.added), ("-", change.removed), ("~", change.modified)):
+            for file in files:
+                click.echo(f"           {label} {file}")
+    for key, (old, new) in result.params.items():
+        click.echo(f"param    {key}  {old} -> {new}")
+    for key, (old, new) in result.metrics.items():
+        delta = f" ({new - old:+g})" if old is not None and new is not None else ""
+        click.echo(f"metric   {key}  {old} -> {new}{delta}")
+    for line in result.packages:
+        click.echo(f"package  {line}")
+    if not (result.files or result.data or result.params or result.metrics or result.packages):
+        click.echo("no differences")
+
+
+@cli.command()
 @click.argument("directory", default="dvflow-demo", type=click.Path(file_okay=False))
 def demo(directory: str) -> None:
     """Create a small real project in DIRECTORY and run it three times."""

@@ -266,19 +266,34 @@ class DvcProject:
             return sorted(m for m in wanted if not Path(odb.oid_to_path(m)).is_file())
 
     def _dir_files(self, md5: str, odb: Any) -> set[str]:
-        """The md5s listed in a ``.dir`` object, read from the cache or else the remote."""
+        """The md5s listed in a ``.dir`` object (none when it cannot be read)."""
+        return set(self._listing(md5, odb).values())
+
+    def listing(self, md5: str) -> dict[str, str]:
+        """``{relpath: md5}`` of a ``.dir`` object, from the cache or else the default remote."""
+        with dvc_errors(), in_repo(self.root):
+            odb = self.repo.cloud.get_remote_odb(None, "diff") if self.remote_url() else None
+            return self._listing(md5, odb)
+
+    def _listing(self, md5: str, odb: Any) -> dict[str, str]:
         import json
 
         local = Path(self.repo.cache.local.oid_to_path(md5))
         try:
             if local.is_file():
                 listing = json.loads(local.read_text(encoding="utf-8"))
-            else:
+            elif odb is not None:
                 with odb.fs.open(odb.oid_to_path(md5), "r") as fobj:
                     listing = json.load(fobj)
+            else:
+                return {}
         except (OSError, ValueError):
-            return set()  # the .dir object itself is then reported missing
-        return {str(e["md5"]) for e in listing if isinstance(e, dict) and e.get("md5")}
+            return {}  # the .dir object itself is then reported missing
+        return {
+            str(e["relpath"]): str(e["md5"])
+            for e in listing
+            if isinstance(e, dict) and e.get("md5") and e.get("relpath")
+        }
 
     def push(self) -> int:
         """Push every cached output to the default remote; returns how many objects went."""

@@ -152,6 +152,11 @@ def commit_all(root: Path, message: str) -> str:
     return head_commit(root) or ""
 
 
+def is_commit(root: Path, sha: str) -> bool:
+    out = _git(root, "cat-file", "-t", sha, ok_codes=(0, 1, 128))
+    return out.strip() == "commit"
+
+
 def rev_parse(root: Path, rev: str) -> str:
     """The full commit id ``rev`` names; GitError with a hint when it names none."""
     out = _git(root, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", ok_codes=(0, 1))

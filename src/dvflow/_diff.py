@@ -1,0 +1,223 @@
+"""``diff A B``: what changed between two recorded runs (or model versions).
+
+Code (commits between, files changed), data (pointers that changed; for a
+directory, the files added, removed or modified, from DVC's ``.dir``
+listings), params, metrics with their deltas, and the packages installed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import _git
+from ._checks import package_change, split_requirement
+from ._config import load_config
+from ._exceptions import DvflowError, RecordTamperedError
+from ._record import (
+    DIGEST_TAG,
+    PACKAGES_ARTIFACT,
+    PATCH_ARTIFACT,
+    RECORD_ARTIFACT,
+    ProvenanceRecord,
+    parse_record,
+)
+from ._record import sha256_hex as _sha256
+
+if TYPE_CHECKING:
+    from ._tracking import Tracker
+
+
+@dataclass(frozen=True)
+class Side:
+    """One end of a diff: the run, its stage and its code."""
+
+    target: str
+    run_id: str
+    stage: str | None
+    commit: str | None
+    dirty: bool
+    patched: tuple[str, ...] = ()  # files the dirty run's patch changes
+
+
+@dataclass(frozen=True)
+class DataChange:
+    path: str
+    old: str | None
+    new: str | None
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    modified: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunDiff:
+    a: Side
+    b: Side
+    commits_ahead: int | None
+    commits_behind: int | None
+    files: tuple[tuple[str, str], ...]
+    data: tuple[DataChange, ...]
+    params: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    metrics: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    packages: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "a": self.a.__dict__,
+            "b": self.b.__dict__,
+            "code": {
+                "commits_ahead": self.commits_ahead,
+                "commits_behind": self.commits_behind,
+                "files": [{"status": s, "path": p} for s, p in self.files],
+            },
+            "data": [
+                c.__dict__ | {k: list(getattr(c, k)) for k in ("added", "removed", "modified")}
+                for c in self.data
+            ],
+            "params": {k: list(v) for k, v in self.params.items()},
+            "metrics": {
+                k: {"old": o, "new": n, "delta": None if o is None or n is None else n - o}
+                for k, (o, n) in self.metrics.items()
+            },
+            "packages": list(self.packages),
+        }
+
+
+def diff_runs(
+    a: str, b: str, path: str | os.PathLike[str] = ".", *, tracking_uri: str | None = None
+) -> RunDiff:
+    """Compare the records (and runs) that ``a`` and ``b`` name."""
+    from ._dvc import DvcProject
+    from ._tracking import Tracker, check_existing_store
+    from ._verify import _resolve
+
+    root = _git.find_root(Path(path).resolve())
+    config = load_config(root, tracking_uri=tracking_uri)
+    check_existing_store(config.tracking_uri)
+    tracker = Tracker(config.tracking_uri)
+    sides = []
+    for target in (a, b):
+        run_id = _resolve(tracker, target)[0]
+        if not run_id:
+            raise DvflowError(f"{target} is linked to no run", hint="Give a run id.")
+        sides.append((target, run_id, *_load(tracker, run_id)))
+    (ta, ra, rec_a, run_a), (tb, rb, rec_b, run_b) = sides
+    side_a, side_b = _side(tracker, ta, ra, rec_a), _side(tracker, tb, rb, rec_b)
+    ahead, behind, files = _code(root, side_a.commit, side_b.commit)
+    project = DvcProject(root)
+    try:
+        data = _data(project, rec_a, rec_b)
+    finally:
+        project.close()
+    return RunDiff(
+        side_a,
+        side_b,
+        ahead,
+        behind,
+        files,
+        data,
+        _changed(dict(rec_a.params), dict(rec_b.params)),
+        _changed(dict(run_a.data.metrics), dict(run_b.data.metrics)),
+        tuple(_packages(tracker, run_a, run_b)),
+    )
+
+
+def _load(tracker: Tracker, run_id: str) -> tuple[ProvenanceRecord, Any]:
+    run = tracker.get_run(run_id)
+    raw = tracker.read_artifact(run_id, RECORD_ARTIFACT)
+    expected, actual = run.data.tags.get(DIGEST_TAG), _sha256(raw)
+    if expected != actual:
+        raise RecordTamperedError(run_id, expected or "none", actual)
+    return parse_record(raw), run
+
+
+def _side(tracker: Tracker, target: str, run_id: str, record: ProvenanceRecord) -> Side:
+    patched: tuple[str, ...] = ()
+    if record.code.get("dirty") and record.code.get("patch_sha256"):
+        try:
+            patch = tracker.read_artifact(run_id, PATCH_ARTIFACT).decode(errors="replace")
+        except DvflowError:
+            patch = ""
+        patched = tuple(
+            sorted(
+                {
+                    line.split(" b/", 1)[1]
+                    for line in patch.splitlines()
+                    if line.startswith("diff --git ")
+                }
+            )
+        )
+    return Side(
+        target,
+        run_id,
+        record.stage["name"] if record.stage else None,
+        record.code.get("commit"),
+        bool(record.code.get("dirty")),
+        patched,
+    )
+
+
+def _code(
+    root: Path, a: str | None, b: str | None
+) -> tuple[int | None, int | None, tuple[tuple[str, str], ...]]:
+    if not a or not b or not _git.is_commit(root, a) or not _git.is_commit(root, b):
+        return None, None, ()
+    counts = _git._git(root, "rev-list", "--left-right", "--count", f"{a}...{b}").split()
+    names = _git._git(root, "diff", "--name-status", "--no-renames", a, b)
+    files = tuple(
+        (line.split("\t", 1)[0], line.split("\t", 1)[1]) for line in names.splitlines() if line
+    )
+    return int(counts[1]), int(counts[0]), files
+
+
+def _data(project: Any, a: ProvenanceRecord, b: ProvenanceRecord) -> tuple[DataChange, ...]:
+    old = {p.path: p.md5 for p in (*a.inputs, *a.outputs)}
+    new = {p.path: p.md5 for p in (*b.inputs, *b.outputs)}
+    changes = []
+    for path in sorted(set(old) | set(new)):
+        if old.get(path) == new.get(path):
+            continue
+        o, n = old.get(path), new.get(path)
+        if o and n and o.endswith(".dir") and n.endswith(".dir"):
+            before, after = project.listing(o), project.listing(n)
+            changes.append(
+                DataChange(
+                    path,
+                    o,
+                    n,
+                    tuple(sorted(set(after) - set(before))),
+                    tuple(sorted(set(before) - set(after))),
+                    tuple(sorted(k for k in set(before) & set(after) if before[k] != after[k])),
+                )
+            )
+        else:
+            changes.append(DataChange(path, o, n))
+    return tuple(changes)
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: (old.get(key), new.get(key))
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key)
+    }
+
+
+def _packages(tracker: Tracker, run_a: Any, run_b: Any) -> list[str]:
+    lists = []
+    for run in (run_a, run_b):
+        parent = run.data.tags.get("mlflow.parentRunId")
+        try:
+            text = tracker.read_artifact(parent, PACKAGES_ARTIFACT).decode() if parent else ""
+        except DvflowError:
+            text = ""
+        lists.append(dict(split_requirement(line) for line in text.splitlines() if line.strip()))
+    then, now = lists
+    return [
+        package_change(n, then.get(n), now.get(n))
+        for n in sorted(set(then) | set(now))
+        if then.get(n) != now.get(n)
+    ]
