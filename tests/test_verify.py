@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -188,3 +189,26 @@ def test_verify_of_an_unknown_model_is_not_found(recorded: Path) -> None:
     result = cli("verify", "models:/nothing/1", "-C", str(recorded))
     assert result.returncode == 5
     assert "no registered model 'nothing'" in result.stderr
+
+
+def test_checkout_gives_the_exact_code_and_byte_identical_data(
+    recorded: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    params = recorded / "params.yaml"
+    params.write_text(params.read_text().replace("n: 3", "n: 4"))
+    assert cli("run", "steady", "-C", str(recorded)).returncode == 0
+    record = json.loads(
+        cli("show", stage_runs(recorded)["steady"], "--json", "-C", str(recorded)).stdout
+    )
+    target = tmp_path / "exact"
+    result = cli("checkout", record["mlflow"]["run_id"], "--into", str(target), "-C", str(recorded))
+    assert result.returncode == 0, result.stderr
+    assert f"cd {target}" in result.stdout
+    assert "n: 4" in (target / "params.yaml").read_text()  # the dirty patch, applied
+    assert git(target, "rev-parse", "HEAD").strip() == record["code"]["commit"]
+    out = next(p for p in record["outputs"] if p["path"] == "steady.txt")
+    assert hashlib.md5((target / "steady.txt").read_bytes()).hexdigest() == out["md5"]  # noqa: S324
+    again = cli("checkout", record["mlflow"]["run_id"], "--into", str(target), "-C", str(recorded))
+    assert again.returncode == 3 and "is not empty" in again.stderr

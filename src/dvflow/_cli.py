@@ -538,6 +538,28 @@ def _show_diff(result: Any) -> None:
 
 
 @cli.command()
+@click.argument("target")
+@click.option("--into", metavar="DIR", help="Where (default: .dvflow/checkouts/<run id>).")
+@_project_options
+def checkout(*, target: str, into: str | None, path: str, tracking_uri: str | None) -> None:
+    """Put the exact code and data of TARGET (a run or model version) into a worktree.
+
+    The worktree is at the recorded commit with the recorded patch applied,
+    and holds every DVC-tracked input and output of the run, from the cache
+    or the DVC remote.
+    """
+    from ._checkout import checkout as do_checkout
+
+    result = do_checkout(target, path, into=into, tracking_uri=tracking_uri)
+    patched = " + its recorded patch" if result.patched else ""
+    click.echo(f"checked out run {result.run_id}: commit {result.commit[:12]}{patched}")
+    for file in result.files:
+        click.echo(f"  data  {file}")
+    click.echo(f"enter it:   cd {result.folder}")
+    click.echo(f"remove it:  git worktree remove --force {result.folder}")
+
+
+@cli.command()
 @click.argument("directory", default="dvflow-demo", type=click.Path(file_okay=False))
 def demo(directory: str) -> None:
     """Create a small real project in DIRECTORY and run it three times."""

@@ -87,10 +87,10 @@ def rebuild(
     with _worktree(root, commit) as tree:
         if patch:
             step("applying the recorded patch")
-            _apply_patch(tree, patch)
+            apply_patch(tree, patch)
         step("fetching the recorded inputs")
-        _prepare_dvc(root, tree, project)
-        _materialize(project, tree, [p for p in record.inputs if p.cache_path and p.md5])
+        prepare_dvc(root, tree, project)
+        materialize(project, tree, [p for p in record.inputs if p.cache_path and p.md5])
         step(f"re-running stage {stage} (run-cache off)")
         tail = _run_stage(tree, stage)
         rebuilt = _outputs(tree, stage)
@@ -145,7 +145,7 @@ def _git(cwd: Path, *args: str, stdin: bytes | None = None) -> None:
         raise RebuildError(f"'git {args[0]}' failed: {message}")
 
 
-def _apply_patch(tree: Path, patch: bytes) -> None:
+def apply_patch(tree: Path, patch: bytes) -> None:
     try:
         _git(tree, "apply", "--binary", "--whitespace=nowarn", "-", stdin=patch)
     except RebuildError as exc:
@@ -155,7 +155,7 @@ def _apply_patch(tree: Path, patch: bytes) -> None:
         ) from None
 
 
-def _prepare_dvc(root: Path, tree: Path, project: DvcProject) -> None:
+def prepare_dvc(root: Path, tree: Path, project: DvcProject) -> None:
     """Same remote and credentials as the project, and its cache (no second copy)."""
     local = root / ".dvc" / "config.local"
     (tree / ".dvc").mkdir(exist_ok=True)
@@ -166,7 +166,7 @@ def _prepare_dvc(root: Path, tree: Path, project: DvcProject) -> None:
     )
 
 
-def _materialize(project: DvcProject, tree: Path, inputs: list[Pointer]) -> None:
+def materialize(project: DvcProject, tree: Path, inputs: list[Pointer]) -> None:
     missing = project.fetch([p.md5 for p in inputs if p.md5])
     if missing:
         raise RebuildError(
