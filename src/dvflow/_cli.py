@@ -560,6 +560,56 @@ def checkout(*, target: str, into: str | None, path: str, tracking_uri: str | No
 
 
 @cli.command()
+@click.option(
+    "--release",
+    "release",
+    multiple=True,
+    metavar="TAG",
+    help="Release tag to check (default: tags at HEAD).",
+)
+@click.option(
+    "--alias", default="production", show_default=True, help="The alias a release must match."
+)
+@click.option(
+    "--summary",
+    "summary",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Append Markdown with a Mermaid lineage diagram (e.g. $GITHUB_STEP_SUMMARY).",
+)
+@_project_options
+def check(
+    *,
+    release: tuple[str, ...],
+    alias: str,
+    summary: str | None,
+    path: str,
+    tracking_uri: str | None,
+) -> None:
+    """The CI gate: may this commit or release merge?
+
+    Fails (exit 10) when dvc.lock is not up to date with the code and params,
+    (11) when outputs in dvc.lock are not in the DVC remote, (12) when outputs
+    at HEAD have no recorded run, (13) when a release tag's model version
+    (ALIAS) differs from the tag's dvc.lock. All checks are printed; the
+    exit code is the first failure's.
+    """
+    from ._gate import check_project, summary_markdown
+
+    result = check_project(path, release=release, alias=alias, tracking_uri=tracking_uri)
+    _show_checks(result.checks)
+    for failed in (c for c in result.checks if not c.ok and c.hint):
+        click.echo(f"hint: {failed.name}: {failed.hint}", err=True)
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fobj:
+            fobj.write(summary_markdown(result))
+    if result.exit_code:
+        click.echo(f"error: check failed (exit {result.exit_code})", err=True)
+        sys.exit(result.exit_code)
+    click.echo("check passed")
+
+
+@cli.command()
 @click.argument("directory", default="dvflow-demo", type=click.Path(file_okay=False))
 def demo(directory: str) -> None:
     """Create a small real project in DIRECTORY and run it three times."""

@@ -295,6 +295,33 @@ class DvcProject:
             if isinstance(e, dict) and e.get("md5") and e.get("relpath")
         }
 
+    def status(self) -> tuple[dict[str, list[str]], int]:
+        """What ``dvc status`` finds changed, per stage, and how many paths are absent.
+
+        An output or data dependency missing from the work tree (not pulled,
+        as in a fresh CI clone) is counted, not reported as a change: the
+        question is whether dvc.lock still matches the code and params.
+        """
+        with dvc_errors(), in_repo(self.root), quiet_dvc():
+            raw = self.repo.status()
+        changed: dict[str, list[str]] = {}
+        missing = 0
+        for stage, items in raw.items():
+            for item in items if isinstance(items, list) else [items]:
+                if isinstance(item, str):
+                    changed.setdefault(stage, []).append(item)
+                    continue
+                for kind, paths in item.items():
+                    if not isinstance(paths, dict):
+                        changed.setdefault(stage, []).append(kind)
+                        continue
+                    for path, state in paths.items():
+                        if state == "deleted":
+                            missing += 1
+                        else:
+                            changed.setdefault(stage, []).append(f"{path} {state}")
+        return changed, missing
+
     def push(self) -> int:
         """Push every cached output to the default remote; returns how many objects went."""
         with dvc_errors(), in_repo(self.root), quiet_dvc():

@@ -1,0 +1,235 @@
+"""``check``: the CI gate. May this commit (or release) merge?
+
+Each check has its own exit code, so a CI log says which drift stopped it:
+
+    10  stale       the pipeline is not up to date with its code and params (dvc status)
+    11  remote      outputs in dvc.lock are not in the DVC remote
+    12  recorded    outputs at HEAD that no recorded run made
+    13  release     a release tag's model version differs from the tag's dvc.lock
+
+When several fail, the exit code is the first in that order; all are printed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import _git, _history
+from ._checks import Check
+from ._config import load_config
+from ._dvcfiles import model_artifacts
+
+if TYPE_CHECKING:
+    from ._dvc import DvcProject
+    from ._tracking import Tracker
+
+EXIT_CODES = {"stale": 10, "remote": 11, "recorded": 12, "release": 13}
+
+
+@dataclass(frozen=True)
+class GateResult:
+    checks: tuple[Check, ...]
+    mermaid: str = ""
+    release_tags: tuple[str, ...] = field(default=())
+
+    @property
+    def exit_code(self) -> int:
+        for name, code in EXIT_CODES.items():
+            if any(c.name == name and not c.ok for c in self.checks):
+                return code
+        return 0
+
+
+def check_project(
+    path: str | os.PathLike[str] = ".",
+    *,
+    release: Sequence[str] = (),
+    alias: str = "production",
+    tracking_uri: str | None = None,
+) -> GateResult:
+    """Run the gate on the work tree at ``path``; ``release`` tags default to those at HEAD."""
+    from ._dvc import DvcProject
+    from ._tracking import Tracker, check_existing_store
+
+    root = _git.find_root(Path(path).resolve())
+    config = load_config(root, tracking_uri=tracking_uri)
+    check_existing_store(config.tracking_uri)
+    tracker = Tracker(config.tracking_uri)
+    entries = _worktree_entries(root)
+    tags = list(release) or _tags_at_head(root)
+    project = DvcProject(root)
+    try:
+        checks = [
+            _stale(project),
+            _remote(project, entries),
+            _recorded(tracker, config.experiment, entries),
+            _release(root, tracker, tags, alias),
+        ]
+    finally:
+        project.close()
+    return GateResult(tuple(checks), _diagram(root, config.tracking_uri), tuple(tags))
+
+
+def _worktree_entries(root: Path) -> list[_history.Entry]:
+    from ._lineage import _worktree_entries as entries
+
+    return list(entries(root))
+
+
+def _tags_at_head(root: Path) -> list[str]:
+    return _git._git(root, "tag", "--points-at", "HEAD").split()
+
+
+def _stale(project: DvcProject) -> Check:
+    changed, missing = project.status()
+    if changed:
+        shown = "; ".join(f"{stage}: {', '.join(why)}" for stage, why in sorted(changed.items()))
+        return Check(
+            "stale",
+            "fail",
+            f"not up to date with its code and params: {shown}",
+            "Run 'dvflow run' and commit dvc.lock.",
+        )
+    note = f" ({missing} path(s) not in the work tree were not compared)" if missing else ""
+    return Check("stale", "pass", f"dvc.lock is up to date with the code and params{note}")
+
+
+def _remote(project: DvcProject, entries: list[_history.Entry]) -> Check:
+    # Outputs with 'cache: false' never go to a remote, and 'dvc push' leaves
+    # imports to their source repository.
+    cached = project.tracked_paths()
+    outs = {
+        md5: path for e in entries if e.kind != "import" for path, md5 in e.outs if path in cached
+    }
+    if not outs:
+        return Check("remote", "pass", "no DVC outputs to check")
+    if not project.remote_url():
+        return Check("remote", "fail", "no DVC remote is set", "Add one: 'dvc remote add -d'.")
+    missing = project.missing_in_remote(sorted(outs))
+    if missing:
+        named = sorted({outs.get(m, "files of a directory") for m in missing})
+        return Check(
+            "remote",
+            "fail",
+            f"{len(missing)} object(s) of dvc.lock not in the DVC remote: {', '.join(named)}",
+            "Push the data from where it was made: 'dvc push'.",
+        )
+    return Check("remote", "pass", f"all {len(outs)} output(s) of dvc.lock are in the DVC remote")
+
+
+def _recorded(tracker: Tracker, experiment: str, entries: list[_history.Entry]) -> Check:
+    from ._dvcfiles import Pointer, outputs_key
+
+    stages = [e for e in entries if e.kind == "stage" and e.outs]
+    exp = tracker.experiment_id(experiment)
+    unrecorded = []
+    for entry in stages:
+        key = outputs_key([Pointer(p, m) for p, m in entry.outs])
+        if key and not tracker.runs_with_outputs(exp, entry.stage_key, key):
+            unrecorded.append(entry.stage_key)
+    if unrecorded:
+        return Check(
+            "recorded",
+            "fail",
+            f"no recorded run made the outputs of: {', '.join(sorted(unrecorded))}",
+            "Run the pipeline with 'dvflow run' (not 'dvc repro') and commit its dvc.lock.",
+        )
+    return Check("recorded", "pass", f"every stage's outputs ({len(stages)}) have a recorded run")
+
+
+def _release(root: Path, tracker: Tracker, tags: Sequence[str], alias: str) -> Check:
+    if not tags:
+        return Check("release", "pass", "no release tag at HEAD")
+    problems, checked = [], 0
+    for tag in tags:
+        files = _history.tree_files(root, _git.rev_parse(root, tag))
+        blobs = _history.read_blobs(root, files.values())
+        outs = {
+            p: m
+            for f, b in files.items()
+            for e in _history.parse_file(f, blobs.get(b, b""))
+            for p, m in e.outs
+        }
+        for dvcfile in _git.files_named(root, _git.rev_parse(root, tag), "dvc.yaml"):
+            for name, model_path in _tag_artifacts(root, tag, dvcfile).items():
+                checked += 1
+                problems += _release_problem(tracker, tag, name, alias, outs.get(model_path))
+    if problems:
+        return Check(
+            "release",
+            "fail",
+            "; ".join(problems),
+            "Promote the version built from the tag: "
+            f"'dvflow promote NAME VERSION --alias {alias}'.",
+        )
+    return Check("release", "pass", f"{checked} model(s) of {', '.join(tags)} match @{alias}")
+
+
+def _tag_artifacts(root: Path, tag: str, dvcfile: str) -> dict[str, str]:
+    import tempfile
+
+    text = _git.show_file(root, tag, dvcfile)
+    with tempfile.TemporaryDirectory(prefix="dvflow-") as tmp:
+        target = Path(tmp) / dvcfile
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        return model_artifacts(Path(tmp), dvcfile)
+
+
+def _release_problem(
+    tracker: Tracker, tag: str, name: str, alias: str, md5: str | None
+) -> list[str]:
+    from ._exceptions import ModelNotFoundError
+
+    if md5 is None:
+        return [f"{tag}: dvc.lock has no output for model {name}"]
+    try:
+        version = tracker.version_by_alias(name, alias)
+    except ModelNotFoundError:
+        return [f"{tag}: model {name} has no @{alias} version"]
+    actual = (version.tags or {}).get("dvflow.model_md5")
+    if actual != md5:
+        return [
+            f"{tag}: {name}@{alias} is version {version.version} (md5 {actual}), "
+            f"the tag's dvc.lock has md5 {md5}"
+        ]
+    return []
+
+
+def _diagram(root: Path, tracking_uri: str) -> str:
+    """A Mermaid lineage diagram of the models declared at HEAD (empty when none)."""
+    from ._queries import lineage
+    from ._render import to_mermaid
+
+    blocks = []
+    for dvcfile in _git.files_named(root, "HEAD", "dvc.yaml") if _git.head_commit(root) else []:
+        for model_path in model_artifacts(root, dvcfile).values():
+            try:
+                graph = lineage(model_path, root, tracking_uri=tracking_uri)
+            except Exception:  # noqa: S112 - a summary diagram is best effort
+                continue
+            blocks.append(to_mermaid(graph))
+    return "\n".join(blocks)
+
+
+def summary_markdown(result: GateResult) -> str:
+    """Markdown for ``$GITHUB_STEP_SUMMARY``: the checks, then the lineage diagram."""
+    marks = {"pass": "✅", "warn": "⚠️", "fail": "❌"}
+    lines = ["## dvflow check", "", "| | check | result |", "|---|---|---|"]
+    for check in result.checks:
+        detail = check.detail.replace("|", "\\|")
+        lines.append(f"| {marks[check.level]} | {check.name} | {detail} |")
+    if result.mermaid:
+        lines += [
+            "",
+            "### Lineage of the models at HEAD",
+            "",
+            "```mermaid",
+            result.mermaid.rstrip(),
+            "```",
+        ]
+    return "\n".join(lines) + "\n"

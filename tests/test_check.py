@@ -1,0 +1,80 @@
+"""check: the CI gate, on the real history repository, one drift at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import cli, git, tracking_client
+from history_repo import HistoryRepo, dvc, set_param
+
+
+@pytest.fixture
+def experiment(history_copy: HistoryRepo, tmp_path: Path) -> Path:
+    """Branch experiment checked out, its data pushed to a remote of its own."""
+    root = history_copy.root
+    git(root, "checkout", "-q", "experiment")
+    dvc(root, "checkout", "-q")
+    dvc(root, "remote", "modify", "--local", "storage", "url", str(tmp_path / "remote"))
+    dvc(root, "push", "-q", "--all-commits")
+    return root
+
+
+def test_check_passes_on_a_clean_recorded_repo_and_writes_a_summary(
+    experiment: Path, tmp_path: Path
+) -> None:
+    summary = tmp_path / "summary.md"
+    result = cli("check", "--summary", str(summary), "-C", str(experiment))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("  pass  ") == 4 and "check passed" in result.stdout
+    text = summary.read_text()
+    assert text.startswith("## dvflow check")
+    assert "| ✅ | remote |" in text
+    assert "```mermaid\nflowchart LR" in text  # the lineage of model/model.bin
+
+
+def test_check_fails_with_10_when_params_drift(experiment: Path) -> None:
+    set_param(experiment, "train", "alpha", "0.1")
+    result = cli("check", "-C", str(experiment))
+    assert result.returncode == 10, result.stdout
+    assert "FAIL  stale" in result.stdout and "params.yaml" in result.stdout
+
+
+def test_check_fails_with_11_when_an_output_is_not_in_the_remote(
+    experiment: Path, tmp_path: Path
+) -> None:
+    lock = (experiment / "dvc.lock").read_text()
+    md5 = lock.split("path: model/model.bin\n")[1].split("md5: ")[1].split()[0]
+    (tmp_path / "remote" / "files" / "md5" / md5[:2] / md5[2:]).unlink()
+    result = cli("check", "-C", str(experiment))
+    assert result.returncode == 11
+    assert "not in the DVC remote: model/model.bin" in result.stdout
+
+
+def test_check_fails_with_12_when_outputs_have_no_recorded_run(
+    history_copy: HistoryRepo, tmp_path: Path
+) -> None:
+    # main's last commit ran the pipeline with plain 'dvc repro'.
+    root = history_copy.root
+    dvc(root, "remote", "modify", "--local", "storage", "url", str(tmp_path / "remote"))
+    dvc(root, "push", "-q")
+    result = cli("check", "-C", str(root))
+    assert result.returncode == 12, result.stdout
+    assert "FAIL  recorded" in result.stdout
+    assert "no recorded run made the outputs of: featurize, train" in result.stdout
+
+
+def test_check_fails_with_13_when_a_release_tag_does_not_match_the_alias(
+    experiment: Path,
+) -> None:
+    git(experiment, "tag", "v2.0")
+    client = tracking_client(experiment)
+    client.set_registered_model_alias("lin-model", "production", "1")
+    wrong = cli("check", "-C", str(experiment))
+    assert wrong.returncode == 13, wrong.stdout
+    assert "v2.0: lin-model@production is version 1" in wrong.stdout
+    client.set_registered_model_alias("lin-model", "production", "2")
+    right = cli("check", "-C", str(experiment))
+    assert right.returncode == 0, right.stdout
+    assert "1 model(s) of v2.0 match @production" in right.stdout
