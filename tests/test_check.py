@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,31 @@ def test_check_fails_with_13_when_a_release_tag_does_not_match_the_alias(
     right = cli("check", "-C", str(experiment))
     assert right.returncode == 0, right.stdout
     assert "1 model(s) of v2.0 match @production" in right.stdout
+
+
+def test_init_ci_writes_a_valid_workflow_with_no_secret_in_it(
+    make_project: Callable[..., Path],
+) -> None:
+    import yaml
+
+    root = make_project("lineage", commit=False)
+    planted = "planted-secret-for-the-workflow"
+    local = root / ".dvc" / "config.local"
+    local.write_text(
+        local.read_text()
+        + f"['remote \"backup\"']\n    url = s3://bucket/x\n    secret_access_key = {planted}\n"
+    )
+    result = cli("init", str(root), "--ci", env={"AWS_SECRET_ACCESS_KEY": planted})
+    assert result.returncode == 0, result.stderr
+    text = (root / ".github" / "workflows" / "dvflow.yml").read_text()
+    assert planted not in text
+    workflow = yaml.safe_load(text)
+    steps = workflow["jobs"]["check"]["steps"]
+    runs = "\n".join(step.get("run", "") for step in steps)
+    assert "dvc pull" in runs and 'dvflow check --summary "$GITHUB_STEP_SUMMARY"' in runs
+    assert "dvflow verify models:/lin-model@production" in runs
+    # Every credential is a reference to a repository secret, never a value.
+    for key, value in workflow["jobs"]["check"]["env"].items():
+        assert value == f"${{{{ secrets.{key} }}}}", key
+    again = cli("init", str(root), "--ci")
+    assert "kept: .github/workflows/dvflow.yml" in again.stdout

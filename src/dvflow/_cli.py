@@ -92,12 +92,13 @@ def cli(verbose: bool) -> None:
 @click.argument("path", default=".", type=click.Path(file_okay=False))
 @click.option("--remote", metavar="URL", help="DVC remote URL (default: a local folder).")
 @click.option("--force", is_flag=True, help="Replace an existing remote and dvflow.yaml.")
-def init(path: str, remote: str | None, force: bool) -> None:
+@click.option("--ci", is_flag=True, help="Also write .github/workflows/dvflow.yml.")
+def init(path: str, remote: str | None, force: bool, ci: bool) -> None:
     """Make PATH a dvflow project (git, DVC, remote, MLflow store, .gitignore)."""
     from ._project import init_project
     from ._redact import Redactor
 
-    result = init_project(path, remote=remote, force=force)
+    result = init_project(path, remote=remote, force=force, ci=ci)
     redact = Redactor().redact
     for line in result.done:
         click.echo(f"  done: {redact(line)}")

@@ -127,10 +127,31 @@ def _ensure_gitignore(root: Path, done: list[str]) -> None:
         done.append(f".gitignore += {' '.join(missing)}")
 
 
+def _ensure_workflow(root: Path, force: bool, done: list[str], kept: list[str]) -> None:
+    from ._ci import WORKFLOW, workflow
+    from ._dvcfiles import model_artifacts
+
+    path = root / WORKFLOW
+    if path.exists() and not force:
+        kept.append(str(WORKFLOW))
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(workflow(model_artifacts(root, "dvc.yaml")), encoding="utf-8")
+    done.append(f"wrote {WORKFLOW} (check + verify; credentials from repository secrets)")
+
+
 def init_project(
-    path: str | os.PathLike[str] = ".", *, remote: str | None = None, force: bool = False
+    path: str | os.PathLike[str] = ".",
+    *,
+    remote: str | None = None,
+    force: bool = False,
+    ci: bool = False,
 ) -> InitResult:
-    """Set up git, DVC, a default remote, the MLflow store and dvflow's settings."""
+    """Set up git, DVC, a default remote, the MLflow store and dvflow's settings.
+
+    ``ci`` also writes a GitHub Actions workflow that runs ``dvflow check``
+    and ``dvflow verify``.
+    """
     root = Path(path).resolve()
     make_folder(root)
     done: list[str] = []
@@ -140,5 +161,7 @@ def init_project(
     remote_url = _ensure_remote(root, remote, force, done, kept)
     _ensure_config(root, force, done, kept)
     _ensure_gitignore(root, done)
+    if ci:
+        _ensure_workflow(root, force, done, kept)
     (root / STATE_DIR).mkdir(exist_ok=True)
     return InitResult(root, tuple(done), tuple(kept), remote_url)
