@@ -65,6 +65,11 @@ def test_demo_runs_three_times_and_shows_every_stage_status(tmp_path: Path) -> N
     assert git(root, "worktree", "list").count("\n") == 1
     impact = cli("impact", "data/raw.csv", "-C", str(root))
     assert "model versions: wine-classifier v1 @production, wine-classifier v2" in impact.stdout
+    diff = cli("diff", trains[0].info.run_id, trains[1].info.run_id, "-C", str(root))
+    assert diff.returncode == 0, diff.stderr
+    assert "param    train.n_estimators  40 -> 80" in diff.stdout
+    assert "data     models/model.pkl  " in diff.stdout
+    assert "B's uncommitted patch changes: params.yaml" in diff.stdout
 
 
 @pytest.mark.slow
