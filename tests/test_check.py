@@ -107,3 +107,16 @@ def test_init_ci_writes_a_valid_workflow_with_no_secret_in_it(
         assert value == f"${{{{ secrets.{key} }}}}", key
     again = cli("init", str(root), "--ci")
     assert "kept: .github/workflows/dvflow.yml" in again.stdout
+
+
+def test_verify_does_not_count_an_imported_input_as_missing(experiment: Path) -> None:
+    client = tracking_client(experiment)
+    (featurize, *_) = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        "tags.`dvflow.stage` = 'featurize' and tags.`dvflow.status` = 'ran'",
+    )
+    inputs = [d.dataset.name for d in featurize.inputs.dataset_inputs]
+    assert "data/words.txt" in inputs  # imported from the upstream repository
+    result = cli("verify", featurize.info.run_id, "-C", str(experiment))
+    assert result.returncode == 0, result.stdout
+    assert "pass  data" in result.stdout

@@ -161,7 +161,11 @@ class RunChecks:
 
     def _data(self, project_class: Any, record: ProvenanceRecord, *, outputs: bool) -> None:
         pointers = [*record.inputs, *(record.outputs if outputs else ())]
-        paths = {p.md5: p.path for p in pointers if p.md5 and p.cache_path}
+        imported = _imports_at(self.root, record.code.get("commit"))
+        # 'dvc push' leaves imports to their source repository: not a gap here.
+        paths = {
+            p.md5: p.path for p in pointers if p.md5 and p.cache_path and p.path not in imported
+        }
         if self.model is not None and self.model.md5:
             paths[self.model.md5] = self.model.path
         if not paths:
@@ -230,6 +234,23 @@ class RunChecks:
         return [
             package_change(n, then.get(n), now.get(n)) for n in names if then.get(n) != now.get(n)
         ]
+
+
+def _imports_at(root: Path, commit: str | None) -> set[str]:
+    """Paths that ``dvc import`` brought in, as committed at ``commit``."""
+    from . import _history
+
+    if not commit or not _git_ok(root, "cat-file", "-e", f"{commit}^{{commit}}"):
+        return set()
+    files = {p: b for p, b in _history.tree_files(root, commit).items() if p.endswith(".dvc")}
+    blobs = _history.read_blobs(root, files.values())
+    return {
+        path
+        for name, blob in files.items()
+        for entry in _history.parse_file(name, blobs.get(blob, b""))
+        if entry.kind == "import"
+        for path, _ in entry.outs
+    }
 
 
 def package_change(name: str, then: str | None, now: str | None) -> str:
