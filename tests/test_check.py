@@ -120,3 +120,10 @@ def test_verify_does_not_count_an_imported_input_as_missing(experiment: Path) ->
     result = cli("verify", featurize.info.run_id, "-C", str(experiment))
     assert result.returncode == 0, result.stdout
     assert "pass  data" in result.stdout
+
+
+def test_an_unwritable_summary_is_a_warning_and_keeps_the_gate_code(experiment: Path) -> None:
+    set_param(experiment, "train", "alpha", "0.2")
+    result = cli("check", "--summary", "/nonexistent/summary.md", "-C", str(experiment))
+    assert result.returncode == 10, result.stderr
+    assert "warning: cannot write the summary" in result.stderr

@@ -212,3 +212,21 @@ def test_checkout_gives_the_exact_code_and_byte_identical_data(
     assert hashlib.md5((target / "steady.txt").read_bytes()).hexdigest() == out["md5"]  # noqa: S324
     again = cli("checkout", record["mlflow"]["run_id"], "--into", str(target), "-C", str(recorded))
     assert again.returncode == 3 and "is not empty" in again.stderr
+
+
+def test_targets_a_user_copies_from_dvflow_output_or_gets_wrong(recorded: Path) -> None:
+    run_id = stage_runs(recorded)["steady"]
+    short = cli("verify", run_id[:12], "-C", str(recorded))
+    assert short.returncode == 0, short.stdout + short.stderr
+    assert f"(run {run_id})" in short.stdout
+    unknown = cli("verify", "0" * 32, "-C", str(recorded))
+    assert unknown.returncode == 5 and "no run" in unknown.stderr
+    for bad in ("models:/steady", "models:/steady@", "models:/"):
+        result = cli("verify", bad, "-C", str(recorded))
+        assert result.returncode == 2, (bad, result.stderr)
+    parent = tracking_client(recorded).get_run(run_id).data.tags["mlflow.parentRunId"]
+    pipeline = cli("verify", parent, "-C", str(recorded))
+    assert pipeline.returncode == 2 and "it is a pipeline run" in pipeline.stderr
+    assert run_id in pipeline.stderr
+    loose = cli("verify", run_id, "--rtol", "0.1", "-C", str(recorded))
+    assert loose.returncode == 2 and "apply to --rebuild only" in loose.stderr

@@ -47,7 +47,7 @@ def checkout(
     config = load_config(root, tracking_uri=tracking_uri)
     check_existing_store(config.tracking_uri)
     tracker = Tracker(config.tracking_uri)
-    run_id = _resolve(tracker, target)[0]
+    run_id = _resolve(tracker, target, root)[0]
     if not run_id:
         raise DvflowError(f"{target} is linked to no run", hint="Give a run id.")
     record, _ = _load(tracker, run_id)

@@ -84,11 +84,11 @@ class RunChecks:
         return self.checks
 
     def _record(self, run_id: str) -> None:
+        self.run = self.tracker.get_run(run_id)  # an unknown run is "not found" (exit 5)
         try:
-            self.run = self.tracker.get_run(run_id)
             raw = self.tracker.read_artifact(run_id, RECORD_ARTIFACT)
         except DvflowError as exc:
-            self.add("record", "fail", f"run {run_id}: {exc.message}", exc.hint)
+            self.add("record", "fail", exc.message, exc.hint)
             return
         actual = sha256_hex(raw)
         tagged = {self.run.data.tags.get(DIGEST_TAG), self.record_sha} - {None}

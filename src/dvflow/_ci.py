@@ -45,7 +45,7 @@ jobs:
         run: |
           if [ -f requirements.lock ]; then pip install -r requirements.lock; fi
           if [ -f requirements.txt ]; then pip install -r requirements.txt; fi
-          pip install dvflow
+          pip install "dvflow=={version}"
       - name: Google credentials file (only when that secret is set)
         if: env.GOOGLE_APPLICATION_CREDENTIALS_JSON != ''
         run: |
@@ -60,12 +60,15 @@ jobs:
 
 def workflow(models: Iterable[str]) -> str:
     """The workflow text; ``models`` are the registered names to verify."""
+    from . import __version__
+
+    header = _HEADER.replace("{version}", __version__)
     names = sorted(models)
     if not names:
-        return _HEADER + (
+        return header + (
             "      # Verify your models once dvc.yaml declares them in 'artifacts:':\n"
             "      # - name: Verify the production models\n"
             "      #   run: dvflow verify models:/NAME@production\n"
         )
     lines = "".join(f"          dvflow verify models:/{name}@production\n" for name in names)
-    return _HEADER + "      - name: Verify the production models\n        run: |\n" + lines
+    return header + "      - name: Verify the production models\n        run: |\n" + lines

@@ -427,8 +427,20 @@ def index(*, rebuild: bool, sync: bool, offline: bool, path: str, tracking_uri: 
 @cli.command()
 @click.argument("target")
 @click.option("--rebuild", is_flag=True, help="Re-run the stage and compare its outputs.")
-@click.option("--rtol", type=float, default=1e-9, show_default=True, help="Relative tolerance.")
-@click.option("--atol", type=float, default=0.0, show_default=True, help="Absolute tolerance.")
+@click.option(
+    "--rtol",
+    type=click.FloatRange(min=0, max=1e6),
+    default=1e-9,
+    show_default=True,
+    help="Relative tolerance (with --rebuild).",
+)
+@click.option(
+    "--atol",
+    type=click.FloatRange(min=0, max=1e300),
+    default=0.0,
+    show_default=True,
+    help="Absolute tolerance (with --rebuild).",
+)
 @_project_options
 def verify(
     *, target: str, rebuild: bool, rtol: float, atol: float, path: str, tracking_uri: str | None
@@ -445,6 +457,15 @@ def verify(
     """
     from ._exceptions import VerificationFailedError
     from ._verify import verify as run_verify
+
+    context = click.get_current_context()
+    given = {
+        name
+        for name in ("rtol", "atol")
+        if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+    }
+    if given and not rebuild:
+        raise click.UsageError("--rtol and --atol apply to --rebuild only")
 
     def step(message: str) -> None:
         click.echo(f"dvflow: {message}", err=True)
@@ -465,7 +486,8 @@ def verify(
     elif rebuild and result.failures:
         click.echo("  rebuild skipped: a check failed")
     if result.failures:
-        raise VerificationFailedError(target, result.failures)
+        hints = [c.hint for c in result.checks if not c.ok and c.hint]
+        raise VerificationFailedError(target, result.failures, hints)
 
 
 def _show_rebuild(outcome: Any) -> None:
@@ -556,6 +578,10 @@ def checkout(*, target: str, into: str | None, path: str, tracking_uri: str | No
     click.echo(f"checked out run {result.run_id}: commit {result.commit[:12]}{patched}")
     for file in result.files:
         click.echo(f"  data  {file}")
+    click.echo(
+        "note: dvc.lock there is the commit's, written before this run (the run's own "
+        "outputs are those of its record), so 'dvc status' there reports them as changed"
+    )
     click.echo(f"enter it:   cd {result.folder}")
     click.echo(f"remove it:  git worktree remove --force {result.folder}")
 
@@ -602,8 +628,12 @@ def check(
     for failed in (c for c in result.checks if not c.ok and c.hint):
         click.echo(f"hint: {failed.name}: {failed.hint}", err=True)
     if summary:
-        with open(summary, "a", encoding="utf-8") as fobj:
-            fobj.write(summary_markdown(result))
+        try:
+            with open(summary, "a", encoding="utf-8") as fobj:
+                fobj.write(summary_markdown(result))
+        except OSError as exc:
+            # The gate's verdict matters more than its summary: keep its exit code.
+            click.echo(f"warning: cannot write the summary to {summary}: {exc.strerror}", err=True)
     if result.exit_code:
         click.echo(f"error: check failed (exit {result.exit_code})", err=True)
         sys.exit(result.exit_code)

@@ -128,10 +128,10 @@ def run_demo(
     bind_commit(root)
 
     current = runs[-1].registered[0]
-    step(f"push the data to the DVC remote; promote {MODEL_NAME} v{current.version} to @production")
+    step(f"push every commit's data to the DVC remote; promote {MODEL_NAME} v{current.version}")
     project = DvcProject(root)
     try:
-        project.push()
+        project.push(all_commits=True)  # every version's data, not only HEAD's
     finally:
         project.close()
     promotion = promote(MODEL_NAME, current.version, "production", root)

@@ -100,7 +100,7 @@ def diff_runs(
     tracker = Tracker(config.tracking_uri)
     sides = []
     for target in (a, b):
-        run_id = _resolve(tracker, target)[0]
+        run_id = _resolve(tracker, target, root)[0]
         if not run_id:
             raise DvflowError(f"{target} is linked to no run", hint="Give a run id.")
         sides.append((target, run_id, *_load(tracker, run_id)))

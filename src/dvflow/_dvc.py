@@ -318,14 +318,18 @@ class DvcProject:
                     for path, state in paths.items():
                         if state == "deleted":
                             missing += 1
+                        elif isinstance(state, dict):  # params: {file: {key: state}}
+                            changed.setdefault(stage, []).extend(
+                                f"{path}:{key} {value}" for key, value in sorted(state.items())
+                            )
                         else:
                             changed.setdefault(stage, []).append(f"{path} {state}")
         return changed, missing
 
-    def push(self) -> int:
-        """Push every cached output to the default remote; returns how many objects went."""
+    def push(self, *, all_commits: bool = False) -> int:
+        """Push cached outputs to the default remote; returns how many objects went."""
         with dvc_errors(), in_repo(self.root), quiet_dvc():
-            return int(self.repo.push() or 0)
+            return int(self.repo.push(all_commits=all_commits) or 0)
 
     def cache_dir(self) -> str | None:
         """DVC's local object folder (``.dvc/cache/files/md5``), relative when inside."""

@@ -248,11 +248,13 @@ class VerificationFailedError(DvflowError):
 
     exit_code = 1
 
-    def __init__(self, target: str, reasons: list[str]) -> None:
+    def __init__(self, target: str, reasons: list[str], hints: list[str] | None = None) -> None:
         self.target, self.reasons = target, reasons
         super().__init__(
             f"{target} does not verify: " + "; ".join(reasons),
-            hint="See the failed lines above; each says how to fix it.",
+            hint=" ".join(dict.fromkeys(hints or []))
+            or "A diverged rebuild means the stage is not deterministic: seed it, or accept "
+            "metric differences with --rtol/--atol.",
         )
 
 
@@ -261,9 +263,11 @@ class InvalidArgumentError(DvflowError):
 
     exit_code = 2
 
-    def __init__(self, what: str, value: str, rule: str) -> None:
+    def __init__(self, what: str, value: str, rule: str, hint: str | None = None) -> None:
         self.what, self.value = what, value
-        super().__init__(f"invalid {what} {value!r}: {rule}", hint=f"Choose another {what}.")
+        super().__init__(
+            f"invalid {what} {value!r}: {rule}", hint=hint or f"Choose another {what}."
+        )
 
 
 class StageFailedError(DvflowError):

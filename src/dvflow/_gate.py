@@ -146,6 +146,9 @@ def _release(root: Path, tracker: Tracker, tags: Sequence[str], alias: str) -> C
         return Check("release", "pass", "no release tag at HEAD")
     problems, checked = [], 0
     for tag in tags:
+        if not _git.is_commit(root, f"{tag}^{{commit}}"):
+            problems.append(f"no tag or commit named {tag!r}")
+            continue
         files = _history.tree_files(root, _git.rev_parse(root, tag))
         blobs = _history.read_blobs(root, files.values())
         outs = {

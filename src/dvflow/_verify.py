@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,10 +19,11 @@ from . import _git
 from ._checks import Check, RunChecks
 from ._config import load_config
 from ._dvcfiles import Pointer
-from ._exceptions import InterruptedRunError, NotFoundError, RebuildError
+from ._exceptions import InterruptedRunError, InvalidArgumentError, NotFoundError, RebuildError
 from ._rebuild import Rebuild, rebuild
 
 VERDICT_TAG = "dvflow.verify.verdict"
+_EXAMPLES = "For example models:/wine-classifier/3 or models:/wine-classifier@production."
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,17 @@ def verify(
     config = load_config(root, tracking_uri=tracking_uri)
     check_existing_store(config.tracking_uri)
     tracker = Tracker(config.tracking_uri)
-    run_id, model, record_sha = _resolve(tracker, target)
+    run_id, model, record_sha = _resolve(tracker, target, root)
     checks = RunChecks(tracker, root, run_id, model, record_sha)
     checks.run_all(DvcProject, outputs=True, extended=True)
+    if checks.record is not None and checks.record.kind == "pipeline":
+        stages = ", ".join(f"{s['name']} {s['run_id']}" for s in checks.record.stages)
+        raise InvalidArgumentError(
+            "target",
+            target,
+            "it is a pipeline run",
+            f"Verify one of its stage runs: {stages}.",
+        )
     result = Verification(target, run_id, tuple(checks.checks))
     if not rebuild_stage or result.failures:
         return result  # a rebuild on a failed check would only fail less clearly
@@ -90,25 +100,35 @@ def verify(
     return Verification(target, run_id, tuple(checks.checks), outcome)
 
 
-def _resolve(tracker: object, target: str) -> tuple[str | None, Pointer | None, str | None]:
-    """A run id, and for a model version its model object and record digest."""
+def _resolve(
+    tracker: object, target: str, root: Path | None = None
+) -> tuple[str | None, Pointer | None, str | None]:
+    """A run id, and for a model version its model object and record digest.
+
+    A run id may be a unique prefix of 7 or more characters, as dvflow prints
+    them; ``root``'s lineage index resolves it.
+    """
     from ._tracking import Tracker
 
     assert isinstance(tracker, Tracker)
     text = target.strip()
     if not text.startswith("models:/"):
-        if len(text) != 32:
-            raise NotFoundError(
-                f"{text!r} is not a run id or a model version",
-                hint="Give a stage run's id, models:/NAME/VERSION or models:/NAME@ALIAS.",
-            )
-        return text, None, None
+        return _run_id(text, root), None, None
     rest = text[len("models:/") :]
     if "@" in rest:
         name, alias = rest.rsplit("@", 1)
+        if not name or not alias:
+            raise InvalidArgumentError("model", text, "give models:/NAME@ALIAS", _EXAMPLES)
         mv = tracker.version_by_alias(name, alias)
     else:
         name, _, version = rest.rpartition("/")
+        if not name or not version.isdigit():
+            raise InvalidArgumentError(
+                "model",
+                text,
+                "give models:/NAME/VERSION (a number) or models:/NAME@ALIAS",
+                _EXAMPLES,
+            )
         mv = tracker.model_version(name, version)
     tags = mv.tags or {}
     model = (
@@ -117,6 +137,25 @@ def _resolve(tracker: object, target: str) -> tuple[str | None, Pointer | None, 
         else None
     )
     return mv.run_id or tags.get("dvflow.run_id"), model, tags.get("dvflow.record_sha256")
+
+
+def _run_id(text: str, root: Path | None) -> str:
+    hint = "Give a stage run's id (or a unique prefix), models:/NAME/VERSION or models:/NAME@ALIAS."
+    if not re.fullmatch(r"[0-9a-f]{7,32}", text):
+        raise NotFoundError(f"{text!r} is not a run id or a model version", hint=hint)
+    if len(text) == 32 or root is None:
+        return text
+    from ._lineage import _by_prefix
+    from ._queries import open_index
+
+    index = open_index(root)[0]
+    try:
+        found = _by_prefix(index.db, text)
+    finally:
+        index.close()
+    if not found or not found.startswith("run:"):
+        raise NotFoundError(f"no run id starts with {text!r} in the lineage index", hint=hint)
+    return found.partition(":")[2]
 
 
 def _verdict_tags(outcome: Rebuild) -> dict[str, str]:
