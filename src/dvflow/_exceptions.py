@@ -15,6 +15,7 @@ code (see ``docs/cli.md``)::
     │   ├── NoPipelineError
     │   ├── InvalidFileError         broken YAML, wrong shape
     │   ├── ConfigError
+    │   ├── LockedError              another dvflow run holds this work tree
     │   └── IndexFileError           the lineage index cannot be opened
     ├── GitError                     exit 3  a git command failed
     ├── DvcError                     exit 3  DVC refused (translated DvcException)
@@ -107,6 +108,18 @@ class InvalidFileError(ProjectError):
         super().__init__(
             f"{path}: {problem}",
             hint=hint or f"Fix {Path(path).name} and run the command again.",
+        )
+
+
+class LockedError(ProjectError):
+    """Another ``dvflow run`` is running in the same work tree."""
+
+    def __init__(self, root: Path, holder: str) -> None:
+        self.root, self.holder = root, holder
+        super().__init__(
+            f"{root} is locked by another dvflow run ({holder}); nothing was changed",
+            hint="Wait for it to finish, or stop it (it ends its runs as KILLED); a run in "
+            "another clone of the repository does not need this lock.",
         )
 
 

@@ -35,6 +35,7 @@ from ._exceptions import (
     StageFailedError,
 )
 from ._interrupt import Interrupted, killed_by_signal, sigterm_interrupts
+from ._lock import run_lock
 from ._record import (
     DIGEST_TAG,
     PACKAGES_ARTIFACT,
@@ -114,13 +115,14 @@ def run_pipeline(
     """
     root, pipeline = _preflight(Path(path))
     config = load_config(root, tracking_uri=tracking_uri, experiment=experiment)
-    check_reachable(config.tracking_uri)
-    project = DvcProject(root)
-    try:
-        session = _Session(root, config, project, pipeline, on_progress or (lambda p: None))
-        return session.run(targets, all_pipelines=all_pipelines)
-    finally:
-        project.close()
+    with run_lock(root):
+        check_reachable(config.tracking_uri)
+        project = DvcProject(root)
+        try:
+            session = _Session(root, config, project, pipeline, on_progress or (lambda p: None))
+            return session.run(targets, all_pipelines=all_pipelines)
+        finally:
+            project.close()
 
 
 class _Session:

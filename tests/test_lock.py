@@ -1,0 +1,50 @@
+"""Two dvflow runs in one work tree: the second stops at once and changes nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from conftest import DVFLOW, cli, tracking_client
+
+
+def test_a_second_run_in_the_same_work_tree_is_refused_and_changes_nothing(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project("rebuild")
+    env = {**os.environ, "DVFLOW_TEST_PICKY": "1", "DVFLOW_TEST_SLEEP": "30"}
+    first = subprocess.Popen(
+        [str(DVFLOW), "run", "picky", "-C", str(root)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lock = root / ".dvflow" / "run.lock"
+        deadline = time.monotonic() + 60
+        while not (lock.exists() and "PID" in lock.read_text()):
+            assert time.monotonic() < deadline and first.poll() is None, first.communicate()
+            time.sleep(0.1)
+        client = tracking_client(root)
+        before = len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+        status_before = (root / ".gitignore").read_text(), sorted(os.listdir(root))
+        started = time.monotonic()
+        second = cli("run", "-C", str(root), env={"DVFLOW_TEST_PICKY": "1"})
+        assert second.returncode == 3, second.stderr
+        assert f"locked by another dvflow run (PID {first.pid}, started " in second.stderr
+        assert "nothing was changed" in second.stderr
+        assert time.monotonic() - started < 5  # at once: no stage, no store
+        after = len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+        assert after == before
+        assert ((root / ".gitignore").read_text(), sorted(os.listdir(root))) == status_before
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    # The lock went with its process: the next run goes ahead.
+    third = cli("run", "steady", "-C", str(root))
+    assert third.returncode == 0, third.stderr
