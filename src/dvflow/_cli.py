@@ -292,7 +292,7 @@ _LEVELS = {"pass": ("pass", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL
 def _show_checks(checks: Any) -> None:
     for check in checks:
         word, color = _LEVELS[check.level]
-        click.echo(f"  {click.style(word, fg=color)}  {check.name:<7} {check.detail}")
+        click.echo(f"  {click.style(word, fg=color)}  {check.name:<9} {check.detail}")
         if check.level == "warn" and check.hint:
             click.echo(f"        hint: {check.hint}")
 
@@ -638,6 +638,28 @@ def check(
         click.echo(f"error: check failed (exit {result.exit_code})", err=True)
         sys.exit(result.exit_code)
     click.echo("check passed")
+
+
+@cli.command()
+@_project_options
+def doctor(*, path: str, tracking_uri: str | None) -> None:
+    """Is this setup sound? Tools, DVC remote, credentials, store, .gitignore.
+
+    One line per check with its fix; exit 1 when a check fails (warnings
+    do not fail).
+    """
+    from ._doctor import doctor as run_doctor
+
+    checks = run_doctor(path, tracking_uri=tracking_uri)
+    _show_checks(checks)
+    for check in checks:
+        if check.level == "fail" and check.hint:
+            click.echo(f"fix: {check.name}: {check.hint}", err=True)
+    if any(c.level == "fail" for c in checks):
+        sys.exit(1)
+    click.echo(
+        "setup is sound" + (" (see the warnings)" if any(c.level == "warn" for c in checks) else "")
+    )
 
 
 @cli.command()

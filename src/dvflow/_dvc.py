@@ -326,6 +326,26 @@ class DvcProject:
                             changed.setdefault(stage, []).append(f"{path} {state}")
         return changed, missing
 
+    def remote_reachable(self) -> bool:
+        """Does the default remote's location exist (asked with the resolved credentials)?"""
+        with dvc_errors(), in_repo(self.root):
+            remote = self.repo.cloud.get_remote(None, "doctor")
+            try:
+                return bool(remote.fs.exists(remote.path))
+            except Exception as exc:
+                raise DvcError(f"remote unreachable: {exc}") from exc
+
+    def bucket_versioning(self) -> str:
+        """S3 bucket versioning status of the default remote: Enabled, Suspended or ''."""
+        with dvc_errors(), in_repo(self.root):
+            remote = self.repo.cloud.get_remote(None, "doctor")
+            bucket = str(remote.path).split("/")[0]
+            try:
+                answer = remote.fs.fs.call_s3("get_bucket_versioning", Bucket=bucket)
+            except Exception as exc:
+                raise DvcError(f"{type(exc).__name__}: {exc}") from exc
+            return str(answer.get("Status", ""))
+
     def push(self, *, all_commits: bool = False) -> int:
         """Push cached outputs to the default remote; returns how many objects went."""
         with dvc_errors(), in_repo(self.root), quiet_dvc():
