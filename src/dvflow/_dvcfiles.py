@@ -224,12 +224,16 @@ def read_metrics_file(path: Path) -> dict[str, float]:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         else:
             data = load_yaml_file(path)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise InvalidFileError(path, f"unreadable metrics file: {exc}") from exc
     if not isinstance(data, Mapping):
         return {}
+    try:
+        flat = flatten(data)
+    except RecursionError:
+        raise InvalidFileError(path, "metrics nested too deeply") from None
     metrics: dict[str, float] = {}
-    for key, value in flatten(data).items():
+    for key, value in flat.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         if math.isfinite(float(value)):
