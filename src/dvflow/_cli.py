@@ -117,12 +117,20 @@ def init(path: str, remote: str | None, force: bool, ci: bool) -> None:
 @_project_options
 @click.option("--experiment", metavar="NAME", help="MLflow experiment name.")
 @click.option("-P", "--all-pipelines", is_flag=True, help="Run every dvc.yaml in the repository.")
+@click.option(
+    "--push/--no-push",
+    default=None,
+    help="Push each stage's outputs to the DVC remote before its run is marked finished "
+    "(default: 'push' in dvflow.yaml, else off).",
+)
 def run(
+    *,
     stages: tuple[str, ...],
     path: str,
     tracking_uri: str | None,
     experiment: str | None,
     all_pipelines: bool,
+    push: bool | None,
 ) -> None:
     """Run the pipeline like 'dvc repro [STAGES]' and record every stage in MLflow."""
     from ._pipeline import run_pipeline
@@ -135,6 +143,7 @@ def run(
         tracking_uri=tracking_uri,
         experiment=experiment,
         all_pipelines=all_pipelines,
+        push=push,
         on_progress=_render_progress,
     )
     _render_pipeline(result)

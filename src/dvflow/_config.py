@@ -21,7 +21,7 @@ CONFIG_FILE = "dvflow.yaml"
 STATE_DIR = ".dvflow"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_ARTIFACTS_DIR = "mlartifacts"
-_KNOWN_KEYS = frozenset({"tracking_uri", "experiment", "artifact_location"})
+_KNOWN_KEYS = frozenset({"tracking_uri", "experiment", "artifact_location", "push"})
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Config:
     tracking_uri: str
     experiment: str
     artifact_location: str
+    push: bool = False
 
 
 def resolve_tracking_uri(uri: str, root: Path) -> str:
@@ -64,7 +65,10 @@ def read_config_file(root: Path) -> dict[str, Any]:
             hint=f"Known settings: {', '.join(sorted(_KNOWN_KEYS))}.",
         )
     for key, value in data.items():
-        if not isinstance(value, str) or not value:
+        if key == "push":
+            if not isinstance(value, bool):
+                raise InvalidFileError(path, "'push' must be true or false")
+        elif not isinstance(value, str) or not value:
             raise InvalidFileError(path, f"'{key}' must be a non-empty string")
     return data
 
@@ -102,4 +106,5 @@ def load_config(
         tracking_uri=resolve_tracking_uri(uri, root),
         experiment=name,
         artifact_location=artifact_location,
+        push=bool(file_values.get("push", False)),
     )

@@ -346,6 +346,13 @@ class DvcProject:
                 raise DvcError(f"{type(exc).__name__}: {exc}") from exc
             return str(answer.get("Status", ""))
 
+    def push_paths(self, paths: Sequence[str]) -> int:
+        """Push these outputs to the default remote (a DvcError when it refuses)."""
+        if not paths:
+            return 0
+        with dvc_errors(), in_repo(self.root), quiet_dvc():
+            return int(self.repo.push(targets=[str(self.root / p) for p in paths]) or 0)
+
     def push(self, *, all_commits: bool = False) -> int:
         """Push cached outputs to the default remote; returns how many objects went."""
         with dvc_errors(), in_repo(self.root), quiet_dvc():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -29,6 +30,7 @@ from ._dvcfiles import (
 )
 from ._environment import environment_info, installed_packages
 from ._exceptions import (
+    DvcError,
     DvflowError,
     InterruptedRunError,
     ProjectError,
@@ -102,12 +104,15 @@ def run_pipeline(
     tracking_uri: str | None = None,
     experiment: str | None = None,
     all_pipelines: bool = False,
+    push: bool | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> PipelineRun:
     """Run the DVC pipeline at ``path`` like ``dvc repro`` and record every stage.
 
     ``targets`` are stage names or dvc.yaml paths, as for ``dvc repro``;
     ``all_pipelines`` runs every dvc.yaml of the repository (``dvc repro -P``).
+    ``push`` (default: ``push`` in dvflow.yaml) pushes each stage's outputs
+    to the DVC remote before its run is marked finished.
 
     Raises StageFailedError when a stage fails, InterruptedRunError on
     SIGTERM or Ctrl-C; in both cases the MLflow runs are ended as FAILED or
@@ -115,6 +120,8 @@ def run_pipeline(
     """
     root, pipeline = _preflight(Path(path))
     config = load_config(root, tracking_uri=tracking_uri, experiment=experiment)
+    if push is not None:
+        config = dataclasses.replace(config, push=push)
     with run_lock(root):
         check_reachable(config.tracking_uri)
         project = DvcProject(root)
@@ -144,6 +151,7 @@ class _Session:
         self.ignored: list[str] = []
         self.stage_io: list[tuple[list[Pointer], list[Pointer]]] = []
         self.registered: list[Registration] = []
+        self.push_error: DvcError | None = None
 
     # -- the run ------------------------------------------------------------
 
@@ -188,6 +196,8 @@ class _Session:
                 # dvflow itself failed (the store went away...): end what is open.
                 self._end_open_run("FAILED")
                 self._finish_parent("FAILED")
+                if self.push_error is not None:
+                    raise self.push_error from None
                 raise
             stage, error, run_id = self.failure
             if killed_by_signal(error):
@@ -307,6 +317,8 @@ class _Session:
             tags["dvflow.outputs_key"] = key
         if producer:
             tags["dvflow.produced_by"] = producer
+        if self.config.push:
+            self._push(info.name, outputs)
         digest, published = self._publish(run_id, record, tags)
         self.stage_io.append((inputs, outputs))
         self.registered += register_stage_models(
@@ -334,6 +346,22 @@ class _Session:
                 seconds=seconds,
             )
         )
+
+    def _push(self, stage: str, outputs: Sequence[Pointer]) -> None:
+        """Push before the run is FINISHED, so a finished run's pointers always resolve."""
+        try:
+            self.project.push_paths([p.path for p in outputs if p.cache_path])
+        except Exception as exc:  # whatever the remote raised, say it plainly
+            # DVC wraps what its stage callback raises; run() surfaces this one.
+            reason = exc.message if isinstance(exc, DvflowError) else str(exc)
+            self.push_error = DvcError(
+                f"could not push the outputs of stage '{stage}' to the DVC remote "
+                f"({self.redactor.redact(reason.removeprefix('DVC: '))}); its run was marked "
+                "FAILED",
+                hint="Check the remote with 'dvflow doctor'. The outputs are in the local "
+                "cache: push them with 'dvc push' once the remote works, or run again.",
+            )
+            raise self.push_error from exc
 
     def _stage_failed(
         self,
