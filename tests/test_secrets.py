@@ -17,6 +17,7 @@ SECRETS = {
     "sas_sig": "planted-sas-signature",
     "mlflow_password": "planted-mlflow-password",
     "patch_password": "planted-pass-in-patch",
+    "gcs_key_file": "planted-gcs-key-file-name",
 }
 
 LEAKY_TRAIN = """\
@@ -57,6 +58,7 @@ def _plant(root: Path) -> dict[str, str]:
         f"AccountKey={SECRETS['azure_key']};EndpointSuffix=core.windows.net",
         "AZURE_STORAGE_SAS_TOKEN": f"sv=2022-11-02&ss=b&sig={SECRETS['sas_sig']}",
         "MLFLOW_TRACKING_PASSWORD": SECRETS["mlflow_password"],
+        "GOOGLE_APPLICATION_CREDENTIALS": f"/keys/{SECRETS['gcs_key_file']}.json",
     }
 
 
@@ -96,3 +98,47 @@ def test_no_planted_credential_reaches_runs_records_or_logs(make_project) -> Non
     for name, secret in SECRETS.items():
         assert secret not in written, f"{name} leaked into the tracking store"
         assert secret not in ok.stdout + ok.stderr, f"{name} leaked into dvflow's output"
+
+
+def test_no_planted_credential_reaches_the_index_lineage_exports_or_registry(
+    make_project,
+) -> None:
+    root = make_project()
+    env = _plant(root)
+    ok = cli("run", cwd=root, env=env)
+    assert ok.returncode == 0, ok.stderr
+    client = tracking_client(root)
+    (train, *_) = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.`dvflow.stage` = 'train'"
+    )
+    outputs = [
+        cli(
+            "register",
+            train.info.run_id,
+            "--name",
+            "leak-check",
+            "--path",
+            "model.txt",
+            "--alias",
+            "candidate",
+            cwd=root,
+            env=env,
+        ),
+        cli("index", "--rebuild", cwd=root, env=env),
+        cli("lineage", "models:/leak-check/1", "--json", cwd=root, env=env),
+        cli("impact", "data/raw.txt", "--mermaid", cwd=root, env=env),
+        cli("verify", train.info.run_id, cwd=root, env=env),
+        cli("diff", train.info.run_id, train.info.run_id, "--json", cwd=root, env=env),
+        cli("doctor", cwd=root, env=env),
+    ]
+    version = client.get_model_version("leak-check", "1")
+    written = "\n".join(
+        [o.stdout + o.stderr for o in outputs]
+        + [json.dumps(dict(version.tags)), version.source]
+        + [
+            path.read_bytes().decode("utf-8", "replace")
+            for path in (root / ".dvflow").glob("index.sqlite*")
+        ]
+    )
+    for name, secret in SECRETS.items():
+        assert secret not in written, f"{name} leaked into the index, an export or the registry"
