@@ -1,29 +1,29 @@
 """The command line: parse flags, call one library function, render the result.
 
 Exit codes (also in docs/cli.md): 0 success; 1 a check failed (tampered
-record); 2 usage error; 3 project problem (not a repo, no dvc.yaml, broken
-YAML, DVC refused); 4 tracking store unusable; 5 not found (unknown run id);
-6 a pipeline stage failed; 130 interrupted.
+record, promote refused, verify failed); 2 usage error (or verify --rebuild
+could not re-run); 3 project problem (not a repo, no dvc.yaml, broken YAML,
+DVC refused, work tree locked); 4 tracking store unusable; 5 not found;
+6 a pipeline stage failed; 10-13 ``check`` found drift; 130 interrupted.
 """
 
 from __future__ import annotations
 
 import sys
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-if TYPE_CHECKING:
-    from ._results import PipelineRun, Progress
-
-_STATUS_STYLE = {
-    "ran": "green",
-    "restored": "cyan",
-    "up-to-date": "blue",
-    "failed": "red",
-    "killed": "red",
-}
+from ._views import (
+    render_pipeline,
+    render_progress,
+    render_record,
+    show_checks,
+    show_diff,
+    show_graph,
+    show_rebuild,
+)
 
 
 def _project_options(command: Any) -> Any:
@@ -43,41 +43,6 @@ def _project_options(command: Any) -> Any:
 
 class _State:
     verbose = False
-
-
-def _render_progress(progress: Progress) -> None:
-    if progress.event == "plan":
-        names = ", ".join(progress.stages) or "none"
-        click.echo(f"dvflow: {progress.total} stage(s) to check: {names}", err=True)
-    elif progress.event == "stage-start":
-        click.echo(
-            f"[{progress.index}/{progress.total}] {progress.stage}: starting "
-            f"(run {progress.run_id})",
-            err=True,
-        )
-    elif progress.event == "stage-end":
-        status = click.style(progress.status or "", fg=_STATUS_STYLE.get(progress.status or ""))
-        click.echo(
-            f"[{progress.index}/{progress.total}] {progress.stage}: {status} "
-            f"in {progress.seconds:.1f}s",
-            err=True,
-        )
-
-
-def _render_pipeline(result: PipelineRun) -> None:
-    click.echo(f"pipeline run {result.run_id}: {result.status}")
-    for stage in result.stages:
-        link = f" (outputs made by run {stage.produced_by})" if stage.produced_by else ""
-        click.echo(f"  {stage.name:<20} {stage.status:<11} run {stage.run_id}{link}")
-        for key in stage.skipped_params:
-            click.echo(f"    note: param {key} was logged by the script with another value")
-    for model in result.registered:
-        what = "registered version" if model.created else "version"
-        same = "" if model.created else " already has this md5"
-        click.echo(f"  model {model.name}: {what} {model.version}{same}")
-    dirty = " (dirty work tree: patch stored)" if result.dirty else ""
-    click.echo(f"  code: {result.commit or 'no commit yet'}{dirty}")
-    click.echo(f"  store: {result.tracking_uri}  experiment: {result.experiment}")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -144,9 +109,9 @@ def run(
         experiment=experiment,
         all_pipelines=all_pipelines,
         push=push,
-        on_progress=_render_progress,
+        on_progress=render_progress,
     )
-    _render_pipeline(result)
+    render_pipeline(result)
 
 
 @cli.command()
@@ -163,7 +128,7 @@ def show(run_id: str, as_json: bool, path: str, tracking_uri: str | None) -> Non
         # The stored bytes exactly, so `dvflow show ID --json | sha256sum` checks the tag.
         click.echo(check.raw, nl=False)
     else:
-        _render_record(check.record.to_dict(), check.run_status)
+        render_record(check.record.to_dict(), check.run_status)
         if check.result_commit:
             click.echo(f"  results   held by commit {check.result_commit} (dvflow bind)")
     if not check.intact:
@@ -171,31 +136,6 @@ def show(run_id: str, as_json: bool, path: str, tracking_uri: str | None) -> Non
             check.run_id, check.expected_sha256 or "none", check.actual_sha256
         )
     click.echo(f"record sha256 {check.actual_sha256}: intact", err=True)
-
-
-def _render_record(data: dict[str, Any], run_status: str) -> None:
-    stage = data.get("stage") or {}
-    code, mlflow = data["code"], data["mlflow"]
-    title = f"stage '{stage['name']}' ({stage['status']})" if stage else "pipeline"
-    click.echo(f"{title}  run {mlflow['run_id']}  status {run_status}")
-    dirty = f" dirty, patch sha256 {code['patch_sha256']}" if code["dirty"] else " clean"
-    click.echo(f"  code      {code['commit']} on {code['branch']}{dirty}")
-    if stage.get("produced_by"):
-        click.echo(f"  outputs first produced by run {stage['produced_by']}")
-    for label, key in (("input", "inputs"), ("output", "outputs")):
-        for pointer in data.get(key, []):
-            click.echo(f"  {label:<9} {pointer['path']}  md5 {pointer['md5']}")
-    for name, value in sorted(data.get("params", {}).items()):
-        click.echo(f"  param     {name} = {value}")
-    for name, value in sorted(data.get("metrics", {}).items()):
-        click.echo(f"  metric    {name} = {value}")
-    for child in data.get("stages", []):
-        click.echo(f"  stage     {child['name']:<16} {child['status']:<11} run {child['run_id']}")
-    env = data["environment"]
-    click.echo(
-        f"  env       python {env['python']}, dvc {env['dvc']}, mlflow {env['mlflow']}, "
-        f"{env['platform']}"
-    )
 
 
 @cli.command()
@@ -286,24 +226,13 @@ def promote(
             name, version, alias, path, force=force, stage=stage, tracking_uri=tracking_uri
         )
     except LineageIncompleteError as exc:
-        _show_checks(exc.checks)
+        show_checks(exc.checks)
         raise
-    _show_checks(result.checks)
+    show_checks(result.checks)
     forced = " (forced: the failed checks are recorded on the version)" if result.forced else ""
     click.echo(f"alias @{result.alias} -> {result.name} version {result.version}{forced}")
     if result.stage:
         click.echo(f"stage -> {result.stage}")
-
-
-_LEVELS = {"pass": ("pass", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "red")}
-
-
-def _show_checks(checks: Any) -> None:
-    for check in checks:
-        word, color = _LEVELS[check.level]
-        click.echo(f"  {click.style(word, fg=color)}  {check.name:<9} {check.detail}")
-        if check.level == "warn" and check.hint:
-            click.echo(f"        hint: {check.hint}")
 
 
 _FORMATS = {
@@ -335,19 +264,6 @@ def _format(flags: dict[str, bool]) -> str:
     return chosen[0] if chosen else "tree"
 
 
-def _show_graph(graph: Any, fmt: str) -> None:
-    from . import _render
-
-    for warning in graph.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    render = {
-        "json": _render.to_json,
-        "dot": _render.to_dot,
-        "mermaid": _render.to_mermaid,
-    }.get(fmt, _render.to_tree)
-    click.echo(render(graph).rstrip("\n"))
-
-
 def _sync_choice(sync: bool, offline: bool) -> bool | None:
     if sync and offline:
         raise click.UsageError("give --sync or --offline, not both")
@@ -376,7 +292,7 @@ def lineage(
 
     fmt = _format(flags)
     graph = upstream(target, path, tracking_uri=tracking_uri, sync=_sync_choice(sync, offline))
-    _show_graph(graph, fmt)
+    show_graph(graph, fmt)
 
 
 @cli.command()
@@ -400,7 +316,7 @@ def impact(
 
     fmt = _format(flags)
     graph = downstream(target, path, tracking_uri=tracking_uri, sync=_sync_choice(sync, offline))
-    _show_graph(graph, fmt)
+    show_graph(graph, fmt)
 
 
 @cli.command()
@@ -489,34 +405,14 @@ def verify(
         on_step=step,
     )
     click.echo(f"verify {target} (run {result.run_id})")
-    _show_checks(result.checks)
+    show_checks(result.checks)
     if result.rebuild is not None:
-        _show_rebuild(result.rebuild)
+        show_rebuild(result.rebuild)
     elif rebuild and result.failures:
         click.echo("  rebuild skipped: a check failed")
     if result.failures:
         hints = [c.hint for c in result.checks if not c.ok and c.hint]
         raise VerificationFailedError(target, result.failures, hints)
-
-
-def _show_rebuild(outcome: Any) -> None:
-    patch = ", patch applied" if outcome.patch_applied else ""
-    click.echo(f"  rebuild of stage {outcome.stage} in {outcome.seconds:.1f}s{patch}:")
-    for out in outcome.outputs:
-        same = (
-            f"md5 {out.recorded}"
-            if out.verdict == "identical"
-            else (f"recorded {out.recorded}, rebuilt {out.rebuilt}")
-        )
-        click.echo(f"    {out.verdict:<10} {out.path}  {same}")
-    for metric in outcome.metrics:
-        mark = "within tolerance" if metric.within else "OUTSIDE tolerance"
-        click.echo(
-            f"    metric     {metric.name}: recorded {metric.recorded}, rebuilt "
-            f"{metric.rebuilt} ({mark})"
-        )
-    color = {"identical": "green", "equivalent": "yellow"}.get(outcome.verdict, "red")
-    click.echo(click.style(outcome.verdict, fg=color, bold=True))
 
 
 @cli.command()
@@ -534,39 +430,7 @@ def diff(*, a: str, b: str, as_json: bool, path: str, tracking_uri: str | None) 
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
         return
-    _show_diff(result)
-
-
-def _show_diff(result: Any) -> None:
-    def name(side: Any) -> str:
-        code = (side.commit or "no commit")[:8] + ("+dirty" if side.dirty else "")
-        return f"{side.target} (stage {side.stage}, {code})"
-
-    click.echo(f"A: {name(result.a)}\nB: {name(result.b)}")
-    for label, side in (("A", result.a), ("B", result.b)):
-        if side.patched:
-            click.echo(f"code     {label}'s uncommitted patch changes: {', '.join(side.patched)}")
-    if result.commits_ahead is not None:
-        click.echo(
-            f"code     B is {result.commits_ahead} commit(s) ahead of A, "
-            f"{result.commits_behind} behind; {len(result.files)} file(s) changed"
-        )
-        for status, file in result.files:
-            click.echo(f"         {status} {file}")
-    for change in result.data:
-        click.echo(f"data     {change.path}  {change.old} -> {change.new}")
-        for label, files in (("+", change.added), ("-", change.removed), ("~", change.modified)):
-            for file in files:
-                click.echo(f"           {label} {file}")
-    for key, (old, new) in result.params.items():
-        click.echo(f"param    {key}  {old} -> {new}")
-    for key, (old, new) in result.metrics.items():
-        delta = f" ({new - old:+g})" if old is not None and new is not None else ""
-        click.echo(f"metric   {key}  {old} -> {new}{delta}")
-    for line in result.packages:
-        click.echo(f"package  {line}")
-    if not (result.files or result.data or result.params or result.metrics or result.packages):
-        click.echo("no differences")
+    show_diff(result)
 
 
 @cli.command()
@@ -633,7 +497,7 @@ def check(
     from ._gate import check_project, summary_markdown
 
     result = check_project(path, release=release, alias=alias, tracking_uri=tracking_uri)
-    _show_checks(result.checks)
+    show_checks(result.checks)
     for failed in (c for c in result.checks if not c.ok and c.hint):
         click.echo(f"hint: {failed.name}: {failed.hint}", err=True)
     if summary:
@@ -660,7 +524,7 @@ def doctor(*, path: str, tracking_uri: str | None) -> None:
     from ._doctor import doctor as run_doctor
 
     checks = run_doctor(path, tracking_uri=tracking_uri)
-    _show_checks(checks)
+    show_checks(checks)
     for check in checks:
         if check.level == "fail" and check.hint:
             click.echo(f"fix: {check.name}: {check.hint}", err=True)
@@ -680,7 +544,7 @@ def demo(directory: str) -> None:
     def step(message: str) -> None:
         click.echo(click.style(f"==> {message}", bold=True), err=True)
 
-    result = run_demo(directory, on_step=step, on_progress=_render_progress)
+    result = run_demo(directory, on_step=step, on_progress=render_progress)
     click.echo("")
     for number, run_result in enumerate(result.runs, 1):
         click.echo(f"run {number}: " + ", ".join(f"{s.name} {s.status}" for s in run_result.stages))
@@ -690,14 +554,14 @@ def demo(directory: str) -> None:
             click.echo(f"run {number}: {what} {model.name} v{model.version}")
     promoted = result.promotion
     click.echo(f"\n{promoted.name} v{promoted.version} promoted to @{promoted.alias}; its lineage:")
-    _show_graph(result.lineage, "tree")
+    show_graph(result.lineage, "tree")
     models = sorted({n.label for n in result.impact.of_kind("model")})
     click.echo(f"\ndata/raw.csv ends up in: {', '.join(models) or 'no model'}")
     click.echo(f"\nverify --rebuild models:/{promoted.name}@{promoted.alias}:")
     if result.verification.rebuild is not None:
-        _show_rebuild(result.verification.rebuild)
+        show_rebuild(result.verification.rebuild)
     else:
-        _show_checks(result.verification.checks)
+        show_checks(result.verification.checks)
     last = result.runs[-1]
     click.echo(f"\nproject:  {result.root}")
     click.echo(f"MLflow:   {result.tracking_uri} (experiment '{last.experiment}')")
