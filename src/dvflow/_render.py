@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from ._lineage import Graph, Node
@@ -180,9 +179,3 @@ def _mermaid_escape(text: str) -> str:
     """Mermaid labels take HTML entities; quotes and brackets would end the label."""
     table = {"&": "#amp;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "|": "#124;"}
     return "".join(table.get(ch, ch) for ch in text)
-
-
-def when(ms: int | None) -> str:
-    if not ms:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
