@@ -1,0 +1,56 @@
+"""dvflow against a real `mlflow server` process on 127.0.0.1 (a team's shared store)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from conftest import cli, git
+
+
+def test_two_clones_recording_to_one_server_see_each_others_runs(
+    make_project: Callable[..., Path], mlflow_server: str, tmp_path: Path
+) -> None:
+    origin = make_project("rebuild")
+    clones = []
+    for name in ("alice", "bob"):
+        clone = tmp_path / name
+        git(tmp_path, "clone", "-q", str(origin), str(clone))
+        assert cli("init", str(clone)).returncode == 0
+        clones.append(clone)
+    alice, bob = clones
+    env = {"DVFLOW_TRACKING_URI": mlflow_server, "DVFLOW_TEST_PICKY": "1"}
+    ran = cli("run", "steady", "-C", str(alice), env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert f"store: {mlflow_server}" in ran.stdout
+    stage_run = re.search(r"steady\s+ran\s+run ([0-9a-f]{32})", ran.stdout)
+    assert stage_run, ran.stdout
+    shown = cli("show", stage_run[1], "--json", "-C", str(alice), env=env)
+    assert shown.returncode == 0, shown.stderr
+    record = json.loads(shown.stdout)
+    run_id = record["mlflow"]["run_id"]
+    code = next(p for p in record["inputs"] if p["path"] == "steady.py")
+
+    # Bob never ran it: his index reads Alice's run from the server.
+    seen = cli("lineage", run_id, "--json", "-C", str(bob), env=env)
+    assert seen.returncode == 0, seen.stderr
+    nodes = {n["id"]: n for n in json.loads(seen.stdout)["nodes"]}
+    assert nodes[f"run:{run_id}"]["attrs"]["status"] == "ran"
+    impact = cli("impact", code["md5"], "--json", "-C", str(bob), env=env)
+    assert impact.returncode == 0, impact.stderr
+    assert f"run:{run_id}" in {n["id"] for n in json.loads(impact.stdout)["nodes"]}
+
+
+def test_an_unreachable_server_stops_the_run_before_any_stage(
+    make_project: Callable[..., Path],
+) -> None:
+    from conftest import free_port
+
+    root = make_project("rebuild")
+    url = f"http://127.0.0.1:{free_port()}"
+    result = cli("run", "steady", "--tracking-uri", url, "-C", str(root))
+    assert result.returncode == 4, result.stderr
+    assert "unreachable" in result.stderr and "Traceback" not in result.stderr
+    assert not (root / "steady.txt").exists()
