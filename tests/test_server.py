@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -54,3 +55,52 @@ def test_an_unreachable_server_stops_the_run_before_any_stage(
     assert result.returncode == 4, result.stderr
     assert "unreachable" in result.stderr and "Traceback" not in result.stderr
     assert not (root / "steady.txt").exists()
+
+
+def test_eight_runs_at_once_in_eight_clones_stay_apart(
+    make_project: Callable[..., Path], mlflow_server: str, tmp_path: Path
+) -> None:
+    import subprocess
+
+    from mlflow.tracking import MlflowClient
+
+    from conftest import DVFLOW
+
+    origin = make_project("rebuild")
+    clones = []
+    for i in range(8):
+        clone = tmp_path / f"clone{i}"
+        git(tmp_path, "clone", "-q", str(origin), str(clone))
+        assert cli("init", str(clone)).returncode == 0
+        params = clone / "params.yaml"
+        params.write_text(params.read_text().replace("n: 3", f"n: {10 + i}"))
+        clones.append(clone)
+    env = {**os.environ, "DVFLOW_TRACKING_URI": mlflow_server}
+    procs = [
+        subprocess.Popen(
+            [str(DVFLOW), "run", "steady", "-C", str(clone)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for clone in clones
+    ]
+    results = [(proc, *proc.communicate(timeout=300)) for proc in procs]
+    for proc, _, err in results:
+        assert proc.returncode == 0, err
+    client = MlflowClient(tracking_uri=mlflow_server)
+    for i, ((_, out, _), clone) in enumerate(zip(results, clones, strict=True)):
+        parent_id = re.search(r"pipeline run ([0-9a-f]{32})", out)
+        assert parent_id, out
+        children = client.search_runs(
+            [e.experiment_id for e in client.search_experiments()],
+            f"tags.`mlflow.parentRunId` = '{parent_id[1]}'",
+        )
+        assert [c.data.tags["dvflow.stage"] for c in children] == ["steady"]
+        child = children[0]
+        assert child.data.params["steady.n"] == str(10 + i)  # its own clone's params
+        assert child.info.status == "FINISHED"
+        lock_md5 = (clone / "dvc.lock").read_text().split("md5: ")[-1].split()[0]
+        outputs = json.loads(child.data.tags["dvflow.io"])["out"]
+        assert outputs == [["steady.txt", lock_md5]]

@@ -108,13 +108,25 @@ class Tracker:
             self.client.search_experiments(max_results=1)
 
     def experiment_id(self, name: str, artifact_location: str | None = None) -> str:
+        from mlflow.exceptions import MlflowException
+
         with mlflow_errors(self.uri):
             experiment = self.client.get_experiment_by_name(name)
-            if experiment is not None:
-                if experiment.lifecycle_stage == "deleted":
-                    self.client.restore_experiment(experiment.experiment_id)
-                return str(experiment.experiment_id)
-            return str(self.client.create_experiment(name, artifact_location=artifact_location))
+            if experiment is None:
+                try:
+                    return str(
+                        self.client.create_experiment(name, artifact_location=artifact_location)
+                    )
+                except MlflowException as exc:
+                    # Another client created it a moment ago (team runs start together).
+                    if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                        raise
+                    experiment = self.client.get_experiment_by_name(name)
+                    if experiment is None:
+                        raise
+            if experiment.lifecycle_stage == "deleted":
+                self.client.restore_experiment(experiment.experiment_id)
+            return str(experiment.experiment_id)
 
     def create_run(
         self, experiment_id: str, name: str, tags: Mapping[str, str], parent_id: str | None
