@@ -21,7 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _common import BIN, median, row
+from _common import BIN, median
 
 DVFLOW = str(BIN / "dvflow")
 ENV = {
@@ -132,11 +132,7 @@ def main() -> None:
                             raise RuntimeError(err.decode())
                     times.append(time.perf_counter() - start)
                 wall = median(times)
-                print(
-                    row(str(clients), f"{wall:.1f}", f"{clients / wall * 60:.1f}").replace(
-                        "  ", " "
-                    )
-                )
+                print(f"{clients:<10}{wall:>10.1f}{clients / wall * 60:>16.1f}")
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
