@@ -80,8 +80,72 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``mlflow server`` on 127.0.0.1 (SQLite backend), stopped by PID at the end."""
+def postgres() -> Iterator[str]:
+    """A real PostgreSQL (initdb on a free port, 127.0.0.1), stopped by PID at the end.
+
+    The binaries come from the ``pgserver`` wheel, found without importing it.
+    PostgreSQL refuses to run as root, so as root it runs as a system user of
+    its own. Returns the URI MLflow should use (DESIGN trap 10: psycopg2).
+    """
+    import importlib.util
+    import pwd
+    import signal
+    import tempfile
+    import time
+
+    spec = importlib.util.find_spec("pgserver")
+    assert spec is not None and spec.origin, "pgserver is a dev dependency"
+    bindir = Path(spec.origin).parent / "pginstall" / "bin"
+    # Not under pytest's tmp folders: those are private to root.
+    folder = Path(tempfile.mkdtemp(prefix="dvflow-pg-"))
+    folder.chmod(0o755)
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        user = "dvflowpg"
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", user], check=True)
+        shutil.chown(folder, user)
+        run_as = ["runuser", "-u", user, "--"]
+    port = free_port()
+    data = folder / "db"
+
+    def pg(*args: str, as_owner: bool = True) -> None:
+        proc = subprocess.run(
+            [*(run_as if as_owner else []), *args], capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+
+    pg(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync")
+    options = f"-p {port} -c listen_addresses=127.0.0.1 -k {folder}"
+    pg(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(folder / "log"),
+        "-w",
+        "-o",
+        options,
+        "start",
+    )
+    pid = int((data / "postmaster.pid").read_text().split()[0])
+    try:
+        host = ["-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
+        pg(str(bindir / "createdb"), *host, "mlflow", as_owner=False)
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mlflow"
+    finally:
+        os.kill(pid, signal.SIGINT)  # fast shutdown: do not wait for clients
+        deadline = time.monotonic() + 30
+        while (data / "postmaster.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory, postgres: str) -> Iterator[str]:
+    """A real ``mlflow server`` on 127.0.0.1 backed by PostgreSQL, stopped by PID at the end."""
     import signal
     import time
     import urllib.request
@@ -94,7 +158,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             str(Path(sys.executable).with_name("mlflow")),
             "server",
             "--backend-store-uri",
-            f"sqlite:///{folder / 'mlflow.db'}",
+            postgres,
             "--artifacts-destination",
             str(folder / "artifacts"),
             "--host",

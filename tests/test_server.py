@@ -1,4 +1,4 @@
-"""dvflow against a real `mlflow server` process on 127.0.0.1 (a team's shared store)."""
+"""dvflow against a real `mlflow server` on PostgreSQL, on 127.0.0.1 (a team's shared store)."""
 
 from __future__ import annotations
 
