@@ -31,16 +31,9 @@ import time
 import uuid
 from pathlib import Path
 
-from _common import BIN, Timing, median, row, timed
+from _common import BIN, ENV, Timing, median, row, timed
 
 DVFLOW = str(BIN / "dvflow")
-ENV = {
-    "DVC_NO_ANALYTICS": "1",
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "b@b",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "b@b",
-}
 MODEL = "bench-model"
 
 

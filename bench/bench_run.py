@@ -19,16 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import BIN, Timing, median, row, timed
+from _common import BIN, ENV, Timing, median, row, timed
 
 DVFLOW, DVC = str(BIN / "dvflow"), str(BIN / "dvc")
-ENV = {
-    "DVC_NO_ANALYTICS": "1",
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "b@b",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "b@b",
-}
 
 
 def _pipeline(stages: int, seconds: float) -> str:

@@ -21,16 +21,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _common import BIN, median
+from _common import BIN, ENV, median
 
 DVFLOW = str(BIN / "dvflow")
-ENV = {
-    "DVC_NO_ANALYTICS": "1",
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "b@b",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "b@b",
-}
 PIPELINE = """\
 stages:
   make:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import _git
-from ._config import load_config
 from ._dvcfiles import LOCK_FILE, outputs_key, pointer_from_entry
 from ._exceptions import InvalidFileError
 from ._yaml import load_yaml_text
@@ -51,14 +50,11 @@ def bind_commit(
     path: str | os.PathLike[str] = ".", rev: str = "HEAD", *, tracking_uri: str | None = None
 ) -> BindResult:
     """Tag the runs whose outputs the ``dvc.lock`` files at ``rev`` hold."""
-    from ._tracking import Tracker, check_existing_store
+    from ._tracking import open_project
 
-    root = _git.find_root(Path(path).resolve())
+    root, config, tracker = open_project(path, tracking_uri)
     commit = _git.rev_parse(root, rev)
     keys = _stage_keys(root, commit)
-    config = load_config(root, tracking_uri=tracking_uri)
-    check_existing_store(config.tracking_uri)
-    tracker = Tracker(config.tracking_uri)
     experiment = tracker.experiment_id(config.experiment, config.artifact_location)
     bound: list[str] = []
     already: list[str] = []

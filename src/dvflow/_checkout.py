@@ -9,15 +9,13 @@ enter it, inspect, re-run; ``git worktree remove DIR`` when done.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import _git
-from ._config import load_config
 from ._exceptions import DvflowError, ProjectError
 from ._record import PATCH_ARTIFACT
+from ._show import intact_record
 
 
 @dataclass(frozen=True)
@@ -37,20 +35,16 @@ def checkout(
     tracking_uri: str | None = None,
 ) -> Checkout:
     """Materialize ``target``'s code and data into ``into`` (default .dvflow/checkouts/ID)."""
-    from ._diff import _load
     from ._dvc import DvcProject
-    from ._rebuild import apply_patch, materialize, prepare_dvc
-    from ._tracking import Tracker, check_existing_store
+    from ._rebuild import apply_patch, materialize, prepare_dvc, remove_worktree
+    from ._tracking import open_project
     from ._verify import _resolve
 
-    root = _git.find_root(Path(path).resolve())
-    config = load_config(root, tracking_uri=tracking_uri)
-    check_existing_store(config.tracking_uri)
-    tracker = Tracker(config.tracking_uri)
+    root, _, tracker = open_project(path, tracking_uri)
     run_id = _resolve(tracker, target, root)[0]
     if not run_id:
         raise DvflowError(f"{target} is linked to no run", hint="Give a run id.")
-    record, _ = _load(tracker, run_id)
+    record = intact_record(tracker, run_id)[0]
     commit = record.code.get("commit")
     if not commit or not _git.is_commit(root, commit):
         raise ProjectError(
@@ -71,13 +65,7 @@ def checkout(
         pointers = [p for p in (*record.inputs, *record.outputs) if p.cache_path and p.md5]
         materialize(project, folder, pointers)
     except BaseException:
-        subprocess.run(
-            ["git", "worktree", "remove", "--force", str(folder)],
-            cwd=root,
-            capture_output=True,
-            check=False,
-        )
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_worktree(root, folder)
         raise
     finally:
         project.close()

@@ -14,17 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import _git
 from ._checks import package_change, split_requirement
-from ._config import load_config
-from ._exceptions import DvflowError, RecordTamperedError
+from ._exceptions import DvflowError
 from ._record import (
-    DIGEST_TAG,
     PACKAGES_ARTIFACT,
     PATCH_ARTIFACT,
-    RECORD_ARTIFACT,
     ProvenanceRecord,
-    parse_record,
 )
-from ._record import sha256_hex as _sha256
+from ._show import intact_record
 
 if TYPE_CHECKING:
     from ._tracking import Tracker
@@ -91,19 +87,16 @@ def diff_runs(
 ) -> RunDiff:
     """Compare the records (and runs) that ``a`` and ``b`` name."""
     from ._dvc import DvcProject
-    from ._tracking import Tracker, check_existing_store
+    from ._tracking import open_project
     from ._verify import _resolve
 
-    root = _git.find_root(Path(path).resolve())
-    config = load_config(root, tracking_uri=tracking_uri)
-    check_existing_store(config.tracking_uri)
-    tracker = Tracker(config.tracking_uri)
+    root, _, tracker = open_project(path, tracking_uri)
     sides = []
     for target in (a, b):
         run_id = _resolve(tracker, target, root)[0]
         if not run_id:
             raise DvflowError(f"{target} is linked to no run", hint="Give a run id.")
-        sides.append((target, run_id, *_load(tracker, run_id)))
+        sides.append((target, run_id, *intact_record(tracker, run_id)[:2]))
     (ta, ra, rec_a, run_a), (tb, rb, rec_b, run_b) = sides
     side_a, side_b = _side(tracker, ta, ra, rec_a), _side(tracker, tb, rb, rec_b)
     ahead, behind, files = _code(root, side_a.commit, side_b.commit)
@@ -123,15 +116,6 @@ def diff_runs(
         _changed(dict(run_a.data.metrics), dict(run_b.data.metrics)),
         tuple(_packages(tracker, run_a, run_b)),
     )
-
-
-def _load(tracker: Tracker, run_id: str) -> tuple[ProvenanceRecord, Any]:
-    run = tracker.get_run(run_id)
-    raw = tracker.read_artifact(run_id, RECORD_ARTIFACT)
-    expected, actual = run.data.tags.get(DIGEST_TAG), _sha256(raw)
-    if expected != actual:
-        raise RecordTamperedError(run_id, expected or "none", actual)
-    return parse_record(raw), run
 
 
 def _side(tracker: Tracker, target: str, run_id: str, record: ProvenanceRecord) -> Side:

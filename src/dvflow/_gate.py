@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from . import _git, _history
 from ._checks import Check
-from ._config import load_config
 from ._dvcfiles import model_artifacts
 
 if TYPE_CHECKING:
@@ -53,12 +52,9 @@ def check_project(
 ) -> GateResult:
     """Run the gate on the work tree at ``path``; ``release`` tags default to those at HEAD."""
     from ._dvc import DvcProject
-    from ._tracking import Tracker, check_existing_store
+    from ._tracking import open_project
 
-    root = _git.find_root(Path(path).resolve())
-    config = load_config(root, tracking_uri=tracking_uri)
-    check_existing_store(config.tracking_uri)
-    tracker = Tracker(config.tracking_uri)
+    root, config, tracker = open_project(path, tracking_uri)
     entries = _worktree_entries(root)
     tags = list(release) or _tags_at_head(root)
     project = DvcProject(root)
@@ -149,7 +145,8 @@ def _release(root: Path, tracker: Tracker, tags: Sequence[str], alias: str) -> C
         if not _git.is_commit(root, f"{tag}^{{commit}}"):
             problems.append(f"no tag or commit named {tag!r}")
             continue
-        files = _history.tree_files(root, _git.rev_parse(root, tag))
+        commit = _git.rev_parse(root, tag)
+        files = _history.tree_files(root, commit)
         blobs = _history.read_blobs(root, files.values())
         outs = {
             p: m
@@ -157,7 +154,7 @@ def _release(root: Path, tracker: Tracker, tags: Sequence[str], alias: str) -> C
             for e in _history.parse_file(f, blobs.get(b, b""))
             for p, m in e.outs
         }
-        for dvcfile in _git.files_named(root, _git.rev_parse(root, tag), "dvc.yaml"):
+        for dvcfile in _git.files_named(root, commit, "dvc.yaml"):
             for name, model_path in _tag_artifacts(root, tag, dvcfile).items():
                 checked += 1
                 problems += _release_problem(tracker, tag, name, alias, outs.get(model_path))

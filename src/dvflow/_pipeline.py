@@ -335,15 +335,12 @@ class _Session:
             info.name, status, run_id, producer, seconds, tuple(outputs), metrics, tuple(skipped)
         )
         self.results.append(result)
+        self._emit_end(info.name, status, run_id, seconds)
+
+    def _emit_end(self, stage: str, status: str, run_id: str, seconds: float) -> None:
         self.emit(
             Progress(
-                "stage-end",
-                len(self.results),
-                self.total,
-                info.name,
-                status,
-                run_id,
-                seconds=seconds,
+                "stage-end", len(self.results), self.total, stage, status, run_id, seconds=seconds
             )
         )
 
@@ -398,17 +395,7 @@ class _Session:
             self._publish(run_id, record, {"dvflow.status": status} | _io_tags(inputs, []))
         self._end_open_run(mlflow_status)
         self.results.append(StageRun(info.name, status, run_id, seconds=seconds))
-        self.emit(
-            Progress(
-                "stage-end",
-                len(self.results),
-                self.total,
-                info.name,
-                status,
-                run_id,
-                seconds=seconds,
-            )
-        )
+        self._emit_end(info.name, status, run_id, seconds)
 
     def _ignore_outputs(self) -> None:
         """Git-ignore every cached output in the work tree (DESIGN trap 4).

@@ -128,14 +128,20 @@ def _worktree(root: Path, commit: str) -> Iterator[Path]:
             _git(root, "worktree", "add", "--detach", "-q", str(tree), commit)
             yield tree
     finally:
-        subprocess.run(
-            ["git", "worktree", "remove", "--force", str(tree)],
-            cwd=root,
-            capture_output=True,
-            check=False,
-        )
+        remove_worktree(root, tree)
         shutil.rmtree(holder, ignore_errors=True)
-        subprocess.run(["git", "worktree", "prune"], cwd=root, capture_output=True, check=False)
+
+
+def remove_worktree(root: Path, tree: Path) -> None:
+    """Drop a worktree and its folder, whatever state a failure left them in."""
+    subprocess.run(
+        ["git", "worktree", "remove", "--force", str(tree)],
+        cwd=root,
+        capture_output=True,
+        check=False,
+    )
+    shutil.rmtree(tree, ignore_errors=True)
+    subprocess.run(["git", "worktree", "prune"], cwd=root, capture_output=True, check=False)
 
 
 def _git(cwd: Path, *args: str, stdin: bytes | None = None) -> None:

@@ -21,19 +21,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _git
 from ._checks import Check, RunChecks
-from ._config import load_config
 from ._dvcfiles import Pointer
 from ._exceptions import (
     InvalidArgumentError,
     InvalidFileError,
     LineageIncompleteError,
     NotFoundError,
-    RecordTamperedError,
 )
-from ._record import DIGEST_TAG, RECORD_ARTIFACT, ProvenanceRecord, parse_record
-from ._record import sha256_hex as _sha256
+from ._record import RECORD_ARTIFACT, ProvenanceRecord
 
 if TYPE_CHECKING:
     from ._tracking import Tracker
@@ -237,17 +233,14 @@ def register_model(
     tracking_uri: str | None = None,
 ) -> Registration:
     """Register an output of a recorded stage run (a run id, or a stage's current run)."""
-    from ._tracking import Tracker, check_existing_store
+    from ._tracking import open_project
 
     check_name(name)
     if alias:
         check_alias(alias)
-    root = _git.find_root(Path(path).resolve())
-    config = load_config(root, tracking_uri=tracking_uri)
-    check_existing_store(config.tracking_uri)
-    tracker = Tracker(config.tracking_uri)
+    root, config, tracker = open_project(path, tracking_uri)
     run_id = _run_of(tracker, root, config.experiment, target)
-    record, record_sha = _intact_record(tracker, run_id)
+    record, record_sha = _stage_record(tracker, run_id)
     model = _pick_output(record, output, run_id)
     upstream = _upstream_from_index(root, config.tracking_uri, run_id, model.md5)
     tags = version_tags(record, record_sha, model, upstream)
@@ -286,20 +279,17 @@ def _run_of(tracker: Tracker, root: Path, experiment: str, target: str) -> str:
     return producer
 
 
-def _intact_record(tracker: Tracker, run_id: str) -> tuple[ProvenanceRecord, str]:
-    run = tracker.get_run(run_id)
-    raw = tracker.read_artifact(run_id, RECORD_ARTIFACT)
-    expected, actual = run.data.tags.get(DIGEST_TAG), _sha256(raw)
-    if expected != actual:
-        raise RecordTamperedError(run_id, expected or "none", actual)
-    record = parse_record(raw)
+def _stage_record(tracker: Tracker, run_id: str) -> tuple[ProvenanceRecord, str]:
+    from ._show import intact_record
+
+    record, _, digest = intact_record(tracker, run_id)
     if record.kind != "stage":
         raise InvalidFileError(
             RECORD_ARTIFACT,
             f"run {run_id} is a pipeline run; register a stage run",
             hint="Use the id of the stage run that made the model (see 'dvflow show').",
         )
-    return record, actual
+    return record, digest
 
 
 def _pick_output(record: ProvenanceRecord, output: str | None, run_id: str) -> Pointer:
@@ -348,14 +338,11 @@ def promote(
 ) -> Promotion:
     """Move ``alias`` to ``version`` if its lineage is complete (or ``force``, recorded)."""
     from ._dvc import DvcProject
-    from ._tracking import Tracker, check_existing_store
+    from ._tracking import open_project
 
     check_name(name)
     check_alias(alias)
-    root = _git.find_root(Path(path).resolve())
-    config = load_config(root, tracking_uri=tracking_uri)
-    check_existing_store(config.tracking_uri)
-    tracker = Tracker(config.tracking_uri)
+    root, _, tracker = open_project(path, tracking_uri)
     mv = tracker.model_version(name, version)
     run_id = mv.run_id or mv.tags.get("dvflow.run_id")
     model = _version_model(mv) if mv.tags.get(MD5_TAG) else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import _git
 from ._config import load_config
@@ -15,6 +16,9 @@ from ._exceptions import (
     RecordTamperedError,
 )
 from ._record import DIGEST_TAG, RECORD_ARTIFACT, ProvenanceRecord, parse_record, sha256_hex
+
+if TYPE_CHECKING:
+    from ._tracking import Tracker
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,16 @@ def check_record(
         run_status=run.info.status,
         result_commit=run.data.tags.get("dvflow.result_commit"),
     )
+
+
+def intact_record(tracker: Tracker, run_id: str) -> tuple[ProvenanceRecord, Any, str]:
+    """A run's record (with the run and the record's sha256); RecordTamperedError if it changed."""
+    run = tracker.get_run(run_id)
+    raw = tracker.read_artifact(run_id, RECORD_ARTIFACT)
+    expected, actual = run.data.tags.get(DIGEST_TAG), sha256_hex(raw)
+    if expected != actual:
+        raise RecordTamperedError(run_id, expected or "none", actual)
+    return parse_record(raw), run, actual
 
 
 def load_record(

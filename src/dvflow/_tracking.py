@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,6 +24,7 @@ from ._redact import Redactor
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
+    from ._config import Config
     from ._dataset import DvcDataset
 
 PROBE_TIMEOUT_S = 5.0
@@ -92,6 +94,19 @@ def mlflow_errors(uri: str, run_id: str | None = None) -> Iterator[None]:
         raise TrackingError(display_uri(uri), Redactor().redact(first_line)) from exc
     except (ConnectionError, OSError) as exc:
         raise TrackingError(display_uri(uri), f"unreachable ({exc})") from exc
+
+
+def open_project(
+    path: str | os.PathLike[str], tracking_uri: str | None
+) -> tuple[Path, Config, Tracker]:
+    """The project around ``path``: its root, its settings, and a client of its existing store."""
+    from ._config import load_config
+    from ._git import find_root
+
+    root = find_root(Path(path).resolve())
+    config = load_config(root, tracking_uri=tracking_uri)
+    check_existing_store(config.tracking_uri)
+    return root, config, Tracker(config.tracking_uri)
 
 
 class Tracker:

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import _git
 from ._checks import Check, RunChecks
-from ._config import load_config
 from ._dvcfiles import Pointer
 from ._exceptions import InterruptedRunError, InvalidArgumentError, NotFoundError, RebuildError
 from ._rebuild import Rebuild, rebuild
@@ -55,12 +53,9 @@ def verify(
 ) -> Verification:
     """Check ``target`` (a run id, ``models:/N/V`` or ``models:/N@A``); rebuild on request."""
     from ._dvc import DvcProject
-    from ._tracking import Tracker, check_existing_store
+    from ._tracking import open_project
 
-    root = _git.find_root(Path(path).resolve())
-    config = load_config(root, tracking_uri=tracking_uri)
-    check_existing_store(config.tracking_uri)
-    tracker = Tracker(config.tracking_uri)
+    root, _, tracker = open_project(path, tracking_uri)
     run_id, model, record_sha = _resolve(tracker, target, root)
     checks = RunChecks(tracker, root, run_id, model, record_sha)
     checks.run_all(DvcProject, outputs=True, extended=True)
