@@ -110,8 +110,12 @@ class Index:
             ignore.write_text("*\n", encoding="utf-8")
         try:
             return self._connect()
-        except sqlite3.DatabaseError:
+        except sqlite3.DatabaseError as exc:
             # Only a cache: a file that is not a database is rebuilt, not reported.
+            # Anything else (a lock held by another command...) must not delete
+            # a file that another process is using.
+            if not _corrupt(exc):
+                raise IndexFileError(self.path, str(exc)) from exc
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         try:
@@ -120,9 +124,23 @@ class Index:
             raise IndexFileError(self.path, str(exc)) from exc
 
     def _connect(self) -> sqlite3.Connection:
+        # Switching to WAL, or creating the schema, while another command does
+        # the same can be refused at once ("database is locked") instead of
+        # waiting: try again for a while.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return self._connect_once()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _connect_once(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             if not self._has_schema(db):
                 self._create(db)
@@ -162,10 +180,17 @@ class Index:
     @contextmanager
     def writing(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; other writers wait, readers keep reading."""
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.DatabaseError as exc:
-            raise IndexFileError(self.path, str(exc)) from exc
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise IndexFileError(self.path, str(exc)) from exc
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as exc:
+                raise IndexFileError(self.path, str(exc)) from exc
         try:
             yield self.db
         except BaseException:
@@ -387,6 +412,11 @@ class Index:
             for table in _TABLES:
                 db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names, no input
             db.execute("DELETE FROM meta WHERE key != 'schema'")
+
+
+def _corrupt(exc: sqlite3.DatabaseError) -> bool:
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "encrypted" in text
 
 
 def _current_refs(root: Path) -> dict[str, str]:
