@@ -67,20 +67,22 @@ def test_unknown_setting_in_dvflow_yaml_is_refused(make_project) -> None:
     _assert_clean_error(cli("run", cwd=root), 3, "unknown setting(s): tracking_url")
 
 
-def test_unreachable_tracking_server_fails_before_any_stage(make_project) -> None:
+def test_unreachable_tracking_server_fails_before_any_stage_when_required(make_project) -> None:
     root = make_project()
     uri = f"http://127.0.0.1:{_free_port()}"
-    result = cli("run", "--tracking-uri", uri, cwd=root)
+    result = cli("run", "--require-tracking", "--tracking-uri", uri, cwd=root)
     _assert_clean_error(result, 4, uri, "unreachable")
     assert not (root / "data" / "clean").exists()
     assert not (root / "dvc.lock").exists()
 
 
-def test_unreachable_server_from_environment_is_reported(make_project) -> None:
+def test_unreachable_server_from_environment_is_reported_when_required(make_project) -> None:
     root = make_project()
+    (root / "dvflow.yaml").write_text("require_tracking: true\n")
     uri = f"http://127.0.0.1:{_free_port()}"
     result = cli("run", cwd=root, env={"DVFLOW_TRACKING_URI": uri})
     _assert_clean_error(result, 4, "unreachable")
+    assert not (root / ".dvflow" / "spool").exists()
 
 
 def test_show_unknown_run_id(make_project) -> None:
@@ -182,6 +184,14 @@ def test_unknown_stage_name_points_to_the_stage_list(make_project) -> None:
 def test_error_messages_mask_credentials_in_urls(make_project) -> None:
     root = make_project()
     uri = f"http://alice:s3cr3t-pw@127.0.0.1:{_free_port()}"
-    result = cli("run", "--tracking-uri", uri, cwd=root)
+    result = cli("run", "--require-tracking", "--tracking-uri", uri, cwd=root)
     _assert_clean_error(result, 4, "http://***@127.0.0.1")
     assert "s3cr3t-pw" not in result.stderr + result.stdout
+    # Not required: the run records to the spool, which must not keep the password either.
+    spooled = cli("run", "--tracking-uri", uri, cwd=root)
+    assert spooled.returncode == 0, spooled.stderr
+    assert "http://***@127.0.0.1" in spooled.stderr
+    assert "s3cr3t-pw" not in spooled.stderr + spooled.stdout
+    files = [p for p in (root / ".dvflow" / "spool").rglob("*") if p.is_file()]
+    assert any(p.name == "record.json" for p in files)
+    assert not [p for p in files if b"s3cr3t-pw" in p.read_bytes()]

@@ -88,6 +88,13 @@ def init(path: str, remote: str | None, force: bool, ci: bool) -> None:
     help="Push each stage's outputs to the DVC remote before its run is marked finished "
     "(default: 'push' in dvflow.yaml, else off).",
 )
+@click.option(
+    "--require-tracking",
+    is_flag=True,
+    default=None,
+    help="Stop (exit 4) when the tracking server does not answer, instead of recording "
+    "to the local spool for 'dvflow sync' (default: 'require_tracking' in dvflow.yaml).",
+)
 def run(
     *,
     stages: tuple[str, ...],
@@ -96,8 +103,14 @@ def run(
     experiment: str | None,
     all_pipelines: bool,
     push: bool | None,
+    require_tracking: bool | None,
 ) -> None:
-    """Run the pipeline like 'dvc repro [STAGES]' and record every stage in MLflow."""
+    """Run the pipeline like 'dvc repro [STAGES]' and record every stage in MLflow.
+
+    When the tracking server does not answer, before or during the run, the
+    pipeline goes on and its records go to a local spool (.dvflow/spool/);
+    'dvflow sync' uploads them later.
+    """
     from ._pipeline import run_pipeline
 
     if stages and all_pipelines:
@@ -109,9 +122,33 @@ def run(
         experiment=experiment,
         all_pipelines=all_pipelines,
         push=push,
+        require_tracking=require_tracking,
         on_progress=render_progress,
     )
     render_pipeline(result)
+
+
+@cli.command()
+@_project_options
+def sync(path: str, tracking_uri: str | None) -> None:
+    """Upload the runs recorded to the local spool while the server did not answer.
+
+    Runs keep their original start and end times, statuses, params, metrics,
+    datasets, artifacts and parent links; spool ids are mapped to the
+    store's, and each record and its digest are rewritten to match. Safe to
+    run again after an interruption: what was copied is not copied twice.
+    """
+    from ._sync import sync_spool
+
+    result = sync_spool(path, tracking_uri=tracking_uri, on_progress=render_progress)
+    if not result.runs and not result.versions:
+        click.echo("nothing to sync: the spool is empty")
+        return
+    for old, new in result.runs:
+        click.echo(f"  run {old} -> {new}" if old != new else f"  run {old}: completed")
+    for name, old_version, new_version in result.versions:
+        click.echo(f"  model {name}: spool version {old_version} -> version {new_version}")
+    click.echo(f"synced {len(result.runs)} run(s) to {result.tracking_uri}")
 
 
 @cli.command()

@@ -21,7 +21,10 @@ CONFIG_FILE = "dvflow.yaml"
 STATE_DIR = ".dvflow"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_ARTIFACTS_DIR = "mlartifacts"
-_KNOWN_KEYS = frozenset({"tracking_uri", "experiment", "artifact_location", "push"})
+_KNOWN_KEYS = frozenset(
+    {"tracking_uri", "experiment", "artifact_location", "push", "require_tracking"}
+)
+_SWITCHES = frozenset({"push", "require_tracking"})
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,11 @@ class Config:
     root: Path
     tracking_uri: str
     experiment: str
-    artifact_location: str
+    # None: the store's own default (a tracking server's artifact store).
+    artifact_location: str | None
     push: bool = False
+    # Stop instead of recording to the local spool when the server does not answer.
+    require_tracking: bool = False
 
 
 def resolve_tracking_uri(uri: str, root: Path) -> str:
@@ -65,9 +71,9 @@ def read_config_file(root: Path) -> dict[str, Any]:
             hint=f"Known settings: {', '.join(sorted(_KNOWN_KEYS))}.",
         )
     for key, value in data.items():
-        if key == "push":
+        if key in _SWITCHES:
             if not isinstance(value, bool):
-                raise InvalidFileError(path, "'push' must be true or false")
+                raise InvalidFileError(path, f"'{key}' must be true or false")
         elif not isinstance(value, str) or not value:
             raise InvalidFileError(path, f"'{key}' must be a non-empty string")
     return data
@@ -97,14 +103,23 @@ def load_config(
         or root.name
         or "dvflow"
     )
-    artifacts = file_values.get("artifact_location") or DEFAULT_ARTIFACTS_DIR
+    artifacts = file_values.get("artifact_location")
+    if artifacts is None and not resolve_tracking_uri(uri, root).startswith(("http:", "https:")):
+        # A local store keeps artifacts next to it; a team server keeps them
+        # in its own artifact store, where every clone can read them.
+        artifacts = DEFAULT_ARTIFACTS_DIR
     if not uri.strip():
         raise ConfigError("the tracking URI is empty", hint="Set tracking_uri in dvflow.yaml.")
-    artifact_location = artifacts if "://" in artifacts else (root / artifacts).resolve().as_uri()
+    artifact_location = (
+        artifacts
+        if artifacts is None or "://" in artifacts
+        else (root / artifacts).resolve().as_uri()
+    )
     return Config(
         root=root,
         tracking_uri=resolve_tracking_uri(uri, root),
         experiment=name,
         artifact_location=artifact_location,
         push=bool(file_values.get("push", False)),
+        require_tracking=bool(file_values.get("require_tracking", False)),
     )

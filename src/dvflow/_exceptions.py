@@ -166,8 +166,12 @@ class TrackingError(DvflowError):
 
     exit_code = 4
 
-    def __init__(self, uri: str, problem: str, hint: str | None = None) -> None:
-        self.uri, self.problem = uri, problem
+    def __init__(
+        self, uri: str, problem: str, hint: str | None = None, *, unreachable: bool = False
+    ) -> None:
+        # unreachable: the request never got an answer (network, server down),
+        # as opposed to a store that answered with a refusal.
+        self.uri, self.problem, self.unreachable = uri, problem, unreachable
         super().__init__(
             f"MLflow tracking store {uri}: {problem}",
             hint=hint

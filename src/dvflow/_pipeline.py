@@ -53,7 +53,8 @@ from ._record import (
 from ._redact import Redactor, redactor_for
 from ._registry import Registration, register_stage_models
 from ._results import PipelineRun, Progress, ProgressCallback, StageRun
-from ._tracking import Tracker, check_reachable, display_uri
+from ._spool import FallbackTracker
+from ._tracking import display_uri
 
 
 def _stage_path() -> str:
@@ -105,6 +106,7 @@ def run_pipeline(
     experiment: str | None = None,
     all_pipelines: bool = False,
     push: bool | None = None,
+    require_tracking: bool | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> PipelineRun:
     """Run the DVC pipeline at ``path`` like ``dvc repro`` and record every stage.
@@ -112,7 +114,10 @@ def run_pipeline(
     ``targets`` are stage names or dvc.yaml paths, as for ``dvc repro``;
     ``all_pipelines`` runs every dvc.yaml of the repository (``dvc repro -P``).
     ``push`` (default: ``push`` in dvflow.yaml) pushes each stage's outputs
-    to the DVC remote before its run is marked finished.
+    to the DVC remote before its run is marked finished. When the tracking
+    server does not answer, the run records to the local spool (``dvflow
+    sync`` uploads it later) unless ``require_tracking`` (default:
+    ``require_tracking`` in dvflow.yaml), which raises TrackingError instead.
 
     Raises StageFailedError when a stage fails, InterruptedRunError on
     SIGTERM or Ctrl-C; in both cases the MLflow runs are ended as FAILED or
@@ -122,11 +127,19 @@ def run_pipeline(
     config = load_config(root, tracking_uri=tracking_uri, experiment=experiment)
     if push is not None:
         config = dataclasses.replace(config, push=push)
+    if require_tracking is not None:
+        config = dataclasses.replace(config, require_tracking=require_tracking)
+    emit = on_progress or (lambda p: None)
     with run_lock(root):
-        check_reachable(config.tracking_uri)
+        tracker = FallbackTracker(
+            config.tracking_uri,
+            root,
+            required=config.require_tracking,
+            warn=lambda text: emit(Progress("notice", 0, 0, message=text)),
+        )
         project = DvcProject(root)
         try:
-            session = _Session(root, config, project, pipeline, on_progress or (lambda p: None))
+            session = _Session(root, config, project, pipeline, emit, tracker=tracker)
             return session.run(targets, all_pipelines=all_pipelines)
         finally:
             project.close()
@@ -142,8 +155,11 @@ class _Session:
         project: DvcProject,
         pipeline: Mapping[str, Any],
         emit: ProgressCallback,
+        *,
+        tracker: FallbackTracker,
     ) -> None:
         self.root, self.config, self.project, self.emit = root, config, project, emit
+        self.tracker = tracker
         self.redactor: Redactor = redactor_for(root)
         self.results: list[StageRun] = []
         self.failure: tuple[str, BaseException, str | None] | None = None
@@ -164,7 +180,6 @@ class _Session:
         self.top_metrics = self.project.declared_files(plan, "metrics")
         self.top_plots = self.project.declared_files(plan, "plots")
         self.total = len(plan)
-        self.tracker = Tracker(self.config.tracking_uri)
         self.experiment_id = self.tracker.experiment_id(
             self.config.experiment, self.config.artifact_location
         )
@@ -236,6 +251,7 @@ class _Session:
             stages=tuple(self.results),
             ignored_outputs=tuple(self.ignored),
             registered=tuple(self.registered),
+            spooled=self.tracker.spooled,
         )
 
     def _run_name(self) -> str:
@@ -256,12 +272,7 @@ class _Session:
         run_id = self.tracker.create_run(self.experiment_id, info.name, tags, self.parent_id)
         self.open_run = run_id
         self.emit(Progress("stage-start", index, self.total, info.name, run_id=run_id))
-        env = {
-            "MLFLOW_TRACKING_URI": self.config.tracking_uri,
-            "MLFLOW_EXPERIMENT_ID": self.experiment_id,
-            "MLFLOW_RUN_ID": run_id,
-            "PATH": _stage_path(),
-        }
+        env = self.tracker.stage_env(self.experiment_id, run_id) | {"PATH": _stage_path()}
         watcher, tail = _Watcher(), StderrTail()
         start = time.monotonic()
         try:

@@ -32,7 +32,7 @@ from ._exceptions import (
 from ._record import RECORD_ARTIFACT, ProvenanceRecord
 
 if TYPE_CHECKING:
-    from ._tracking import Tracker
+    from ._tracking import RunWriter, Tracker
 
 MD5_TAG = "dvflow.model_md5"
 UPSTREAM_TAG = "dvflow.upstream"
@@ -100,7 +100,7 @@ def version_tags(
 
 
 def register_version(
-    tracker: Tracker,
+    tracker: RunWriter,
     name: str,
     *,
     model: Pointer,
@@ -118,8 +118,23 @@ def register_version(
         if logged_model
         else model.remote_uri or model.cache_path or f"dvc://{model.path}@{model.md5}"
     )
+    source = portable_source(source, tracker.uri, model.path, model.md5 or "")
     version = tracker.create_version(name, source, run_id, tags, model_id=logged_model)
     return Registration(name, version, True, run_id, model.md5, source)
+
+
+def portable_source(source: str, store_uri: str, path: str, md5: str) -> str:
+    """A version source the store accepts.
+
+    A tracking server refuses a local path as a source (it cannot read the
+    client's disk), so a model in a local DVC cache or remote is named by its
+    DVC pointer instead; ``dvflow.model_path`` and ``dvflow.model_md5`` say
+    where to get it either way.
+    """
+    local = "://" not in source or source.startswith("file:")
+    if local and store_uri.startswith(("http://", "https://")):
+        return f"dvc://{path}@{md5}"
+    return source
 
 
 def upstream_of(
@@ -143,7 +158,7 @@ def upstream_of(
 
 
 def register_stage_models(
-    tracker: Tracker,
+    tracker: RunWriter,
     root: Path,
     *,
     dvcfile: str,

@@ -40,13 +40,14 @@ class PipelineRun:
     stages: tuple[StageRun, ...]
     ignored_outputs: tuple[str, ...] = ()
     registered: tuple[Registration, ...] = ()
+    spooled: bool = False  # recorded (at least in part) to the local spool
 
 
 @dataclass(frozen=True)
 class Progress:
     """One step of a running pipeline, for a caller that shows progress."""
 
-    event: Literal["plan", "stage-start", "stage-end"]
+    event: Literal["plan", "stage-start", "stage-end", "notice"]
     index: int
     total: int
     stage: str | None = None
@@ -54,6 +55,7 @@ class Progress:
     run_id: str | None = None
     stages: tuple[str, ...] = ()
     seconds: float = 0.0
+    message: str = ""  # of a "notice"
 
 
 ProgressCallback = Callable[[Progress], None]

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._capture import logger_level
 from ._exceptions import DvflowError, RecordNotFoundError, RunNotFoundError, TrackingError
@@ -73,10 +73,31 @@ def _probe_http(uri: str) -> None:
     except urllib.error.HTTPError as exc:
         # A server that answers (401, 404 on a proxy path...) is reachable.
         if exc.code >= 500:
-            raise TrackingError(display_uri(uri), f"server error {exc.code}") from exc
+            raise TrackingError(
+                display_uri(uri),
+                f"server error {exc.code}",
+                unreachable=exc.code in {502, 503, 504},
+            ) from exc
     except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise TrackingError(display_uri(uri), f"unreachable ({reason})") from exc
+        raise TrackingError(display_uri(uri), f"unreachable ({reason})", unreachable=True) from exc
+
+
+# What MLflow's HTTP client says when a request got no answer at all.
+_TRANSPORT_FAILURES = (
+    "Max retries exceeded",
+    "Failed to establish a new connection",
+    "Connection refused",
+    "Connection aborted",
+    "Connection reset",
+    "RemoteDisconnected",
+    "Read timed out",
+    "too many 5",  # urllib3: "too many 503 error responses" while a server restarts
+)
+
+
+def _is_transport_failure(message: str) -> bool:
+    return any(text in message for text in _TRANSPORT_FAILURES)
 
 
 @contextlib.contextmanager
@@ -90,10 +111,26 @@ def mlflow_errors(uri: str, run_id: str | None = None) -> Iterator[None]:
         code = getattr(exc, "error_code", "")
         if run_id and code == "RESOURCE_DOES_NOT_EXIST":
             raise RunNotFoundError(run_id, display_uri(uri)) from exc
-        first_line = str(exc.message).splitlines()[0] if exc.message else code
+        message = str(exc.message or "")
+        if _is_transport_failure(message):
+            raise TrackingError(
+                display_uri(uri), f"unreachable ({_reason(message)})", unreachable=True
+            ) from exc
+        first_line = message.splitlines()[0] if message else code
         raise TrackingError(display_uri(uri), Redactor().redact(first_line)) from exc
     except (ConnectionError, OSError) as exc:
-        raise TrackingError(display_uri(uri), f"unreachable ({exc})") from exc
+        raise TrackingError(
+            display_uri(uri), f"unreachable ({_reason(str(exc))})", unreachable=True
+        ) from exc
+
+
+def _reason(message: str) -> str:
+    """The telling part of a transport error, without urllib3's nested reprs."""
+    for text in _TRANSPORT_FAILURES:
+        if text in message:
+            return text[0].lower() + text[1:] if text != "too many 5" else "server unavailable"
+    first = message.splitlines()[0] if message else "no answer"
+    return Redactor().redact(first[:200])
 
 
 def open_project(
@@ -107,6 +144,40 @@ def open_project(
     config = load_config(root, tracking_uri=tracking_uri)
     check_existing_store(config.tracking_uri)
     return root, config, Tracker(config.tracking_uri)
+
+
+class RunWriter(Protocol):
+    """What a pipeline run needs from a tracking store."""
+
+    uri: str
+
+    def experiment_id(self, name: str, artifact_location: str | None = None) -> str: ...
+    def create_run(
+        self,
+        experiment_id: str,
+        name: str,
+        tags: Mapping[str, str],
+        parent_id: str | None,
+        start_ms: int | None = None,
+    ) -> str: ...
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> list[str]: ...
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], timestamp_ms: int) -> None: ...
+    def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None: ...
+    def log_file(self, run_id: str, path: Path, artifact_dir: str) -> None: ...
+    def log_datasets(self, run_id: str, datasets: Sequence[DvcDataset]) -> None: ...
+    def terminate(self, run_id: str, status: str, end_ms: int | None = None) -> None: ...
+    def find_producer(self, experiment_id: str, stage: str, outputs_key: str) -> str | None: ...
+    def version_with_tag(self, name: str, key: str, value: str) -> str | None: ...
+    def create_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str | None,
+        tags: Mapping[str, str],
+        model_id: str | None = None,
+    ) -> str: ...
+    def logged_model_of_run(self, experiment_id: str, run_id: str) -> str | None: ...
 
 
 class Tracker:
@@ -144,13 +215,20 @@ class Tracker:
             return str(experiment.experiment_id)
 
     def create_run(
-        self, experiment_id: str, name: str, tags: Mapping[str, str], parent_id: str | None
+        self,
+        experiment_id: str,
+        name: str,
+        tags: Mapping[str, str],
+        parent_id: str | None,
+        start_ms: int | None = None,
     ) -> str:
         all_tags = dict(tags)
         if parent_id:
             all_tags["mlflow.parentRunId"] = parent_id
         with mlflow_errors(self.uri):
-            run = self.client.create_run(experiment_id, tags=all_tags, run_name=name)
+            run = self.client.create_run(
+                experiment_id, start_time=start_ms, tags=all_tags, run_name=name
+            )
         return str(run.info.run_id)
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
@@ -170,8 +248,9 @@ class Tracker:
                 for start in range(0, len(items), 100):
                     self.client.log_batch(run_id, params=items[start : start + 100])
             return []
-        except TrackingError:
-            pass
+        except TrackingError as exc:
+            if exc.unreachable:
+                raise
         skipped = []
         for param in items:
             try:
@@ -226,7 +305,7 @@ class Tracker:
 
         from mlflow.exceptions import MlflowException
 
-        with tempfile.TemporaryDirectory(prefix="dvflow-") as tmp, _no_progress_bar():
+        with tempfile.TemporaryDirectory(prefix="dvflow-") as tmp, no_progress_bar():
             try:
                 local = self.client.download_artifacts(run_id, artifact_file, tmp)
             except (MlflowException, OSError) as exc:
@@ -364,7 +443,7 @@ class Tracker:
 
 
 @contextlib.contextmanager
-def _no_progress_bar() -> Iterator[None]:
+def no_progress_bar() -> Iterator[None]:
     """MLflow draws a download bar on stderr even for one small file."""
     import os
 

@@ -24,7 +24,9 @@ _STATUS_STYLE = {
 
 
 def render_progress(progress: Progress) -> None:
-    if progress.event == "plan":
+    if progress.event == "notice":
+        click.echo(click.style("warning: ", fg="yellow") + progress.message, err=True)
+    elif progress.event == "plan":
         names = ", ".join(progress.stages) or "none"
         click.echo(f"dvflow: {progress.total} stage(s) to check: {names}", err=True)
     elif progress.event == "stage-start":
@@ -56,6 +58,11 @@ def render_pipeline(result: PipelineRun) -> None:
     dirty = " (dirty work tree: patch stored)" if result.dirty else ""
     click.echo(f"  code: {result.commit or 'no commit yet'}{dirty}")
     click.echo(f"  store: {result.tracking_uri}  experiment: {result.experiment}")
+    if result.spooled:
+        click.echo(
+            "  spooled: the store did not answer, so the run ids above (and model versions) "
+            "are the local spool's; 'dvflow sync' uploads them and prints the store's ids"
+        )
 
 
 def render_record(data: dict[str, Any], run_status: str) -> None:

@@ -1,0 +1,321 @@
+"""``dvflow sync``: copy what the local spool holds to the tracking store.
+
+Two passes, so every id is known before any record is rewritten:
+
+1. every spooled run gets its run in the store: a stand-in continues the
+   server run it names; any other run is created there with its original
+   start time, parents before children. The store's id is tagged on the
+   spooled run at once, so an interrupted sync resumes instead of creating
+   a second copy;
+2. oldest first, each run's tags, params, metric histories, datasets and
+   artifacts are copied, spool ids are mapped to the store's, its record is
+   rewritten to match (its digest tag too), and it ends with its original
+   status and end time.
+
+Model versions follow; the spool folder is removed once all of it is copied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ._config import Config, load_config
+from ._git import find_root
+from ._lock import run_lock
+from ._record import DIGEST_TAG, RECORD_ARTIFACT, canonical_json, sha256_hex
+from ._results import Progress, ProgressCallback
+from ._spool import (
+    CREATED_TAG,
+    SERVER_RUN_TAG,
+    SPOOL_DIR,
+    SYNCED_TAG,
+    TARGET_TAG,
+    spool_exists,
+    spool_uri,
+)
+from ._tracking import Tracker, check_reachable, display_uri, mlflow_errors, no_progress_bar
+
+_SPOOL_TAGS = frozenset({SERVER_RUN_TAG, CREATED_TAG, TARGET_TAG, SYNCED_TAG})
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    tracking_uri: str
+    # (the id 'dvflow run' printed, the store's id): equal for a run the
+    # server held before it stopped answering.
+    runs: tuple[tuple[str, str], ...]
+    versions: tuple[tuple[str, str, str], ...]  # (model, spool version, store version)
+    kept: Path | None = None  # the spool folder, kept for models only it holds
+
+
+def sync_spool(
+    path: str | os.PathLike[str] = ".",
+    *,
+    tracking_uri: str | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> SyncResult:
+    """Upload every spooled run and model version; raise TrackingError if the store is down."""
+    root = find_root(Path(path).resolve())
+    config = load_config(root, tracking_uri=tracking_uri)
+    shown = display_uri(config.tracking_uri)
+    if not spool_exists(root):
+        return SyncResult(shown, (), ())
+    emit = on_progress or (lambda p: None)
+    with run_lock(root):
+        check_reachable(config.tracking_uri)
+        copier = _Copier(Tracker(config.tracking_uri), Tracker(spool_uri(root)), config, emit)
+        runs = copier.copy_runs()
+        versions = copier.copy_versions()
+        kept = None
+        if copier.logged_models():
+            kept = root / SPOOL_DIR.parent / f"spool-synced-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+            emit(
+                Progress(
+                    "notice",
+                    0,
+                    0,
+                    message=f"the spool holds models logged with MLflow's log_model, which "
+                    f"sync does not copy; the spool is kept in {kept}",
+                )
+            )
+            (root / SPOOL_DIR).rename(kept)
+        else:
+            shutil.rmtree(root / SPOOL_DIR)
+    return SyncResult(shown, runs, versions, kept)
+
+
+class _Copier:
+    def __init__(self, store: Tracker, spool: Tracker, config: Config, emit: ProgressCallback):
+        self.store, self.spool, self.config, self.emit = store, spool, config, emit
+        self.ids: dict[str, str] = {}  # spool run id -> store run id
+        self.digests: dict[str, str] = {}  # spool record digest -> store record digest
+        self.experiments: dict[str, str] = {}  # spool experiment id -> store experiment id
+
+    # -- runs ---------------------------------------------------------------
+
+    def copy_runs(self) -> tuple[tuple[str, str], ...]:
+        runs = self._spooled_runs()
+        targets = {str(r.data.tags.get(TARGET_TAG, "")) for r in runs} - {""}
+        here = display_uri(self.config.tracking_uri)
+        if targets and targets != {here}:
+            self._notice(
+                f"the spool's runs were meant for {', '.join(sorted(targets))}; "
+                f"copying them to {here}"
+            )
+        for run in _parents_first(runs):
+            self._place(run)
+        copied = []
+        for run in runs:
+            if SYNCED_TAG not in run.data.tags:
+                self._copy(run)
+            shown = run.data.tags.get(SERVER_RUN_TAG, run.info.run_id)
+            copied.append((shown, self.ids[run.info.run_id]))
+        return tuple(copied)
+
+    def _spooled_runs(self) -> list[Any]:
+        client = self.spool.client
+        with mlflow_errors(self.spool.uri):
+            experiments = [e.experiment_id for e in client.search_experiments(view_type=3)]
+            runs = list(_pages(client.search_runs, experiments, run_view_type=3))
+        return sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id))
+
+    def _place(self, run: Any) -> None:
+        """Give ``run`` its run in the store, created now or continued."""
+        spool_id, tags = run.info.run_id, run.data.tags
+        if tags.get(SERVER_RUN_TAG) or tags.get(CREATED_TAG):
+            self.ids[spool_id] = tags.get(SERVER_RUN_TAG) or tags[CREATED_TAG]
+            return
+        parent = tags.get("mlflow.parentRunId")
+        created = self.store.create_run(
+            self._experiment(run.info.experiment_id),
+            run.info.run_name or "",
+            self._tags(tags, parent=False),
+            self.ids.get(parent, parent) if parent else None,
+            start_ms=run.info.start_time,
+        )
+        self.spool.set_tags(spool_id, {CREATED_TAG: created})
+        self.ids[spool_id] = created
+
+    def _copy(self, run: Any) -> None:
+        spool_id = run.info.run_id
+        target = self.ids[spool_id]
+        experiment = self._experiment(run.info.experiment_id)
+        tags = self._tags(run.data.tags, parent=True)
+        producer = self._producer(experiment, tags)
+        if producer:
+            tags["dvflow.produced_by"] = producer
+        if run.data.params:
+            self.store.log_params(target, dict(run.data.params))
+        self._copy_metrics(spool_id, target, run.data.metrics)
+        inputs = list(run.inputs.dataset_inputs) if run.inputs else []
+        if inputs:
+            with mlflow_errors(self.store.uri, target):
+                self.store.client.log_inputs(target, datasets=inputs)
+        digest = self._copy_artifacts(spool_id, target, experiment, producer)
+        if digest:
+            self.digests[run.data.tags.get(DIGEST_TAG, "")] = digest
+            tags[DIGEST_TAG] = digest
+        self.store.set_tags(target, tags)
+        if run.info.status != "RUNNING":  # a killed 'dvflow run' left it open: so does the store
+            self.store.terminate(target, run.info.status, run.info.end_time)
+        self.spool.set_tags(spool_id, {SYNCED_TAG: target})
+
+    def _tags(self, tags: Mapping[str, str], *, parent: bool) -> dict[str, str]:
+        return {
+            key: self.ids.get(value, value)
+            for key, value in tags.items()
+            if key not in _SPOOL_TAGS and (parent or key != "mlflow.parentRunId")
+        }
+
+    def _producer(self, experiment: str, tags: Mapping[str, str]) -> str | None:
+        """The store's producer of a restored run's outputs, which the spool could not see."""
+        if tags.get("dvflow.produced_by") or tags.get("dvflow.status") == "ran":
+            return None
+        key, stage = tags.get("dvflow.outputs_key"), tags.get("dvflow.stage")
+        if not key or not stage:
+            return None
+        return self.store.find_producer(experiment, stage, key)
+
+    def _copy_metrics(self, spool_id: str, target: str, metrics: Mapping[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        history: list[Metric] = []
+        with mlflow_errors(self.spool.uri, spool_id):
+            for key in sorted(metrics):
+                history += self.spool.client.get_metric_history(spool_id, key)
+        with mlflow_errors(self.store.uri, target):
+            for start in range(0, len(history), 500):
+                batch = [Metric(m.key, m.value, m.timestamp, m.step) for m in history[start:][:500]]
+                self.store.client.log_batch(target, metrics=batch)
+
+    def _copy_artifacts(
+        self, spool_id: str, target: str, experiment: str, producer: str | None
+    ) -> str | None:
+        """Copy the run's artifacts; returns the rewritten record's digest, if it has one."""
+        with tempfile.TemporaryDirectory(prefix="dvflow-sync-") as tmp:
+            with mlflow_errors(self.spool.uri, spool_id), no_progress_bar():
+                local = Path(self.spool.client.download_artifacts(spool_id, "", tmp))
+            digest = None
+            record = local / RECORD_ARTIFACT
+            if record.is_file():
+                data = self._rewrite(json.loads(record.read_bytes()), experiment, producer)
+                record.write_bytes(data)
+                digest = sha256_hex(data)
+            if any(local.iterdir()):
+                with mlflow_errors(self.store.uri, target), no_progress_bar():
+                    self.store.client.log_artifacts(target, str(local))
+        return digest
+
+    def _rewrite(self, record: dict[str, Any], experiment: str, producer: str | None) -> bytes:
+        """The record as an uninterrupted run would have written it."""
+        mapped: dict[str, Any] = _map_strings(record, self.ids)
+        mapped.setdefault("mlflow", {})["experiment_id"] = experiment
+        if producer and isinstance(mapped.get("stage"), dict):
+            mapped["stage"]["produced_by"] = producer
+        return canonical_json(mapped)
+
+    def _experiment(self, spool_experiment: str) -> str:
+        if spool_experiment not in self.experiments:
+            with mlflow_errors(self.spool.uri):
+                name = self.spool.client.get_experiment(spool_experiment).name
+            location = self.config.artifact_location if name == self.config.experiment else None
+            self.experiments[spool_experiment] = self.store.experiment_id(name, location)
+        return self.experiments[spool_experiment]
+
+    # -- model versions -----------------------------------------------------
+
+    def copy_versions(self) -> tuple[tuple[str, str, str], ...]:
+        from ._registry import MD5_TAG, portable_source
+
+        client = self.spool.client
+        with mlflow_errors(self.spool.uri):
+            versions = sorted(
+                client.search_model_versions(max_results=100_000),
+                key=lambda v: (v.creation_timestamp or 0, v.name, int(v.version)),
+            )
+        copied = []
+        for version in versions:
+            tags = dict(version.tags or {})
+            if SYNCED_TAG in tags:
+                copied.append((version.name, str(version.version), tags[SYNCED_TAG]))
+                continue
+            tags = {
+                key: self.digests.get(value, self.ids.get(value, value))
+                for key, value in tags.items()
+            }
+            md5 = tags.get(MD5_TAG)
+            existing = self.store.version_with_tag(version.name, MD5_TAG, md5) if md5 else None
+            made = existing or self.store.create_version(
+                version.name,
+                portable_source(
+                    version.source or "",
+                    self.store.uri,
+                    tags.get("dvflow.model_path", version.name),
+                    md5 or "",
+                ),
+                self.ids.get(version.run_id or "", version.run_id) or None,
+                tags,
+            )
+            self.spool.set_version_tags(version.name, str(version.version), {SYNCED_TAG: made})
+            copied.append((version.name, str(version.version), made))
+        return tuple(copied)
+
+    def logged_models(self) -> bool:
+        with mlflow_errors(self.spool.uri):
+            experiments = [e.experiment_id for e in self.spool.client.search_experiments()]
+            return bool(
+                experiments
+                and self.spool.client.search_logged_models(
+                    experiment_ids=experiments, max_results=1
+                )
+            )
+
+    def _notice(self, text: str) -> None:
+        self.emit(Progress("notice", 0, 0, message=text))
+
+
+def _pages(search: Any, experiments: list[str], **options: Any) -> Iterator[Any]:
+    token = None
+    while True:
+        page = search(experiments, max_results=50000, page_token=token, **options)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _parents_first(runs: list[Any]) -> list[Any]:
+    by_id = {r.info.run_id: r for r in runs}
+    done: set[str] = set()
+    ordered: list[Any] = []
+
+    def visit(run: Any) -> None:
+        if run.info.run_id in done:
+            return
+        done.add(run.info.run_id)
+        parent = by_id.get(run.data.tags.get("mlflow.parentRunId", ""))
+        if parent is not None:
+            visit(parent)
+        ordered.append(run)
+
+    for run in runs:
+        visit(run)
+    return ordered
+
+
+def _map_strings(value: Any, ids: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return ids.get(value, value)
+    if isinstance(value, list):
+        return [_map_strings(v, ids) for v in value]
+    if isinstance(value, dict):
+        return {k: _map_strings(v, ids) for k, v in value.items()}
+    return value
