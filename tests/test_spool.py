@@ -273,6 +273,9 @@ def test_an_unreachable_server_spools_the_whole_run_unless_tracking_is_required(
     assert "recording to the local spool" in ran.stderr
     assert (root / "model" / "model.bin").exists()
     spooled = _ids(ran.stdout)
+    reminded = cli("run", "--tracking-uri", mlflow_server, "-C", str(root))
+    assert reminded.returncode == 0, reminded.stderr
+    assert "still holds runs" in reminded.stderr and "dvflow sync" in reminded.stderr
 
     synced = cli("sync", "--tracking-uri", mlflow_server, "-C", str(root))
     assert synced.returncode == 0, synced.stderr

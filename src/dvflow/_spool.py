@@ -96,6 +96,12 @@ class FallbackTracker:
             self.server = Tracker(uri)
         except TrackingError as exc:
             self._fall_back(exc)
+        else:
+            if spool_exists(root):
+                warn(
+                    f"the local spool ({SPOOL_DIR}/) still holds runs recorded while the "
+                    "tracking server did not answer: upload them with 'dvflow sync'"
+                )
 
     @property
     def spooled(self) -> bool:
