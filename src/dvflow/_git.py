@@ -134,6 +134,26 @@ def is_tracked(root: Path, path: str) -> bool:
     return bool(_git(root, "ls-files", "--", path).strip())
 
 
+def ignore_untracked(root: Path, paths: list[str]) -> list[str]:
+    """Add each existing, untracked, not yet ignored path to its folder's .gitignore.
+
+    Returns the paths it ignored.
+    """
+    done = []
+    for rel in paths:
+        path = root / rel
+        if not path.exists() or is_ignored(root, rel) or is_tracked(root, rel):
+            continue
+        gitignore = path.parent / ".gitignore"
+        existing = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
+        line = f"/{path.name}"
+        if line not in existing.splitlines():
+            sep = "" if not existing or existing.endswith("\n") else "\n"
+            gitignore.write_text(f"{existing}{sep}{line}\n", encoding="utf-8")
+        done.append(rel)
+    return done
+
+
 def init(root: Path) -> None:
     _git(root, "init", "-q")
 

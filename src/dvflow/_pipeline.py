@@ -417,21 +417,7 @@ class _Session:
         would then commit data.
         """
         outs = sorted({o for info in self.infos.values() for o in info.cached_outs})
-        for out in outs:
-            path = self.root / out
-            if (
-                not path.exists()
-                or _git.is_ignored(self.root, out)
-                or _git.is_tracked(self.root, out)
-            ):
-                continue
-            gitignore = path.parent / ".gitignore"
-            existing = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
-            line = f"/{path.name}"
-            if line not in existing.splitlines():
-                sep = "" if not existing or existing.endswith("\n") else "\n"
-                gitignore.write_text(f"{existing}{sep}{line}\n", encoding="utf-8")
-            self.ignored.append(out)
+        self.ignored += _git.ignore_untracked(self.root, outs)
 
     # -- pieces -------------------------------------------------------------
 
