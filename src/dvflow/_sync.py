@@ -206,9 +206,15 @@ class _Copier:
             digest = None
             record = local / RECORD_ARTIFACT
             if record.is_file():
-                data = self._rewrite(json.loads(record.read_bytes()), experiment, producer)
-                record.write_bytes(data)
-                digest = sha256_hex(data)
+                try:
+                    loaded = json.loads(record.read_bytes())
+                except ValueError:
+                    loaded = None  # copied as it is: 'dvflow show' will call it tampered
+                    self._notice(f"run {spool_id}: its record is not JSON; copied unchanged")
+                if isinstance(loaded, dict):
+                    data = self._rewrite(loaded, experiment, producer)
+                    record.write_bytes(data)
+                    digest = sha256_hex(data)
             if any(local.iterdir()):
                 with mlflow_errors(self.store.uri, target), no_progress_bar():
                     self.store.client.log_artifacts(target, str(local))
