@@ -1,7 +1,7 @@
 """Real git, real DVC and a real MLflow SQLite store, in temporary folders.
 
 Creating an MLflow SQLite schema costs seconds, so one database is migrated
-per session and copied into each project.
+per session and copied into each project. Servers are in servers.py.
 """
 
 from __future__ import annotations
@@ -10,13 +10,16 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import history_repo
 from history_repo import HistoryRepo
+
+# The session's servers (PostgreSQL, MLflow, S3, GCS, Azure) and their fixtures.
+pytest_plugins = ["servers"]
 
 PROJECTS = Path(__file__).parent / "projects"
 DVFLOW = Path(sys.executable).with_name("dvflow")
@@ -25,8 +28,27 @@ _LEAKY_ENV = (
     "MLFLOW_EXPERIMENT_ID",
     "MLFLOW_RUN_ID",
     "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_S3_ENDPOINT_URL",
     "DVFLOW_TRACKING_URI",
     "DVFLOW_EXPERIMENT",
+    # A developer's own cloud credentials and endpoints must not reach a test's
+    # remotes; tests that need a cloud set the emulators' own.
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "STORAGE_EMULATOR_HOST",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_STORAGE_ACCOUNT",
+    "AZURE_STORAGE_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
 )
 
 
@@ -72,129 +94,11 @@ def history_copy(history: HistoryRepo, tmp_path: Path) -> HistoryRepo:
 
 
 def free_port() -> int:
-    import socket
+    """A free TCP port on 127.0.0.1."""
+    # Imported late: pytest imports servers itself (above), rewriting its asserts.
+    from servers import free_port as find
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[str]:
-    """A real PostgreSQL (initdb on a free port, 127.0.0.1), stopped by PID at the end.
-
-    The binaries come from the ``pgserver`` wheel, found without importing it.
-    PostgreSQL refuses to run as root, so as root it runs as a system user of
-    its own. Returns the URI MLflow should use (DESIGN trap 10: psycopg2).
-    """
-    import importlib.util
-    import pwd
-    import signal
-    import tempfile
-    import time
-
-    spec = importlib.util.find_spec("pgserver")
-    assert spec is not None and spec.origin, "pgserver is a dev dependency"
-    bindir = Path(spec.origin).parent / "pginstall" / "bin"
-    # Not under pytest's tmp folders: those are private to root.
-    folder = Path(tempfile.mkdtemp(prefix="dvflow-pg-"))
-    folder.chmod(0o755)
-    run_as: list[str] = []
-    if os.geteuid() == 0:
-        user = "dvflowpg"
-        try:
-            pwd.getpwnam(user)
-        except KeyError:
-            subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", user], check=True)
-        shutil.chown(folder, user)
-        run_as = ["runuser", "-u", user, "--"]
-    port = free_port()
-    data = folder / "db"
-
-    def pg(*args: str, as_owner: bool = True) -> None:
-        proc = subprocess.run(
-            [*(run_as if as_owner else []), *args], capture_output=True, text=True, check=False
-        )
-        assert proc.returncode == 0, proc.stderr
-
-    pg(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync")
-    options = f"-p {port} -c listen_addresses=127.0.0.1 -k {folder}"
-    pg(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(data),
-        "-l",
-        str(folder / "log"),
-        "-w",
-        "-o",
-        options,
-        "start",
-    )
-    pid = int((data / "postmaster.pid").read_text().split()[0])
-    try:
-        host = ["-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
-        pg(str(bindir / "createdb"), *host, "mlflow", as_owner=False)
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mlflow"
-    finally:
-        os.kill(pid, signal.SIGINT)  # fast shutdown: do not wait for clients
-        deadline = time.monotonic() + 30
-        while (data / "postmaster.pid").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory, postgres: str) -> Iterator[str]:
-    """A real ``mlflow server`` on 127.0.0.1 backed by PostgreSQL, stopped by PID at the end."""
-    import signal
-    import time
-    import urllib.request
-
-    folder = tmp_path_factory.mktemp("server")
-    port = free_port()
-    log = (folder / "server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("mlflow")),
-            "server",
-            "--backend-store-uri",
-            postgres,
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        # DESIGN trap 9: without this the server starts ~9 processes and 2.5 GB.
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):  # noqa: S310 - loopback
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.close()
-                raise RuntimeError((folder / "server.log").read_text()) from None
-            time.sleep(0.3)
-    try:
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+    return find()
 
 
 @pytest.fixture(scope="session")
@@ -263,3 +167,28 @@ def tracking_client(root: Path):  # type: ignore[no-untyped-def]
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+
+
+def everything_written(root: Path) -> str:
+    """Every tag, param, metric name, dataset and artifact in a project's store, as one text.
+
+    Tests that plant credentials assert none of them is in it.
+    """
+    import json
+
+    client = tracking_client(root)
+    chunks: list[str] = []
+    for experiment in client.search_experiments():
+        chunks.append(json.dumps([experiment.name, experiment.tags]))
+        for run in client.search_runs([experiment.experiment_id]):
+            chunks.append(json.dumps([run.info.run_name, run.data.tags, run.data.params]))
+            chunks.append(json.dumps(sorted(run.data.metrics)))
+            for item in run.inputs.dataset_inputs:
+                d = item.dataset
+                chunks.extend([d.name, d.digest, d.source, d.profile or ""])
+            dest = root.parent / "downloads" / run.info.run_id
+            local = Path(client.download_artifacts(run.info.run_id, "", str(dest)))
+            for path in local.rglob("*"):
+                if path.is_file():
+                    chunks.append(path.read_bytes().decode("utf-8", errors="replace"))
+    return "\n".join(chunks)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import cli, dvc, git, tracking_client
+from conftest import cli, dvc, everything_written, git, tracking_client
 
 SECRETS = {
     "config_local_key": "AKIAPLANTED00CONFIG",
@@ -62,26 +62,6 @@ def _plant(root: Path) -> dict[str, str]:
     }
 
 
-def _everything_written(root: Path) -> str:
-    """Every tag, param, metric, dataset and artifact in the store, as one text."""
-    client = tracking_client(root)
-    chunks: list[str] = []
-    for experiment in client.search_experiments():
-        for run in client.search_runs([experiment.experiment_id]):
-            chunks.append(json.dumps(run.data.tags))
-            chunks.append(json.dumps(run.data.params))
-            chunks.append(json.dumps(sorted(run.data.metrics)))
-            for item in run.inputs.dataset_inputs:
-                d = item.dataset
-                chunks.extend([d.name, d.digest, d.source, d.profile or ""])
-            dest = root.parent / "downloads" / run.info.run_id
-            local = Path(client.download_artifacts(run.info.run_id, "", str(dest)))
-            for path in local.rglob("*"):
-                if path.is_file():
-                    chunks.append(path.read_bytes().decode("utf-8", errors="replace"))
-    return "\n".join(chunks)
-
-
 def test_no_planted_credential_reaches_runs_records_or_logs(make_project) -> None:
     root = make_project()
     env = _plant(root)
@@ -91,7 +71,7 @@ def test_no_planted_credential_reaches_runs_records_or_logs(make_project) -> Non
     failed = cli("run", cwd=root, env=env)
     assert failed.returncode == 6, failed.stderr
 
-    written = _everything_written(root)
+    written = everything_written(root)
     assert "AWS ***" in written  # the failing stage's stderr tail was kept, redacted
     assert "https://***@example.invalid/store/files/md5/" in written  # pointers kept
     assert "+SERVER = " in written  # the patch was kept
