@@ -54,7 +54,7 @@ def test_pointer_from_lock_entry_with_remote_and_cache() -> None:
     assert pointer.cache_path == ".dvc/cache/files/md5/ab/" + "c" * 30
 
 
-def test_pointer_from_version_aware_entry_without_top_level_md5() -> None:
+def test_pointer_from_version_aware_entry_gets_the_dir_md5_dvc_computes() -> None:
     # DESIGN trap 6: cloud-versioned remotes write per-file version ids instead.
     entry = {
         "path": "data",
@@ -74,7 +74,14 @@ def test_pointer_from_version_aware_entry_without_top_level_md5() -> None:
         ],
     }
     pointer = pointer_from_entry(entry, remote_url="s3://b")
-    assert pointer.md5 is None and pointer.remote_uri is None
+    # The md5 DVC itself computes for this listing, when it loads such an entry.
+    from dvc_data.hashfile.tree import Tree
+
+    tree = Tree.from_list(entry["files"], hash_name="md5")
+    tree.digest()
+    assert pointer.md5 == tree.hash_info.value == "29733550099f414eb45b59eca5d2d368.dir"
+    # Objects live at work-tree paths by version id, not at files/md5/...
+    assert pointer.remote_uri is None
     assert (pointer.size, pointer.nfiles, pointer.version_ids) == (7, 2, 2)
 
 

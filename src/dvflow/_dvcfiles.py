@@ -132,8 +132,11 @@ def pointer_from_entry(
     ``cache_dir`` is DVC's object folder (``.dvc/cache/files/md5``); pass
     neither it nor ``remote_url`` for a path DVC does not store (code in git).
 
-    Version-aware remotes write per-file ``files:`` with ``version_id`` and no
-    top-level md5 (DESIGN trap 6): such a pointer has ``md5=None``.
+    Version-aware remotes write a directory as per-file ``files:`` with
+    ``version_id``s and no top-level md5 (DESIGN trap 6): its ``.dir`` md5 is
+    recomputed from the listing, as DVC does. Such a remote keeps objects at
+    their work-tree paths, not by md5, so a pointer that carries version ids
+    gets no ``remote_uri``.
     """
     raw_path = str(entry.get("path", ""))
     path = posixpath.normpath(posixpath.join(wdir, raw_path)) if wdir else raw_path
@@ -143,9 +146,15 @@ def pointer_from_entry(
     size = entry.get("size")
     nfiles = entry.get("nfiles")
     if md5 is None and isinstance(files, list):
+        md5 = dir_md5(files)
         size = size if size is not None else _sum_sizes(files)
         nfiles = nfiles if nfiles is not None else len(files)
-    suffix = object_suffix(md5) if md5 else None
+    versions = (
+        sum(1 for f in files if isinstance(f, dict) and _has_version(f))
+        if isinstance(files, list)
+        else int(_has_version(entry))
+    )
+    suffix = object_suffix(md5) if md5 and not versions else None
     return Pointer(
         path=path,
         md5=md5,
@@ -153,10 +162,24 @@ def pointer_from_entry(
         nfiles=int(nfiles) if isinstance(nfiles, int) else None,
         cache_path=f"{cache_dir.rstrip('/')}/{md5[:2]}/{md5[2:]}" if cache_dir and md5 else None,
         remote_uri=f"{remote_url.rstrip('/')}/{suffix}" if remote_url and suffix else None,
-        version_ids=sum(1 for f in files if isinstance(f, dict) and _has_version(f))
-        if isinstance(files, list)
-        else 0,
+        version_ids=versions,
     )
+
+
+def dir_md5(files: Sequence[Any]) -> str | None:
+    """The ``.dir`` md5 DVC gives a directory listed file by file.
+
+    DVC hashes the JSON of the ``{md5, relpath}`` pairs sorted by relpath
+    (dvc-data's ``Tree.digest``). None when a file lacks either.
+    """
+    listing = []
+    for item in files:
+        if not isinstance(item, Mapping) or not item.get("md5") or not item.get("relpath"):
+            return None
+        listing.append({"md5": str(item["md5"]), "relpath": str(item["relpath"])})
+    listing.sort(key=lambda e: e["relpath"])
+    text = json.dumps(listing, sort_keys=True)
+    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest() + ".dir"
 
 
 def outputs_key(outputs: Sequence[Pointer]) -> str | None:
