@@ -156,7 +156,7 @@ def snapshot(url: str, pipeline_id: str) -> dict[str, Any]:
         record = json.loads(
             Path(client.download_artifacts(run_id, "dvflow/record.json")).read_text()
         )
-        volatile = {"dvflow.record_sha256"}
+        volatile = {"dvflow.record_sha256", "dvflow.synced_at"}
         out[role] = {
             "status": run.info.status,
             "name": run.info.run_name,
@@ -301,3 +301,12 @@ def test_an_unreachable_server_spools_the_whole_run_unless_tracking_is_required(
     # What the script logged through MLflow itself went to the spool, and on.
     history = client.get_metric_history(train.info.run_id, "script_words")
     assert [(m.step, m.value) for m in history] == [(0, 4.0), (1, 8.0)]
+
+    # Synced runs keep their old start times; an index that read the store
+    # after they started still finds them, by their dvflow.synced_at tag.
+    from dvflow._tracking import StoreReader, Tracker
+
+    assert "dvflow.synced_at" in train.data.tags
+    later = int(time.time() * 1000) + 3_600_000
+    found = {r["run_id"] for r in StoreReader(Tracker(mlflow_server)).runs(later)}
+    assert found >= set(mapping.values())

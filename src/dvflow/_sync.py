@@ -41,7 +41,14 @@ from ._spool import (
     spool_exists,
     spool_uri,
 )
-from ._tracking import Tracker, check_reachable, display_uri, mlflow_errors, no_progress_bar
+from ._tracking import (
+    SYNCED_AT_TAG,
+    Tracker,
+    check_reachable,
+    display_uri,
+    mlflow_errors,
+    no_progress_bar,
+)
 
 _SPOOL_TAGS = frozenset({SERVER_RUN_TAG, CREATED_TAG, TARGET_TAG, SYNCED_TAG})
 
@@ -163,6 +170,7 @@ class _Copier:
         if digest:
             self.digests[run.data.tags.get(DIGEST_TAG, "")] = digest
             tags[DIGEST_TAG] = digest
+        tags[SYNCED_AT_TAG] = datetime.now(UTC).isoformat(timespec="seconds")
         self.store.set_tags(target, tags)
         if run.info.status != "RUNNING":  # a killed 'dvflow run' left it open: so does the store
             self.store.terminate(target, run.info.status, run.info.end_time)

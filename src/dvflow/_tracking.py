@@ -466,6 +466,8 @@ def _quote(value: str) -> str:
 # -- reading runs and the registry back, as plain data for the index ------------
 
 IO_TAG = "dvflow.io"
+# When 'dvflow sync' uploaded a run from the local spool (ISO 8601, UTC).
+SYNCED_AT_TAG = "dvflow.synced_at"
 
 
 def io_tag(inputs: Sequence[tuple[str, str]], outputs: Sequence[tuple[str, str]]) -> str | None:
@@ -499,6 +501,11 @@ class StoreReader:
             ]
             found = {}
             queries = [f"tags.`dvflow.kind` LIKE '%' and attributes.start_time >= {since_ms}"]
+            if since_ms > 0:
+                # 'dvflow sync' uploads runs with their original, older start times.
+                queries.append(
+                    f"tags.`{SYNCED_AT_TAG}` LIKE '%' and attributes.start_time < {since_ms}"
+                )
             queries += [
                 "attributes.run_id IN ({})".format(",".join(f"'{r}'" for r in also[i : i + 100]))
                 for i in range(0, len(also), 100)
