@@ -23,6 +23,23 @@ ENV = {
 }
 
 
+def isolated_env(home: Path) -> dict[str, str]:
+    """ENV plus a HOME of the benchmark's own.
+
+    No user's git, DVC or MLflow set-up is read, and ``dvflow init`` puts its
+    default DVC remote under this HOME, not under the user's.
+    """
+    return {
+        **ENV,
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "DVC_SITE_CACHE_DIR": str(home / "dvc-site"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+
+
 @dataclass(frozen=True)
 class Timing:
     wall: float
