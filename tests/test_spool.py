@@ -156,7 +156,7 @@ def snapshot(url: str, pipeline_id: str) -> dict[str, Any]:
         record = json.loads(
             Path(client.download_artifacts(run_id, "dvflow/record.json")).read_text()
         )
-        volatile = {"dvflow.record_sha256", "dvflow.synced_at"}
+        volatile = {"dvflow.record_sha256", "dvflow.synced_at", "dvflow.spooled_as"}
         out[role] = {
             "status": run.info.status,
             "name": run.info.run_name,
@@ -250,7 +250,7 @@ def _assert_synced_run(url: str, train_id: str, before_sync: int) -> None:
     client = MlflowClient(tracking_uri=url)
     train = client.get_run(train_id)
     assert train.info.start_time < before_sync and train.info.end_time < before_sync
-    assert not [k for k in train.data.tags if k.startswith("dvflow.spool")]
+    assert not [k for k in train.data.tags if k.startswith("dvflow.spool.")]
     # One model version, linked to the synced run and its rewritten record.
     (version,) = client.search_model_versions("name = 'spool-model'")
     assert version.run_id == train_id
@@ -307,6 +307,7 @@ def test_an_unreachable_server_spools_the_whole_run_unless_tracking_is_required(
     from dvflow._tracking import StoreReader, Tracker
 
     assert "dvflow.synced_at" in train.data.tags
+    assert train.data.tags["dvflow.spooled_as"] == spooled["train"]
     later = int(time.time() * 1000) + 3_600_000
     found = {r["run_id"] for r in StoreReader(Tracker(mlflow_server)).runs(later)}
     assert found >= set(mapping.values())

@@ -50,6 +50,8 @@ from ._tracking import (
     no_progress_bar,
 )
 
+# On a run sync created: the id 'dvflow run' printed for it while spooled.
+SPOOLED_AS_TAG = "dvflow.spooled_as"
 _SPOOL_TAGS = frozenset({SERVER_RUN_TAG, CREATED_TAG, TARGET_TAG, SYNCED_TAG})
 
 
@@ -141,12 +143,19 @@ class _Copier:
             self.ids[spool_id] = tags.get(SERVER_RUN_TAG) or tags[CREATED_TAG]
             return
         parent = tags.get("mlflow.parentRunId")
-        created = self.store.create_run(
-            self._experiment(run.info.experiment_id),
-            run.info.run_name or "",
-            self._tags(tags, parent=False),
-            self.ids.get(parent, parent) if parent else None,
-            start_ms=run.info.start_time,
+        experiment = self._experiment(run.info.experiment_id)
+        # A sync killed between creating the run and noting it made it already.
+        made = self.store.search([experiment], f"tags.`{SPOOLED_AS_TAG}` = '{spool_id}'", 1)
+        created = (
+            str(made[0].info.run_id)
+            if made
+            else self.store.create_run(
+                experiment,
+                run.info.run_name or "",
+                self._tags(tags, parent=False) | {SPOOLED_AS_TAG: spool_id},
+                self.ids.get(parent, parent) if parent else None,
+                start_ms=run.info.start_time,
+            )
         )
         self.spool.set_tags(spool_id, {CREATED_TAG: created})
         self.ids[spool_id] = created
