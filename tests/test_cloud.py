@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli, everything_written, git, tracking_client
+from conftest import cli, dvc, everything_written, git, tracking_client
 from servers import AZURITE_KEY, AzureContainer, Bucket, S3Bucket
 
 # Planted where users keep credentials; none may appear in anything dvflow writes.
@@ -98,12 +98,6 @@ def stage_runs(root: Path) -> dict[str, str]:
     return {r.data.tags["dvflow.stage"]: r.info.run_id for r in runs}
 
 
-def record(root: Path, run_id: str) -> dict[str, list[dict[str, object]]]:
-    shown = cli("show", run_id, "--json", "-C", str(root))
-    assert shown.returncode == 0, shown.stderr
-    return dict(json.loads(shown.stdout))
-
-
 def md5_key(md5: str) -> str:
     """Where a (non-versioned) DVC remote under ``store/`` keeps an object."""
     return f"store/files/md5/{md5[:2]}/{md5[2:]}"
@@ -158,6 +152,76 @@ def test_run_push_fills_the_bucket_verifies_leaks_nothing_and_names_a_deleted_ob
         r"FAIL\s+data\s+1 object\(s\) missing from the DVC remote: model\.txt", broken.stdout
     )
     assert "Traceback" not in broken.stderr
+
+
+def test_a_version_aware_remote_is_read_run_verified_and_missing_versions_are_named(
+    make_project: Callable[..., Path], s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DESIGN trap 6: objects at work-tree paths, ``version_id``s in the pointer files."""
+    s3_bucket.enable_versioning()
+    root = make_project("basic", commit=False)
+    s3_remote(root, s3_bucket, monkeypatch, version_aware="true")
+    pushed = dvc(root, "push")
+    assert pushed.returncode == 0, pushed.stderr
+    raw = (root / "data" / "raw.txt.dvc").read_text()
+    assert "version_id:" in raw  # DVC rewrote the pointer with its version
+    raw_md5 = raw.split("md5: ")[1].split()[0]
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "data on a version-aware remote")
+
+    ran = cli("run", "--push", "-C", str(root))
+    assert ran.returncode == 0, ran.stderr
+    assert "files:" in (root / "dvc.lock").read_text()  # data/clean, file by file
+    git(root, "commit", "-qam", "results")
+    assert s3_bucket.object_keys() == [
+        "store/data/clean/count.txt",
+        "store/data/clean/scaled.txt",
+        "store/data/raw.txt",
+        "store/model.txt",
+    ]
+    runs = stage_runs(root)
+    # The run recorded the md5 of the version-aware .dvc file as its input.
+    tags = tracking_client(root).get_run(runs["prepare"]).data.tags
+    assert ["data/raw.txt", raw_md5] in json.loads(tags["dvflow.io"])["in"]
+
+    # The committed per-file form links data/clean from prepare to train.
+    impact = cli("impact", "data/raw.txt", "--json", "-C", str(root))
+    assert impact.returncode == 0, impact.stderr
+    reached = {n["attrs"].get("path") for n in json.loads(impact.stdout)["nodes"]}
+    assert {"data/clean", "model.txt"} <= reached
+
+    verified = cli("verify", runs["train"], "-C", str(root))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert re.search(r"pass\s+data\s+2 DVC object\(s\) are in the DVC remote", verified.stdout)
+
+    # A second version of data/clean: diff lists its files from the per-file form.
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("factor: 2", "factor: 5"))
+    again = cli("run", "--push", "-C", str(root))
+    assert again.returncode == 0, again.stderr
+    git(root, "commit", "-qam", "factor 5")
+    diff = cli("diff", runs["prepare"], stage_runs(root)["prepare"], "-C", str(root))
+    assert diff.returncode == 0, diff.stderr
+    assert "~ scaled.txt" in diff.stdout and "count.txt" not in diff.stdout
+
+    # A plain delete only hides the object: its version, the one DVC recorded, stays.
+    s3_bucket.delete("store/data/clean/count.txt")
+    assert cli("verify", runs["train"], "-C", str(root)).returncode == 0
+    versions = s3_bucket.client.list_object_versions(
+        Bucket=s3_bucket.name, Prefix="store/data/clean/count.txt"
+    )
+    for version in versions.get("Versions", []):
+        s3_bucket.client.delete_object(
+            Bucket=s3_bucket.name, Key=version["Key"], VersionId=version["VersionId"]
+        )
+    broken = cli("verify", runs["train"], "-C", str(root))
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert re.search(
+        r"FAIL\s+data\s+1 object\(s\) missing from the DVC remote: data/clean", broken.stdout
+    )
+    gate = cli("check", "-C", str(root))
+    assert gate.returncode == 11, gate.stdout + gate.stderr
+    assert "not in the DVC remote: data/clean" in gate.stdout
 
 
 def test_the_team_servers_records_land_in_its_s3_artifact_store(

@@ -12,15 +12,24 @@ import contextlib
 import logging
 import os
 import re
+import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._capture import logger_level
 from ._exceptions import DvcError, DvflowError, InvalidFileError, ProjectError
 
+if TYPE_CHECKING:
+    from ._dvcfiles import CloudVersions
+
 _EXIT_STATUS = re.compile(r"exited with (-?\d+)")
+_POINTER_FILES = (":(glob)**/dvc.lock", ":(glob)**/*.dvc")
+_REMOTE_HINT = (
+    "Check the remote's URL, endpoint ('endpointurl') and the credentials that resolve: "
+    "'dvc remote modify --local NAME OPTION VALUE', or the cloud's environment variables."
+)
 
 
 @dataclass(frozen=True)
@@ -223,12 +232,26 @@ class DvcProject:
             url = remote.get("url")
             return str(url) if url else None
 
+    def remote_is_versioned(self) -> bool:
+        """Is the default remote cloud-versioned (``version_aware`` or ``worktree``)?
+
+        Such a remote keeps each file at its work-tree path, under the version
+        id ``dvc push`` wrote into dvc.lock or the .dvc file, not at
+        ``files/md5/...``: DVC's own ``status -c`` refuses it.
+        """
+        with dvc_errors():
+            name = self.repo.config["core"].get("remote")
+            remote = (self.repo.config["remote"].get(name) or {}) if name else {}
+            return bool(remote.get("version_aware") or remote.get("worktree"))
+
     def missing_in_remote(self, md5s: Sequence[str], jobs: int | None = None) -> list[str]:
         """The objects among ``md5s`` the default remote lacks.
 
         A directory counts as present only when its ``.dir`` listing and every
         file in it are. DVC checks in batches, concurrently.
         """
+        if self.remote_is_versioned():
+            return self._missing_in_versioned_remote(md5s, jobs)
         with dvc_errors(), in_repo(self.root):
             odb = self.repo.cloud.get_remote_odb(None, "status")
             wanted = set(md5s)
@@ -236,6 +259,64 @@ class DvcProject:
                 wanted |= self._dir_files(md5, odb)
             present = set(odb.oids_exist(sorted(wanted), jobs=jobs))
         return sorted(wanted - present)
+
+    def _missing_in_versioned_remote(self, md5s: Sequence[str], jobs: int | None) -> list[str]:
+        """``missing_in_remote`` for a cloud-versioned remote.
+
+        A file is there when one of the versions DVC's pointer files (in the
+        work tree or any commit) record for its md5 still exists. A directory
+        has no ``.dir`` object there: it is missing when one of its files is.
+        """
+        versions = self.cloud_versions()
+        needed: dict[str, set[str]] = {}
+        for md5 in md5s:
+            if md5.endswith(".dir"):
+                listing = versions.dirs.get(md5) or self._listing(md5, None)
+                needed[md5] = set(listing.values()) if listing else {md5}
+            else:
+                needed[md5] = {md5}
+        files = sorted({f for group in needed.values() for f in group})
+        candidates = [(md5, where) for md5 in files for where in versions.files.get(md5, ())]
+        with dvc_errors(), in_repo(self.root):
+            remote = self.repo.cloud.get_remote(None, "status")
+            fs = remote.fs
+            paths = [fs.version_path(fs.join(remote.path, p), v) for _, (p, v) in candidates]
+            try:
+                found = fs.exists(paths, batch_size=jobs) if paths else []
+            except Exception as exc:
+                raise DvcError(f"remote unreachable: {exc}", hint=_REMOTE_HINT) from exc
+        present = {md5 for (md5, _), ok in zip(candidates, found, strict=True) if ok}
+        return sorted(md5 for md5, group in needed.items() if not group <= present)
+
+    def cloud_versions(self) -> CloudVersions:
+        """The version ids of the default remote in every dvc.lock and .dvc file.
+
+        Read from the work tree (``dvc push`` rewrites it) and from every
+        commit on every branch and tag, so older runs' data is found too.
+        """
+        from . import _git, _history
+        from ._dvcfiles import CloudVersions
+
+        with dvc_errors():
+            versions = CloudVersions(str(self.repo.config["core"].get("remote") or ""))
+        # HEAD too: CI checks out a detached commit that may be on no local branch.
+        tips = {*_history.refs(self.root).values(), _git.head_commit(self.root)} - {None}
+        changes = _history.changes(self.root, sorted(str(t) for t in tips))[1]
+        blobs = _history.read_blobs(self.root, [c.blob for c in changes if c.blob])
+        for change in changes:
+            if change.blob in blobs:
+                versions.add_document(change.path, _safe_yaml(blobs[change.blob]))
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "-co", "--exclude-standard", "--", *_POINTER_FILES],
+            cwd=self.root,
+            capture_output=True,
+            check=False,
+        )
+        for name in filter(None, listed.stdout.decode().split("\0")):
+            path = self.root / name
+            if path.is_file():
+                versions.add_document(name, _safe_yaml(path.read_bytes()))
+        return versions
 
     def fetch(self, md5s: Sequence[str]) -> list[str]:
         """Pull the objects the local cache lacks from the default remote.
@@ -270,10 +351,18 @@ class DvcProject:
         return set(self._listing(md5, odb).values())
 
     def listing(self, md5: str) -> dict[str, str]:
-        """``{relpath: md5}`` of a ``.dir`` object, from the cache or else the default remote."""
+        """``{relpath: md5}`` of a ``.dir`` object, from the cache or else the default remote.
+
+        A cloud-versioned remote holds no ``.dir`` objects: the listing comes
+        from the pointer files that list the directory file by file.
+        """
         with dvc_errors(), in_repo(self.root):
-            odb = self.repo.cloud.get_remote_odb(None, "diff") if self.remote_url() else None
-            return self._listing(md5, odb)
+            local = self._listing(md5, None)
+            if local or not self.remote_url():
+                return local
+            if self.remote_is_versioned():
+                return self.cloud_versions().dirs.get(md5, {})
+            return self._listing(md5, self.repo.cloud.get_remote_odb(None, "diff"))
 
     def _listing(self, md5: str, odb: Any) -> dict[str, str]:
         import json
@@ -382,6 +471,16 @@ class DvcProject:
                 all_pipelines=all_pipelines,
                 repro_fn=repro_fn,
             )
+
+
+def _safe_yaml(data: bytes) -> Any:
+    """A committed file's YAML, or None when it does not parse (history keeps broken files)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(data)
+    except (yaml.YAMLError, ValueError):
+        return None
 
 
 def _is_local(dep: Any) -> bool:

@@ -12,7 +12,7 @@ import math
 import posixpath
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +180,61 @@ def dir_md5(files: Sequence[Any]) -> str | None:
     listing.sort(key=lambda e: e["relpath"])
     text = json.dumps(listing, sort_keys=True)
     return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest() + ".dir"
+
+
+@dataclass
+class CloudVersions:
+    """Where a version-aware remote keeps each file, as DVC's pointer files say.
+
+    Such a remote stores a file at its work-tree path; ``dvc push`` writes the
+    object's ``version_id`` into ``dvc.lock`` or the ``.dvc`` file (DESIGN
+    trap 6). ``files``: ``{md5: {(path, version_id)}}``; ``dirs``:
+    ``{dir md5: {relpath: md5}}``.
+    """
+
+    remote: str
+    files: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    dirs: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def add_document(self, file: str, doc: Any) -> None:
+        """Every dep and out of one parsed ``dvc.lock`` or ``.dvc`` file at ``file``."""
+        if not isinstance(doc, Mapping):
+            return
+        base = posixpath.dirname(file)
+        if posixpath.basename(file) == LOCK_FILE:
+            stages = doc.get("stages")
+            bodies = list(stages.values()) if isinstance(stages, Mapping) else []
+        else:
+            bodies = [doc]
+        for body in bodies:
+            if not isinstance(body, Mapping):
+                continue
+            for section in ("deps", "outs"):
+                for entry in body.get(section) or []:
+                    if isinstance(entry, Mapping) and entry.get("path"):
+                        self._add_entry(entry, base)
+
+    def _add_entry(self, entry: Mapping[str, Any], base: str) -> None:
+        path = posixpath.normpath(posixpath.join(base, str(entry["path"])))
+        files = entry.get("files")
+        if isinstance(files, list):
+            md5 = entry.get("md5") or dir_md5(files)
+            listing = {}
+            for item in files:
+                if isinstance(item, Mapping) and item.get("md5") and item.get("relpath"):
+                    listing[str(item["relpath"])] = str(item["md5"])
+                    self._add_file(item, f"{path}/{item['relpath']}")
+            if md5:
+                self.dirs[str(md5)] = listing
+        elif entry.get("md5"):
+            self._add_file(entry, path)
+
+    def _add_file(self, entry: Mapping[str, Any], path: str) -> None:
+        cloud = entry.get("cloud")
+        version = cloud.get(self.remote) if isinstance(cloud, Mapping) else None
+        if isinstance(version, Mapping) and version.get("version_id"):
+            found = (path, str(version["version_id"]))
+            self.files.setdefault(str(entry["md5"]), set()).add(found)
 
 
 def outputs_key(outputs: Sequence[Pointer]) -> str | None:
