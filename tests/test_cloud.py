@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli, dvc, everything_written, git, tracking_client
-from servers import AZURITE_KEY, AzureContainer, Bucket, S3Bucket
+from conftest import cli, dvc, everything_written, free_port, git, tracking_client
+from servers import AZURITE_KEY, AzureContainer, Bucket, S3Bucket, moto_auth_enforced
 
 # Planted where users keep credentials; none may appear in anything dvflow writes.
 PLANTED = {
@@ -222,6 +222,66 @@ def test_a_version_aware_remote_is_read_run_verified_and_missing_versions_are_na
     gate = cli("check", "-C", str(root))
     assert gate.returncode == 11, gate.stdout + gate.stderr
     assert "not in the DVC remote: data/clean" in gate.stdout
+
+
+def doctor_lines(root: Path) -> tuple[int, dict[str, str], str]:
+    """Exit code, ``{check: 'level detail'}`` and stderr of ``dvflow doctor``."""
+    result = cli("doctor", "-C", str(root))
+    found = {}
+    for line in result.stdout.splitlines():
+        parts = line.split(maxsplit=2)
+        if len(parts) == 3 and parts[0] in ("pass", "warn", "FAIL"):
+            found[parts[1]] = f"{parts[0]} {parts[2]}"
+    return result.returncode, found, result.stdout + result.stderr
+
+
+def test_doctor_on_s3_warns_with_the_command_until_the_bucket_is_versioned(
+    make_project: Callable[..., Path], s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project("basic")
+    absent = S3Bucket(f"{s3_bucket.name}-absent", s3_bucket.endpoint, s3_bucket.client)
+    s3_remote(root, absent, monkeypatch)
+    code, found, said = doctor_lines(root)
+    assert code == 0, said
+    assert found["remote"] == f"warn s3://{absent.name}/store does not exist yet"
+    assert "for a bucket, create it first" in said
+
+    s3_remote(root, s3_bucket, monkeypatch)
+    code, found, said = doctor_lines(root)
+    assert code == 0, said
+    url = f"s3://{s3_bucket.name}/store"
+    assert found["remote"] == f"pass {url} is reachable (empty until the first 'dvc push')"
+    assert found["versioning"].startswith(f"warn object versioning is off for {url}")
+    assert (
+        f"aws s3api put-bucket-versioning --bucket {s3_bucket.name} "
+        "--versioning-configuration Status=Enabled" in said
+    )
+
+    s3_bucket.enable_versioning()
+    code, found, said = doctor_lines(root)
+    assert code == 0, said
+    assert found["versioning"] == f"pass object versioning is on for {url}"
+
+
+def test_doctor_fails_clearly_when_s3_refuses_the_credentials_or_does_not_answer(
+    make_project: Callable[..., Path], s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project("basic")
+    s3_remote(root, s3_bucket, monkeypatch)
+    url = f"s3://{s3_bucket.name}/store"
+    with moto_auth_enforced(s3_bucket.endpoint):  # moto now knows no key at all
+        code, found, said = doctor_lines(root)
+    assert code == 1, said
+    assert found["remote"].startswith(f"FAIL {url}: DVC: remote unreachable: Forbidden")
+    assert "endpointurl" in said and "Traceback" not in said
+    assert PLANTED["s3_secret_local"] not in said
+
+    s3_remote(root, s3_bucket, monkeypatch, endpointurl=f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's retries only add seconds here
+    code, found, said = doctor_lines(root)
+    assert code == 1, said
+    assert found["remote"].startswith(f"FAIL {url}: DVC: remote unreachable: Could not connect")
+    assert "Traceback" not in said
 
 
 def test_the_team_servers_records_land_in_its_s3_artifact_store(

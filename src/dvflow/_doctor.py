@@ -134,24 +134,28 @@ def _remote(root: Path, redact: Any) -> list[Check]:
                 )
             ]
         try:
-            reachable = project.remote_reachable()
+            state = project.remote_state()
         except DvflowError as exc:
             return [Check("remote", "fail", f"{redact(url)}: {redact(exc.message)}", exc.hint)]
-        checks = [
-            Check("remote", "pass", f"{redact(url)} is reachable")
-            if reachable
-            else Check(
-                "remote",
-                "warn",
-                f"{redact(url)} does not exist yet",
-                "'dvc push' creates a local remote folder; for a bucket, create it first.",
-            )
-        ]
+        checks = [_remote_check(redact(url), state)]
         if url.startswith("s3://"):
             checks.append(_versioning(project, redact(url)))
         return checks
     finally:
         project.close()
+
+
+def _remote_check(url: str, state: str) -> Check:
+    if state == "exists":
+        return Check("remote", "pass", f"{url} is reachable")
+    if state == "empty":
+        return Check("remote", "pass", f"{url} is reachable (empty until the first 'dvc push')")
+    return Check(
+        "remote",
+        "warn",
+        f"{url} does not exist yet",
+        "'dvc push' creates a local remote folder; for a bucket, create it first.",
+    )
 
 
 def _versioning(project: Any, url: str) -> Check:

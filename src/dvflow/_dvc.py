@@ -415,14 +415,28 @@ class DvcProject:
                             changed.setdefault(stage, []).append(f"{path} {state}")
         return changed, missing
 
-    def remote_reachable(self) -> bool:
-        """Does the default remote's location exist (asked with the resolved credentials)?"""
+    def remote_state(self) -> str:
+        """The default remote, asked with the credentials that resolve.
+
+        ``exists``; ``empty``: its bucket (or container) answers but holds
+        nothing under the remote's path yet, as before the first ``dvc push``;
+        ``missing``: the folder or bucket does not exist. Refused credentials
+        or an endpoint that does not answer raise a DvcError.
+        """
+        from dvc_objects.fs.base import ObjectFileSystem
+
         with dvc_errors(), in_repo(self.root):
             remote = self.repo.cloud.get_remote(None, "doctor")
+            fs = remote.fs
+            bucket = str(remote.path).split("/", maxsplit=1)[0]
             try:
-                return bool(remote.fs.exists(remote.path))
+                if fs.exists(remote.path):
+                    return "exists"
+                if isinstance(fs, ObjectFileSystem) and bucket != remote.path:
+                    return "empty" if fs.exists(bucket) else "missing"
+                return "missing"
             except Exception as exc:
-                raise DvcError(f"remote unreachable: {exc}") from exc
+                raise DvcError(f"remote unreachable: {exc}", hint=_REMOTE_HINT) from exc
 
     def bucket_versioning(self) -> str:
         """S3 bucket versioning status of the default remote: Enabled, Suspended or ''."""
@@ -432,7 +446,7 @@ class DvcProject:
             try:
                 answer = remote.fs.fs.call_s3("get_bucket_versioning", Bucket=bucket)
             except Exception as exc:
-                raise DvcError(f"{type(exc).__name__}: {exc}") from exc
+                raise DvcError(f"{type(exc).__name__}: {exc}", hint=_REMOTE_HINT) from exc
             return str(answer.get("Status", ""))
 
     def push_paths(self, paths: Sequence[str]) -> int:
