@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -154,8 +155,11 @@ def test_run_push_fills_the_bucket_verifies_leaks_nothing_and_names_a_deleted_ob
     assert "Traceback" not in broken.stderr
 
 
-def test_a_version_aware_remote_is_read_run_verified_and_missing_versions_are_named(
-    make_project: Callable[..., Path], s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
+def test_a_version_aware_remote_works_by_version_id_for_run_verify_check_diff_and_checkout(
+    make_project: Callable[..., Path],
+    s3_bucket: S3Bucket,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     """DESIGN trap 6: objects at work-tree paths, ``version_id``s in the pointer files."""
     s3_bucket.enable_versioning()
@@ -205,10 +209,10 @@ def test_a_version_aware_remote_is_read_run_verified_and_missing_versions_are_na
     assert "~ scaled.txt" in diff.stdout and "count.txt" not in diff.stdout
 
     # A plain delete only hides the object: its version, the one DVC recorded, stays.
-    s3_bucket.delete("store/data/clean/count.txt")
+    s3_bucket.delete("store/model.txt")
     assert cli("verify", runs["train"], "-C", str(root)).returncode == 0
     versions = s3_bucket.client.list_object_versions(
-        Bucket=s3_bucket.name, Prefix="store/data/clean/count.txt"
+        Bucket=s3_bucket.name, Prefix="store/model.txt"
     )
     for version in versions.get("Versions", []):
         s3_bucket.client.delete_object(
@@ -217,15 +221,24 @@ def test_a_version_aware_remote_is_read_run_verified_and_missing_versions_are_na
     broken = cli("verify", runs["train"], "-C", str(root))
     assert broken.returncode == 1, broken.stdout + broken.stderr
     assert re.search(
-        r"FAIL\s+data\s+1 object\(s\) missing from the DVC remote: data/clean", broken.stdout
+        r"FAIL\s+data\s+1 object\(s\) missing from the DVC remote: model\.txt", broken.stdout
     )
     gate = cli("check", "-C", str(root))
     assert gate.returncode == 11, gate.stdout + gate.stderr
-    assert "not in the DVC remote: data/clean" in gate.stdout
+    assert "not in the DVC remote: model.txt" in gate.stdout
+
+    # A fresh clone's empty cache: checkout fetches each file by its version id
+    # and rebuilds the directory's listing from the per-file form.
+    shutil.rmtree(root / ".dvc" / "cache")
+    exact = tmp_path / "exact"
+    out = cli("checkout", runs["prepare"], "--into", str(exact), "-C", str(root))
+    assert out.returncode == 0, out.stderr
+    assert (exact / "data" / "raw.txt").read_text() == (root / "data" / "raw.txt").read_text()
+    assert (exact / "data" / "clean" / "scaled.txt").read_text() == "2\n4\n6\n8\n"
 
 
 def doctor_lines(root: Path) -> tuple[int, dict[str, str], str]:
-    """Exit code, ``{check: 'level detail'}`` and stderr of ``dvflow doctor``."""
+    """Exit code, ``{check: 'level detail'}`` and all the output of ``dvflow doctor``."""
     result = cli("doctor", "-C", str(root))
     found = {}
     for line in result.stdout.splitlines():

@@ -326,6 +326,8 @@ class DvcProject:
         """
         from dvc_data.hashfile.hash_info import HashInfo
 
+        if self.remote_url() and self.remote_is_versioned():
+            return self._fetch_versions(md5s)
         with dvc_errors(), in_repo(self.root), quiet_dvc():
             for _ in range(2):
                 missing = self.missing_in_cache(md5s)
@@ -333,6 +335,40 @@ class DvcProject:
                     break
                 self.repo.cloud.pull([HashInfo("md5", m) for m in missing])
             return self.missing_in_cache(md5s)
+
+    def _fetch_versions(self, md5s: Sequence[str]) -> list[str]:
+        """``fetch`` from a cloud-versioned remote, which holds no ``.dir`` objects.
+
+        A directory's ``.dir`` object is written from the pointer files that
+        list it file by file; each file comes from a version DVC recorded for
+        its md5.
+        """
+        import json
+        import tempfile
+
+        versions = self.cloud_versions()
+        odb = self.repo.cache.local
+        with dvc_errors(), in_repo(self.root), tempfile.TemporaryDirectory() as tmp:
+            for md5 in md5s:
+                listing = versions.dirs.get(md5)
+                if listing and not Path(odb.oid_to_path(md5)).is_file():
+                    entries = [{"md5": m, "relpath": r} for r, m in sorted(listing.items())]
+                    made = Path(tmp) / md5
+                    made.write_text(json.dumps(entries, sort_keys=True), encoding="utf-8")
+                    odb.add(str(made), odb.fs, md5)  # the cache's own, local, file system
+            remote = self.repo.cloud.get_remote(None, "fetch")
+            fs = remote.fs
+            for md5 in self.missing_in_cache(md5s):
+                for where, version in sorted(versions.files.get(md5, ())):
+                    source = fs.version_path(fs.join(remote.path, where), version)
+                    try:
+                        odb.add(source, fs, md5)
+                    except FileNotFoundError:
+                        continue
+                    except Exception as exc:
+                        raise DvcError(f"remote unreachable: {exc}", hint=_REMOTE_HINT) from exc
+                    break
+        return self.missing_in_cache(md5s)
 
     def object_path(self, md5: str) -> Path:
         return Path(self.repo.cache.local.oid_to_path(md5))
