@@ -13,6 +13,11 @@ at a random moment:
             file takes its path (chmod stops nothing for root); exit 3 expected
     none    a control
 
+A server or remote fault comes 0.3-3 s after the start, or 0-1 s into the
+prepare or the train stage (picked at random; the stage's own progress line
+starts the clock), so that faults land in every phase however fast the
+machine is.
+
 Then it recovers as a user would: restart the server if it was stopped,
 ``dvflow sync`` (must exit 0), restore the remote, ``dvflow run --push`` again
 (must exit 0), and commits. Counted over all trials:
@@ -137,6 +142,7 @@ def params_yaml(number: int) -> str:
 class Trial:
     number: int
     fault: str
+    anchor: str  # "start", or the stage whose start the delay counts from
     delay: float
     landed: bool = False  # the fault came while the run was still going
     during: str = ""  # where the run was when the fault came
@@ -313,25 +319,24 @@ class Bench:
 
     def faulted_run(self, trial: Trial) -> tuple[Outcome, bool]:
         """Run ``dvflow run --push`` and inject the fault; whether SIGKILL ended it."""
-        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        out_path, err_path = self.base / "faulted.out", self.base / "faulted.err"
+        with out_path.open("w") as out, err_path.open("w") as err:
             proc = subprocess.Popen(
                 [DVFLOW, "run", "--push"],
                 cwd=self.project,
                 env=self.env,
                 stdout=out,
                 stderr=err,
-                text=True,
                 start_new_session=True,  # its own group: orphaned stage commands can be seen
             )
-            try:
-                proc.wait(timeout=trial.delay)
-            except subprocess.TimeoutExpired:
-                trial.landed = trial.fault != "none"
-                self.inject(trial.fault, proc)
-            code = proc.wait(timeout=600)
-            out.seek(0)
-            err.seek(0)
-            outcome = Outcome(code, out.read(), err.read())
+            trigger = Trigger(trial.anchor, trial.delay, err_path)
+            while proc.poll() is None:
+                if trial.fault != "none" and not trial.landed and trigger.due():
+                    trial.landed = True
+                    self.inject(trial.fault, proc)
+                time.sleep(0.02)
+            code = proc.wait()
+        outcome = Outcome(code, out_path.read_text(), err_path.read_text())
         if trial.landed:
             trial.during = stage_at(outcome.err, trial.fault)
         killed = trial.fault == "kill9" and code == -signal.SIGKILL
@@ -339,7 +344,7 @@ class Bench:
             trial.orphans = wait_for_group(proc.pid)
         return outcome, killed
 
-    def inject(self, fault: str, proc: subprocess.Popen[str]) -> None:
+    def inject(self, fault: str, proc: subprocess.Popen[bytes]) -> None:
         if fault == "kill9":
             proc.send_signal(signal.SIGKILL)
         elif fault == "server":
@@ -423,6 +428,19 @@ class Bench:
                 trial.inconsistent.append(f"run {run_id} left RUNNING on the server")
 
 
+class Trigger:
+    """When a fault is due: ``delay`` seconds after the start or after a stage started."""
+
+    def __init__(self, anchor: str, delay: float, stderr: Path) -> None:
+        self.anchor, self.delay, self.stderr = anchor, delay, stderr
+        self.since = time.monotonic() if anchor == "start" else None
+
+    def due(self) -> bool:
+        if self.since is None and f"] {self.anchor}: starting" in self.stderr.read_text():
+            self.since = time.monotonic()
+        return self.since is not None and time.monotonic() - self.since >= self.delay
+
+
 def stage_at(stderr: str, fault: str) -> str:
     """The stage the run was in when the fault came, from its progress lines."""
     if fault == "server" and "local spool" in stderr:
@@ -477,19 +495,27 @@ def plan(trials: int, faults: list[str], rng: random.Random) -> list[Trial]:
     """Every fault equally often (shuffled), each at a random moment."""
     kinds = (faults * math.ceil(trials / len(faults)))[:trials]
     rng.shuffle(kinds)
-    return [Trial(i + 1, kind, round(rng.uniform(0.3, 5.0), 2)) for i, kind in enumerate(kinds)]
+    return [Trial(i + 1, kind, *moment(kind, rng)) for i, kind in enumerate(kinds)]
+
+
+def moment(fault: str, rng: random.Random) -> tuple[str, float]:
+    if fault in {"kill9", "none"}:
+        return "start", round(rng.uniform(0.3, 5.0), 2)
+    anchor = rng.choice(["start", "prepare", "train"])
+    low, high = (0.3, 3.0) if anchor == "start" else (0.0, 1.0)
+    return anchor, round(rng.uniform(low, high), 2)
 
 
 def progress(trial: Trial, total: int) -> None:
     if trial.fault == "none":
-        moment = "control"
-    elif trial.landed:
-        moment = f"at {trial.delay:.1f}s, {trial.during}"
+        when = "control"
     else:
-        moment = f"at {trial.delay:.1f}s, after the run ended"
+        since = "after start" if trial.anchor == "start" else f"into {trial.anchor}"
+        when = f"{trial.delay:.1f}s {since}, "
+        when += trial.during if trial.landed else "run ended first"
     state = "consistent" if not trial.inconsistent else "INCONSISTENT"
     print(
-        f"trial {trial.number:>2}/{total} {trial.fault:<6} {moment:<30} exit {trial.exit_code!s:>3}"
+        f"trial {trial.number:>2}/{total} {trial.fault:<6} {when:<38} exit {trial.exit_code!s:>3}"
         f"  records {trial.records}, lost {len(trial.lost)}, {state}, open by kill -9 "
         f"{trial.left_open}, recovery {trial.recovery_seconds:.1f}s",
         flush=True,
