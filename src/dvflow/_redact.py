@@ -17,12 +17,38 @@ from typing import Any
 
 MASK = "***"
 
-_SECRET_NAME = re.compile(
-    r"(SECRET|TOKEN|PASSWORD|PASSWD|PASS|CREDENTIAL|ACCOUNT_KEY|ACCESS_KEY|API_KEY|"
-    r"PRIVATE_KEY|SAS|CONNECTION_STRING|AUTH|SIGNATURE|ACCESS_KEY_ID|KEY_FILE|"
-    r"APPLICATION_CREDENTIALS)",
-    re.IGNORECASE,
+# An environment variable holds a credential when a part of its name (split
+# at '_') is one of these words, or when its name contains one of the long
+# words anywhere (PGPASSWORD). Whole parts only: GIT_AUTHOR_NAME has no AUTH
+# part and TOKENIZERS_PARALLELISM no TOKEN part, and masking their values
+# would corrupt every record that contains them.
+_SECRET_PARTS = frozenset(
+    {
+        "SECRET",
+        "SECRETS",
+        "TOKEN",
+        "PASSWORD",
+        "PASSWD",
+        "PASS",
+        "PASSPHRASE",
+        "CREDENTIAL",
+        "CREDENTIALS",
+        "KEY",
+        "APIKEY",
+        "SAS",
+        "AUTH",
+        "SIGNATURE",
+        "SIG",
+    }
 )
+_SECRET_INFIXES = ("PASSWORD", "PASSWD", "SECRET", "CREDENTIAL", "CONNECTION_STRING")
+
+
+def is_secret_name(name: str) -> bool:
+    upper = name.upper()
+    return bool(_SECRET_PARTS & set(upper.split("_"))) or any(w in upper for w in _SECRET_INFIXES)
+
+
 # Keys of DVC remote sections that hold credentials rather than locations.
 _SECRET_CONFIG_KEY = re.compile(
     r"(secret|token|password|user|access_key|key_id|account_key|connection_string|"
@@ -80,7 +106,7 @@ class Redactor:
 
 
 def secrets_from_environ(environ: Mapping[str, str]) -> list[str]:
-    return [value for name, value in environ.items() if _SECRET_NAME.search(name)]
+    return [value for name, value in environ.items() if is_secret_name(name)]
 
 
 def secrets_from_dvc_config(text: str) -> list[str]:
