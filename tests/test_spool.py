@@ -311,3 +311,43 @@ def test_an_unreachable_server_spools_the_whole_run_unless_tracking_is_required(
     later = int(time.time() * 1000) + 3_600_000
     found = {r["run_id"] for r in StoreReader(Tracker(mlflow_server)).runs(later)}
     assert found >= set(mapping.values())
+
+
+def test_a_script_that_loses_the_server_is_run_again_against_the_spool(
+    make_project: Callable[..., Path], server: Server, tmp_path: Path
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    root = make_project("spool")
+    gate = tmp_path / "gate"
+    env = {**os.environ, "DVFLOW_TRACKING_URI": server.url, "TRAIN_GATE": str(gate)}
+    proc = subprocess.Popen(
+        [str(DVFLOW), "run", "-C", str(root)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not Path(f"{gate}.started").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    server.stop()  # train.py is about to call MLflow: its first attempt fails
+    gate.touch()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "stage 'train' failed while the tracking server stopped answering" in err
+    ids = _ids(out)
+    assert re.search(r"train\s+ran\s+run", out)
+
+    server.start()
+    synced = cli("sync", "-C", str(root), env={"DVFLOW_TRACKING_URI": server.url})
+    assert synced.returncode == 0, synced.stderr
+    client = MlflowClient(tracking_uri=server.url)
+    train = client.get_run(ids["train"])  # begun on the server: it keeps its id
+    assert train.info.status == "FINISHED" and train.data.tags["dvflow.status"] == "ran"
+    history = client.get_metric_history(ids["train"], "script_words")
+    assert [(m.step, m.value) for m in history] == [(0, 4.0), (1, 8.0)]
+    shown = cli("show", ids["train"], "-C", str(root), env={"DVFLOW_TRACKING_URI": server.url})
+    assert shown.returncode == 0 and "intact" in shown.stderr, shown.stderr

@@ -18,26 +18,23 @@ from ._dvc import DvcProject, StageInfo, command_status, is_command_failure
 from ._dvc import StageLogWatcher as _Watcher
 from ._dvcfiles import (
     LOCK_FILE,
-    PARAMS_FILE,
     Pointer,
-    check_params_files,
     outputs_key,
     params_from_lock,
     pointer_from_entry,
     read_lock,
     read_metrics_file,
-    read_pipeline,
 )
 from ._environment import environment_info, installed_packages
 from ._exceptions import (
     DvcError,
     DvflowError,
     InterruptedRunError,
-    ProjectError,
     StageFailedError,
 )
 from ._interrupt import Interrupted, killed_by_signal, sigterm_interrupts
 from ._lock import run_lock
+from ._project import preflight
 from ._record import (
     DIGEST_TAG,
     PACKAGES_ARTIFACT,
@@ -73,31 +70,6 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _params_files(pipeline: Mapping[str, Any]) -> set[str]:
-    files = {PARAMS_FILE}
-    for stage in pipeline.get("stages", {}).values():
-        for item in stage.get("params", None) or []:
-            if isinstance(item, dict):
-                files.update(str(k) for k in item)
-    return files
-
-
-def _preflight(path: Path) -> tuple[Path, dict[str, Any]]:
-    """Every check that can fail before a single stage runs."""
-    if not path.is_dir():
-        raise ProjectError(f"no such folder: {path}", hint="Pass -C the project's folder.")
-    root = _git.find_root(path.resolve())
-    if not (root / ".dvc").is_dir():
-        raise ProjectError(
-            f"{root} is a git repository but not a DVC project",
-            hint="Run 'dvflow init' to set up DVC and MLflow here.",
-        )
-    pipeline = read_pipeline(root)
-    read_lock(root / LOCK_FILE)
-    check_params_files(root, _params_files(pipeline))
-    return root, pipeline
-
-
 def run_pipeline(
     path: str | os.PathLike[str] = ".",
     targets: Sequence[str] = (),
@@ -123,7 +95,7 @@ def run_pipeline(
     SIGTERM or Ctrl-C; in both cases the MLflow runs are ended as FAILED or
     KILLED and the repository is left consistent.
     """
-    root, pipeline = _preflight(Path(path))
+    root, pipeline = preflight(Path(path))
     config = load_config(root, tracking_uri=tracking_uri, experiment=experiment)
     if push is not None:
         config = dataclasses.replace(config, push=push)
@@ -272,26 +244,51 @@ class _Session:
         run_id = self.tracker.create_run(self.experiment_id, info.name, tags, self.parent_id)
         self.open_run = run_id
         self.emit(Progress("stage-start", index, self.total, info.name, run_id=run_id))
-        env = self.tracker.stage_env(self.experiment_id, run_id) | {"PATH": _stage_path()}
-        watcher, tail = _Watcher(), StderrTail()
         start = time.monotonic()
-        try:
-            with watcher.attached(), tail:
-                returned = call(run_env=env)
-        except BaseException as exc:
-            attempted = self.project.attempted_entry(stage)
-            self._stage_failed(
-                info,
-                run_id,
-                exc,
-                stderr=tail.text,
-                seconds=time.monotonic() - start,
-                attempted=attempted,
-            )
-            raise
+        for attempt in (1, 2):
+            on_server = not self.tracker.spooled
+            env = self.tracker.stage_env(self.experiment_id, run_id) | {"PATH": _stage_path()}
+            watcher, tail = _Watcher(), StderrTail()
+            try:
+                with watcher.attached(), tail:
+                    returned = call(run_env=env)
+                break
+            except BaseException as exc:
+                if attempt == 1 and on_server and self._server_went_away(exc, info.name):
+                    continue
+                attempted = self.project.attempted_entry(stage)
+                self._stage_failed(
+                    info,
+                    run_id,
+                    exc,
+                    stderr=tail.text,
+                    seconds=time.monotonic() - start,
+                    attempted=attempted,
+                )
+                raise
         status = watcher.status or ("ran" if returned else "up-to-date")
         self._stage_finished(info, run_id, status, time.monotonic() - start)
         return returned
+
+    def _server_went_away(self, exc: BaseException, stage: str) -> bool:
+        """Did the stage fail because the tracking server stopped answering under it?
+
+        A script that logs to MLflow itself fails when the server goes away
+        while it runs. Then the stage runs once more, its MLflow calls going
+        to the local spool with the rest of the run.
+        """
+        if not is_command_failure(exc) or not self.tracker.lost_server():
+            return False
+        self.emit(
+            Progress(
+                "notice",
+                0,
+                0,
+                message=f"stage '{stage}' failed while the tracking server stopped answering; "
+                "running it again, recording to the local spool",
+            )
+        )
+        return True
 
     def _stage_finished(self, info: StageInfo, run_id: str, status: str, seconds: float) -> None:
         lock = read_lock(self.root / Path(info.dvcfile).parent / LOCK_FILE)

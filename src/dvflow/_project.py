@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import _git
 from ._config import CONFIG_FILE, DEFAULT_ARTIFACTS_DIR, DEFAULT_TRACKING_URI, STATE_DIR
 from ._dvc import in_repo, quiet_dvc
+from ._dvcfiles import LOCK_FILE, PARAMS_FILE, check_params_files, read_lock, read_pipeline
 from ._exceptions import ProjectError
 
 REMOTE_NAME = "storage"
@@ -165,3 +168,28 @@ def init_project(
         _ensure_workflow(root, force, done, kept)
     (root / STATE_DIR).mkdir(exist_ok=True)
     return InitResult(root, tuple(done), tuple(kept), remote_url)
+
+
+def _params_files(pipeline: Mapping[str, Any]) -> set[str]:
+    files = {PARAMS_FILE}
+    for stage in pipeline.get("stages", {}).values():
+        for item in stage.get("params", None) or []:
+            if isinstance(item, dict):
+                files.update(str(k) for k in item)
+    return files
+
+
+def preflight(path: Path) -> tuple[Path, dict[str, Any]]:
+    """Every check that can fail before a single stage runs."""
+    if not path.is_dir():
+        raise ProjectError(f"no such folder: {path}", hint="Pass -C the project's folder.")
+    root = _git.find_root(path.resolve())
+    if not (root / ".dvc").is_dir():
+        raise ProjectError(
+            f"{root} is a git repository but not a DVC project",
+            hint="Run 'dvflow init' to set up DVC and MLflow here.",
+        )
+    pipeline = read_pipeline(root)
+    read_lock(root / LOCK_FILE)
+    check_params_files(root, _params_files(pipeline))
+    return root, pipeline

@@ -122,6 +122,18 @@ class FallbackTracker:
             "MLFLOW_RUN_ID": run,
         }
 
+    def lost_server(self) -> bool:
+        """Has the server stopped answering? If so, the rest of the run goes to the spool."""
+        if self.spool is not None or self.server is None:
+            return self.spool is not None
+        try:
+            check_reachable(self.uri)
+        except TrackingError as exc:
+            if exc.unreachable and not self.required:
+                self._fall_back(exc)
+                return True
+        return False
+
     # -- falling back --------------------------------------------------------
 
     def _fall_back(self, exc: TrackingError) -> None:
