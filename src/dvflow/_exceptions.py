@@ -114,11 +114,12 @@ class InvalidFileError(ProjectError):
 class LockedError(ProjectError):
     """Another ``dvflow run`` is running in the same work tree."""
 
-    def __init__(self, root: Path, holder: str) -> None:
+    def __init__(self, root: Path, holder: str, hint: str | None = None) -> None:
         self.root, self.holder = root, holder
         super().__init__(
             f"{root} is locked by another dvflow run ({holder}); nothing was changed",
-            hint="Wait for it to finish, or stop it (it ends its runs as KILLED); a run in "
+            hint=hint
+            or "Wait for it to finish, or stop it (it ends its runs as KILLED); a run in "
             "another clone of the repository does not need this lock.",
         )
 

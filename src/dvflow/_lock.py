@@ -19,6 +19,8 @@ from pathlib import Path
 from ._exceptions import LockedError
 
 LOCK_FILE = Path(".dvflow") / "run.lock"
+# In every stage command's environment: the work tree whose lock its run holds.
+STAGE_ENV = "DVFLOW_RUN_ROOT"
 
 
 @contextlib.contextmanager
@@ -35,6 +37,7 @@ def run_lock(root: Path) -> Iterator[None]:
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
             raise LockedError(root, holder or "another process") from None
+        _check_no_leftover_stage(root)
         os.ftruncate(fd, 0)
         started = datetime.now(UTC).isoformat(timespec="seconds")
         os.pwrite(fd, f"PID {os.getpid()}, started {started}".encode(), 0)
@@ -45,3 +48,28 @@ def run_lock(root: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _check_no_leftover_stage(root: Path) -> None:
+    """Refuse while a stage command of an earlier, killed run still runs here.
+
+    ``kill -9`` of ``dvflow run`` releases the lock at once, but the stage
+    command it started lives on and keeps writing outputs. Stage commands
+    carry ``DVFLOW_RUN_ROOT``; finding one while holding the lock means its
+    run is gone.
+    """
+    import psutil
+
+    me = str(root)
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if proc.pid == os.getpid() or proc.environ().get(STAGE_ENV) != me:
+                continue
+        except (psutil.Error, OSError):
+            continue  # gone, or another user's: not one of ours
+        command = " ".join(proc.info.get("cmdline") or [])[:80]
+        raise LockedError(
+            root,
+            f"a stage command of a killed run is still running: PID {proc.pid}, {command}",
+            hint=f"Wait for it to end, or stop it: kill {proc.pid}",
+        )

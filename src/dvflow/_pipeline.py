@@ -33,7 +33,7 @@ from ._exceptions import (
     StageFailedError,
 )
 from ._interrupt import Interrupted, killed_by_signal, sigterm_interrupts
-from ._lock import run_lock
+from ._lock import STAGE_ENV, run_lock
 from ._project import preflight
 from ._record import (
     DIGEST_TAG,
@@ -247,7 +247,10 @@ class _Session:
         start = time.monotonic()
         for attempt in (1, 2):
             on_server = not self.tracker.spooled
-            env = self.tracker.stage_env(self.experiment_id, run_id) | {"PATH": _stage_path()}
+            env = self.tracker.stage_env(self.experiment_id, run_id) | {
+                "PATH": _stage_path(),
+                STAGE_ENV: str(self.root),
+            }
             watcher, tail = _Watcher(), StderrTail()
             try:
                 with watcher.attached(), tail:

@@ -186,6 +186,8 @@ class Tracker:
     def __init__(self, uri: str) -> None:
         from mlflow.tracking import MlflowClient
 
+        # dvflow's stdout is its own report: no "View run at" lines from MLflow.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.uri = uri
         # MLflow logs schema creation at INFO on stderr; dvflow reports progress itself.
         with mlflow_errors(uri), logger_level("mlflow.store.db.utils", logging.WARNING):
