@@ -66,3 +66,20 @@ def test_a_failed_push_never_leaves_a_finished_run(
         [e.experiment_id for e in client.search_experiments()], "tags.`dvflow.stage` = 'steady'"
     )
     assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def test_run_push_also_pushes_a_dvc_added_input(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = make_project("basic")
+    own_remote(root, tmp_path / "remote")
+    result = cli("run", "--push", "-C", str(root))
+    assert result.returncode == 0, result.stderr
+    raw = (root / "data" / "raw.txt.dvc").read_text().split("md5: ")[1].split()[0]
+    assert (tmp_path / "remote" / "files" / "md5" / raw[:2] / raw[2:]).is_file()
+    client = tracking_client(root)
+    (run,) = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.`dvflow.stage` = 'prepare'"
+    )
+    verified = cli("verify", run.info.run_id, "-C", str(root))
+    assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -277,9 +277,16 @@ def test_an_unreachable_server_spools_the_whole_run_unless_tracking_is_required(
     assert reminded.returncode == 0, reminded.stderr
     assert "still holds runs" in reminded.stderr and "dvflow sync" in reminded.stderr
 
+    waiting = cli("doctor", "--tracking-uri", mlflow_server, "-C", str(root))
+    assert "3 run(s) recorded to the local spool" in waiting.stdout, waiting.stdout
+
     synced = cli("sync", "--tracking-uri", mlflow_server, "-C", str(root))
     assert synced.returncode == 0, synced.stderr
-    assert "were meant for" in synced.stderr  # another store than the one the run aimed at
+    assert "were meant for" in synced.stderr
+    done = cli("doctor", "--tracking-uri", mlflow_server, "-C", str(root))
+    assert "no runs waiting in the local spool" in done.stdout, (
+        done.stdout
+    )  # another store than the one the run aimed at
     mapping = dict(re.findall(r"run ([0-9a-f]{32}) -> ([0-9a-f]{32})", synced.stdout))
     assert set(mapping) == set(spooled.values())
 

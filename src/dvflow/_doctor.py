@@ -6,6 +6,7 @@
     secrets     credentials committed in .dvc/config (fail: they are in Git history)
     local       a stale --local remote section (DESIGN trap 7: every DVC command fails)
     tracking    the tracking store reachable, and which kind it is
+    spool       runs recorded to the local spool while the server was down (warn)
     gitignore   the MLflow store and dvflow's folder ignored by Git
 
 Exit 0 when nothing fails (warnings allowed), 1 when a check fails.
@@ -13,6 +14,7 @@ Exit 0 when nothing fails (warnings allowed), 1 when a check fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -47,6 +49,7 @@ def doctor(path: str | os.PathLike[str] = ".", *, tracking_uri: str | None = Non
     else:
         checks.append(Check("remote", "fail", "not checked: DVC cannot read its config"))
     checks.append(_tracking(root, tracking_uri))
+    checks.append(_spool(root))
     checks.append(_gitignore(root))
     return checks
 
@@ -196,6 +199,33 @@ def _tracking(root: Path, tracking_uri: str | None) -> Check:
     else:
         what = f"a {kind} database"
     return Check("tracking", "pass", f"{display_uri(uri)}: {what}")
+
+
+def _spool(root: Path) -> Check:
+    """Runs waiting in the local spool; counted in its SQLite file without loading MLflow."""
+    import sqlite3
+
+    from ._spool import SPOOL_DIR, SYNCED_TAG
+
+    path = root / SPOOL_DIR / "mlflow.db"
+    if not path.is_file():
+        return Check("spool", "pass", "no runs waiting in the local spool")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            (waiting,) = db.execute(
+                "SELECT COUNT(*) FROM runs r WHERE NOT EXISTS (SELECT 1 FROM tags t "
+                "WHERE t.run_uuid = r.run_uuid AND t.key = ?)",
+                (SYNCED_TAG,),
+            ).fetchone()
+    except sqlite3.Error:
+        waiting = "some"
+    return Check(
+        "spool",
+        "warn",
+        f"{waiting} run(s) recorded to the local spool ({SPOOL_DIR}/) while the tracking "
+        "server did not answer are not on the server yet",
+        "Upload them with 'dvflow sync' once the server answers.",
+    )
 
 
 def _gitignore(root: Path) -> Check:

@@ -54,3 +54,15 @@ def environment_info() -> EnvironmentInfo:
         "mlflow": _version("mlflow"),
         "packages_sha256": hashlib.sha256(packages).hexdigest(),
     }
+
+
+def stage_path() -> str:
+    """PATH for stage commands: dvflow's own Python environment first.
+
+    Like an activated virtualenv, so ``python`` in a stage command is the
+    interpreter that has dvflow, MLflow and DVC even when the venv is not
+    activated.
+    """
+    bindir = os.path.dirname(sys.executable)
+    path = os.environ.get("PATH", "")
+    return path if path.split(os.pathsep)[0] == bindir else bindir + os.pathsep + path

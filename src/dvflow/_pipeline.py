@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from ._dvcfiles import (
     read_lock,
     read_metrics_file,
 )
-from ._environment import environment_info, installed_packages
+from ._environment import environment_info, installed_packages, stage_path
 from ._exceptions import (
     DvcError,
     DvflowError,
@@ -51,19 +50,7 @@ from ._redact import Redactor, redactor_for
 from ._registry import Registration, register_stage_models
 from ._results import PipelineRun, Progress, ProgressCallback, StageRun
 from ._spool import FallbackTracker
-from ._tracking import display_uri
-
-
-def _stage_path() -> str:
-    """PATH for stage commands: dvflow's own Python environment first.
-
-    Like an activated virtualenv, so ``python`` in a stage command is the
-    interpreter that has dvflow, MLflow and DVC even when the venv is not
-    activated.
-    """
-    bindir = os.path.dirname(sys.executable)
-    path = os.environ.get("PATH", "")
-    return path if path.split(os.pathsep)[0] == bindir else bindir + os.pathsep + path
+from ._tracking import display_uri, io_tags
 
 
 def _now_iso() -> str:
@@ -140,6 +127,7 @@ class _Session:
         self.stage_io: list[tuple[list[Pointer], list[Pointer]]] = []
         self.registered: list[Registration] = []
         self.push_error: DvcError | None = None
+        self.pushed: set[str] = set()  # paths pushed in this run
 
     # -- the run ------------------------------------------------------------
 
@@ -159,7 +147,10 @@ class _Session:
         self.code = _git.code_state(self.root, deps)
         self.patch = self.redactor.redact_bytes(self.code.patch) if self.code.patch else b""
         self.environment = environment_info()
-        self.remote_url = self.project.remote_url()
+        # A cloud-versioned remote keeps files at their own paths under version
+        # ids, not at files/md5/...: such pointers get no remote URI.
+        versioned = self.project.remote_is_versioned()
+        self.remote_url = None if versioned else self.project.remote_url()
         self.cache_dir = self.project.cache_dir()
         self.started = _now_iso()
         self.parent_id = self.tracker.create_run(
@@ -248,7 +239,7 @@ class _Session:
         for attempt in (1, 2):
             on_server = not self.tracker.spooled
             env = self.tracker.stage_env(self.experiment_id, run_id) | {
-                "PATH": _stage_path(),
+                "PATH": stage_path(),
                 STAGE_ENV: str(self.root),
             }
             watcher, tail = _Watcher(), StderrTail()
@@ -323,13 +314,14 @@ class _Session:
             params=params,
             metrics=metrics,
         )
-        tags = {"dvflow.status": status} | _io_tags(inputs, outputs)
+        tags = {"dvflow.status": status} | io_tags(inputs, outputs)
         if key:
             tags["dvflow.outputs_key"] = key
         if producer:
             tags["dvflow.produced_by"] = producer
         if self.config.push:
             self._push(info.name, outputs)
+            self._push_inputs(inputs)
         digest, published = self._publish(run_id, record, tags)
         self.stage_io.append((inputs, outputs))
         self.registered += register_stage_models(
@@ -359,6 +351,7 @@ class _Session:
         """Push before the run is FINISHED, so a finished run's pointers always resolve."""
         try:
             self.project.push_paths([p.path for p in outputs if p.cache_path])
+            self.pushed.update(p.path for p in outputs)
         except Exception as exc:  # whatever the remote raised, say it plainly
             # DVC wraps what its stage callback raises; run() surfaces this one.
             reason = exc.message if isinstance(exc, DvflowError) else str(exc)
@@ -370,6 +363,29 @@ class _Session:
                 "cache: push them with 'dvc push' once the remote works, or run again.",
             )
             raise self.push_error from exc
+
+    def _push_inputs(self, inputs: Sequence[Pointer]) -> None:
+        """Push the DVC-tracked inputs too (a ``dvc add``ed file), so the record resolves.
+
+        Best effort: an input DVC cannot push (an import, say) is reported, and the
+        run goes on; 'dvflow verify' names whatever the remote lacks.
+        """
+        paths = [p.path for p in inputs if p.cache_path and p.path not in self.pushed]
+        try:
+            self.project.push_paths(paths)
+        except Exception as exc:  # whatever the remote raised
+            reason = exc.message if isinstance(exc, DvflowError) else str(exc)
+            self.emit(
+                Progress(
+                    "notice",
+                    0,
+                    0,
+                    message=f"could not push the inputs {', '.join(paths)} to the DVC remote "
+                    f"({self.redactor.redact(reason.removeprefix('DVC: '))}); push them with "
+                    "'dvc push'",
+                )
+            )
+        self.pushed.update(paths)
 
     def _stage_failed(
         self,
@@ -403,7 +419,7 @@ class _Session:
                 inputs=inputs,
                 params=params,
             )
-            self._publish(run_id, record, {"dvflow.status": status} | _io_tags(inputs, []))
+            self._publish(run_id, record, {"dvflow.status": status} | io_tags(inputs, []))
         self._end_open_run(mlflow_status)
         self.results.append(StageRun(info.name, status, run_id, seconds=seconds))
         self._emit_end(info.name, status, run_id, seconds)
@@ -583,12 +599,3 @@ class _Session:
             )
             self._publish(self.parent_id, record, {"dvflow.status": mlflow_status.lower()})
             self.tracker.terminate(self.parent_id, mlflow_status)
-
-
-def _io_tags(inputs: Sequence[Pointer], outputs: Sequence[Pointer]) -> dict[str, str]:
-    from ._tracking import IO_TAG, io_tag
-
-    text = io_tag(
-        [(p.path, p.md5) for p in inputs if p.md5], [(p.path, p.md5) for p in outputs if p.md5]
-    )
-    return {IO_TAG: text} if text else {}

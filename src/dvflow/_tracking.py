@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from ._config import Config
     from ._dataset import DvcDataset
+    from ._dvcfiles import Pointer
 
 PROBE_TIMEOUT_S = 5.0
 
@@ -483,6 +484,14 @@ def io_tag(inputs: Sequence[tuple[str, str]], outputs: Sequence[tuple[str, str]]
 
 
 _TAG_LIMIT = 7500
+
+
+def io_tags(inputs: Sequence[Pointer], outputs: Sequence[Pointer]) -> dict[str, str]:
+    """``{IO_TAG: ...}`` for a run with these pointers, or nothing when too long."""
+    text = io_tag(
+        [(p.path, p.md5) for p in inputs if p.md5], [(p.path, p.md5) for p in outputs if p.md5]
+    )
+    return {IO_TAG: text} if text else {}
 
 
 class StoreReader:
