@@ -88,13 +88,13 @@ def serving(
             start_new_session=True,
         )
         try:
-            _wait_until_answering(probe, proc, log_path)
+            wait_until_answering(probe, proc, log_path)
             yield proc
         finally:
             stop(proc)
 
 
-def _wait_until_answering(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+def wait_until_answering(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 120
     while True:
         try:

@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import pytest
 
 from conftest import DVFLOW, cli, dvc, free_port, git
+from servers import stop, wait_until_answering
 
 
 class Server:
@@ -34,48 +33,25 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = (self.folder / "server.log").open("ab")
-        self.proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("mlflow")),
-                "server",
-                "--backend-store-uri",
-                self.backend,
-                "--artifacts-destination",
-                str(self.folder / "artifacts"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-            start_new_session=True,
-        )
-        log.close()
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2):  # noqa: S310
-                    return
-            except OSError:
-                assert self.proc.poll() is None, (self.folder / "server.log").read_text()
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.3)
+        command = [str(Path(sys.executable).with_name("mlflow")), "server"]
+        command += ["--backend-store-uri", self.backend]
+        command += ["--artifacts-destination", str(self.folder / "artifacts")]
+        command += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+        log = self.folder / "server.log"
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+                start_new_session=True,
+            )
+        wait_until_answering(f"{self.url}/health", self.proc, log)
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self.proc = None
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
 
 
 @pytest.fixture
@@ -120,6 +96,28 @@ def _ids(stdout: str) -> dict[str, str]:
     pipeline = re.search(r"pipeline run ([0-9a-f]{32})", stdout)
     assert pipeline, stdout
     return {"pipeline": pipeline[1], **found}
+
+
+def _run_stopping_server(
+    root: Path, env: dict[str, str], gate: Path, server: Server
+) -> tuple[str, str, int]:
+    """``dvflow run`` in ``root``; the server stops while a stage waits at ``gate``."""
+    proc = subprocess.Popen(
+        [str(DVFLOW), "run", "-C", str(root)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not Path(f"{gate}.started").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    server.stop()
+    gate.touch()
+    out, err = proc.communicate(timeout=300)
+    return out, err, proc.returncode
 
 
 def snapshot(url: str, pipeline_id: str) -> dict[str, Any]:
@@ -185,22 +183,9 @@ def test_a_server_stopped_mid_run_loses_nothing_after_sync(
     gate = tmp_path / "gate"
     env = {**os.environ, "DVFLOW_TRACKING_URI": server.url, "DVFLOW_EXPERIMENT": "team"}
 
-    proc = subprocess.Popen(
-        [str(DVFLOW), "run", "-C", str(cut)],
-        env={**env, "SPOOL_GATE": str(gate)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while not Path(f"{gate}.started").exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    server.stop()  # the first stage is running: its run and the pipeline's are open
-    gate.touch()
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
+    # The first stage is running: its run and the pipeline's are open.
+    out, err, code = _run_stopping_server(cut, {**env, "SPOOL_GATE": str(gate)}, gate, server)
+    assert code == 0, err
     assert "recording to the local spool" in err and "dvflow sync" in err
     assert "spooled:" in out
     spooled = _ids(out)
@@ -328,22 +313,9 @@ def test_a_script_that_loses_the_server_is_run_again_against_the_spool(
     root = make_project("spool")
     gate = tmp_path / "gate"
     env = {**os.environ, "DVFLOW_TRACKING_URI": server.url, "TRAIN_GATE": str(gate)}
-    proc = subprocess.Popen(
-        [str(DVFLOW), "run", "-C", str(root)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while not Path(f"{gate}.started").exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    server.stop()  # train.py is about to call MLflow: its first attempt fails
-    gate.touch()
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
+    # train.py is about to call MLflow: its first attempt fails.
+    out, err, code = _run_stopping_server(root, env, gate, server)
+    assert code == 0, err
     assert "stage 'train' failed while the tracking server stopped answering" in err
     ids = _ids(out)
     assert re.search(r"train\s+ran\s+run", out)
