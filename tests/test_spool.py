@@ -311,6 +311,10 @@ def test_a_script_that_loses_the_server_is_run_again_against_the_spool(
     from mlflow.tracking import MlflowClient
 
     root = make_project("spool")
+    first = cli("run", "-C", str(root), env={"DVFLOW_TRACKING_URI": server.url})
+    assert first.returncode == 0, first.stderr
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("repeat: 3", "repeat: 5"))
     gate = tmp_path / "gate"
     env = {**os.environ, "DVFLOW_TRACKING_URI": server.url, "TRAIN_GATE": str(gate)}
     # train.py is about to call MLflow: its first attempt fails.
@@ -319,6 +323,12 @@ def test_a_script_that_loses_the_server_is_run_again_against_the_spool(
     assert "stage 'train' failed while the tracking server stopped answering" in err
     ids = _ids(out)
     assert re.search(r"train\s+ran\s+run", out)
+    # The second attempt really ran with the new params: no output of the
+    # first run came back from DVC's run-cache.
+    model = (root / "model" / "model.bin").read_text()
+    assert model == "|".join(["ALPHA", "BETA", "GAMMA", "DELTA"]) * 5
+    status = dvc(root, "status")
+    assert status.returncode == 0 and "up to date" in status.stdout, status.stdout
 
     server.start()
     synced = cli("sync", "-C", str(root), env={"DVFLOW_TRACKING_URI": server.url})

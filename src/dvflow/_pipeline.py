@@ -97,11 +97,14 @@ def run_pipeline(
             warn=lambda text: emit(Progress("notice", 0, 0, message=text)),
         )
         project = DvcProject(root)
+        session: _Session | None = None
         try:
             session = _Session(root, config, project, pipeline, emit, tracker=tracker)
             return session.run(targets, all_pipelines=all_pipelines)
         finally:
             project.close()
+            if session is not None:
+                session.project.close()  # a fresh one after a lost server
 
 
 class _Session:
@@ -128,6 +131,8 @@ class _Session:
         self.registered: list[Registration] = []
         self.push_error: DvcError | None = None
         self.pushed: set[str] = set()  # paths pushed in this run
+        # (stage, run id) of the stage whose script lost the tracking server.
+        self.lost: tuple[str, str] | None = None
 
     # -- the run ------------------------------------------------------------
 
@@ -161,7 +166,7 @@ class _Session:
             with sigterm_interrupts():
                 self._log_parent_artifacts()
                 self.emit(Progress("plan", 0, self.total, stages=tuple(self.infos)))
-                self.project.reproduce(targets, self._around_stage, all_pipelines=all_pipelines)
+                self._reproduce(targets, all_pipelines=all_pipelines)
         except (Interrupted, KeyboardInterrupt) as exc:
             self._ignore_outputs()
             self._end_open_run("KILLED")
@@ -185,6 +190,26 @@ class _Session:
             raise StageFailedError(stage, self._reason(error), run_id) from None
         self._finish_parent(status)
         return self._result(status)
+
+    def _reproduce(self, targets: Sequence[str], *, all_pipelines: bool) -> None:
+        """DVC's repro; once more, in a fresh DVC repo, when a stage lost the server.
+
+        The retry is a new repro, as if the user ran again: stages done already
+        are up to date (and not recorded twice), the stage that failed runs
+        again under its run, now with the spool as its tracking store. Calling
+        the failed stage again inside the first repro would reuse DVC's stale
+        stage state and could restore an old output from the run-cache.
+        """
+        try:
+            self.project.reproduce(targets, self._around_stage, all_pipelines=all_pipelines)
+        except BaseException:
+            if self.lost is None:
+                raise
+        else:
+            return
+        self.project.close()
+        self.project = DvcProject(self.root)
+        self.project.reproduce(targets, self._around_stage, all_pipelines=all_pipelines)
 
     def _reason(self, exc: BaseException) -> str:
         if is_command_failure(exc):
@@ -229,37 +254,41 @@ class _Session:
         if not self.project.is_tracked_stage(stage):
             return call()
         name = self.project.stage_name(stage)
+        if any(r.name == name for r in self.results):
+            return call()  # the repro after a lost server: done and recorded already
         info = self.infos.get(name) or self.project.describe(stage)
         index = len(self.results) + 1
-        tags = self._tags("stage") | {"dvflow.stage": info.name, "dvflow.status": "running"}
-        run_id = self.tracker.create_run(self.experiment_id, info.name, tags, self.parent_id)
+        if self.lost and self.lost[0] == name:
+            run_id, self.lost = self.lost[1], None
+        else:
+            tags = self._tags("stage") | {"dvflow.stage": info.name, "dvflow.status": "running"}
+            run_id = self.tracker.create_run(self.experiment_id, info.name, tags, self.parent_id)
         self.open_run = run_id
         self.emit(Progress("stage-start", index, self.total, info.name, run_id=run_id))
+        on_server = not self.tracker.spooled
+        env = self.tracker.stage_env(self.experiment_id, run_id) | {
+            "PATH": stage_path(),
+            STAGE_ENV: str(self.root),
+        }
+        watcher, tail = _Watcher(), StderrTail()
         start = time.monotonic()
-        for attempt in (1, 2):
-            on_server = not self.tracker.spooled
-            env = self.tracker.stage_env(self.experiment_id, run_id) | {
-                "PATH": stage_path(),
-                STAGE_ENV: str(self.root),
-            }
-            watcher, tail = _Watcher(), StderrTail()
-            try:
-                with watcher.attached(), tail:
-                    returned = call(run_env=env)
-                break
-            except BaseException as exc:
-                if attempt == 1 and on_server and self._server_went_away(exc, info.name):
-                    continue
-                attempted = self.project.attempted_entry(stage)
-                self._stage_failed(
-                    info,
-                    run_id,
-                    exc,
-                    stderr=tail.text,
-                    seconds=time.monotonic() - start,
-                    attempted=attempted,
-                )
+        try:
+            with watcher.attached(), tail:
+                returned = call(run_env=env)
+        except BaseException as exc:
+            if on_server and self._server_went_away(exc, info.name):
+                self.lost = (name, run_id)
                 raise
+            attempted = self.project.attempted_entry(stage)
+            self._stage_failed(
+                info,
+                run_id,
+                exc,
+                stderr=tail.text,
+                seconds=time.monotonic() - start,
+                attempted=attempted,
+            )
+            raise
         status = watcher.status or ("ran" if returned else "up-to-date")
         self._stage_finished(info, run_id, status, time.monotonic() - start)
         return returned
