@@ -255,9 +255,11 @@ def test_doctor_on_s3_warns_with_the_command_until_the_bucket_is_versioned(
     absent = S3Bucket(f"{s3_bucket.name}-absent", s3_bucket.endpoint, s3_bucket.client)
     s3_remote(root, absent, monkeypatch)
     code, found, said = doctor_lines(root)
-    assert code == 0, said
-    assert found["remote"] == f"warn s3://{absent.name}/store does not exist yet"
-    assert "for a bucket, create it first" in said
+    assert code == 1, said  # DVC does not create buckets: the run's push would fail
+    assert found["remote"] == (
+        f"FAIL s3://{absent.name}/store: its bucket or container does not exist"
+    )
+    assert "Create it first" in said
 
     s3_remote(root, s3_bucket, monkeypatch)
     code, found, said = doctor_lines(root)
@@ -312,3 +314,16 @@ def test_the_team_servers_records_land_in_its_s3_artifact_store(
     assert key in mlflow_artifacts.object_keys()
     body = mlflow_artifacts.client.get_object(Bucket=mlflow_artifacts.name, Key=key)["Body"]
     assert hashlib.sha256(body.read()).hexdigest() == run.data.tags["dvflow.record_sha256"]
+
+
+def test_run_push_to_a_missing_bucket_stops_before_any_stage(
+    make_project: Callable[..., Path], s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project("basic")
+    absent = S3Bucket(f"{s3_bucket.name}-absent", s3_bucket.endpoint, s3_bucket.client)
+    s3_remote(root, absent, monkeypatch)
+    result = cli("run", "--push", "-C", str(root))
+    assert result.returncode == 3, result.stderr
+    assert "bucket or container does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (root / "data" / "clean").exists() and not (root / "dvc.lock").exists()

@@ -195,3 +195,9 @@ def test_error_messages_mask_credentials_in_urls(make_project) -> None:
     files = [p for p in (root / ".dvflow" / "spool").rglob("*") if p.is_file()]
     assert any(p.name == "record.json" for p in files)
     assert not [p for p in files if b"s3cr3t-pw" in p.read_bytes()]
+
+
+def test_a_tracking_url_with_a_typo_is_named(make_project) -> None:
+    root = make_project()
+    (root / "dvflow.yaml").write_text("tracking_uri: http//127.0.0.1:5000\n")
+    _assert_clean_error(cli("run", cwd=root), 3, "looks like a URL with a typo")

@@ -110,6 +110,11 @@ def load_config(
         artifacts = DEFAULT_ARTIFACTS_DIR
     if not uri.strip():
         raise ConfigError("the tracking URI is empty", hint="Set tracking_uri in dvflow.yaml.")
+    if uri.lower().startswith(("http//", "https//", "http:/", "https:/")) and "://" not in uri:
+        raise ConfigError(
+            f"the tracking URI '{uri}' looks like a URL with a typo",
+            hint="Write it as http://HOST:PORT (a colon and two slashes).",
+        )
     artifact_location = (
         artifacts
         if artifacts is None or "://" in artifacts

@@ -153,12 +153,15 @@ def _remote_check(url: str, state: str) -> Check:
         return Check("remote", "pass", f"{url} is reachable")
     if state == "empty":
         return Check("remote", "pass", f"{url} is reachable (empty until the first 'dvc push')")
-    return Check(
-        "remote",
-        "warn",
-        f"{url} does not exist yet",
-        "'dvc push' creates a local remote folder; for a bucket, create it first.",
-    )
+    if "://" in url:  # a bucket or container: DVC does not create it
+        return Check(
+            "remote",
+            "fail",
+            f"{url}: its bucket or container does not exist",
+            "Create it first (DVC does not), or fix the remote's URL: "
+            "'dvc remote modify storage url URL'.",
+        )
+    return Check("remote", "warn", f"{url} does not exist yet", "The first 'dvc push' creates it.")
 
 
 def _versioning(project: Any, url: str) -> Check:

@@ -33,7 +33,7 @@ from ._exceptions import (
 )
 from ._interrupt import Interrupted, killed_by_signal, sigterm_interrupts
 from ._lock import STAGE_ENV, run_lock
-from ._project import preflight
+from ._project import check_remote_for_push, preflight
 from ._record import (
     DIGEST_TAG,
     PACKAGES_ARTIFACT,
@@ -99,6 +99,8 @@ def run_pipeline(
         project = DvcProject(root)
         session: _Session | None = None
         try:
+            if config.push:
+                check_remote_for_push(project)
             session = _Session(root, config, project, pipeline, emit, tracker=tracker)
             return session.run(targets, all_pipelines=all_pipelines)
         finally:

@@ -11,9 +11,10 @@ from typing import Any
 
 from . import _git
 from ._config import CONFIG_FILE, DEFAULT_ARTIFACTS_DIR, DEFAULT_TRACKING_URI, STATE_DIR
-from ._dvc import in_repo, quiet_dvc
+from ._dvc import DvcProject, in_repo, quiet_dvc
 from ._dvcfiles import LOCK_FILE, PARAMS_FILE, check_params_files, read_lock, read_pipeline
-from ._exceptions import ProjectError
+from ._exceptions import DvcError, ProjectError
+from ._redact import redactor_for
 
 REMOTE_NAME = "storage"
 GITIGNORE_ENTRIES = ("/mlflow.db", f"/{DEFAULT_ARTIFACTS_DIR}/", f"/{STATE_DIR}/")
@@ -193,3 +194,26 @@ def preflight(path: Path) -> tuple[Path, dict[str, Any]]:
     read_lock(root / LOCK_FILE)
     check_params_files(root, _params_files(pipeline))
     return root, pipeline
+
+
+def check_remote_for_push(project: DvcProject) -> None:
+    """With push on, a remote that cannot take the outputs fails now, not after a stage."""
+    url = project.remote_url()
+    if url is None:
+        raise DvcError(
+            "push is on but the project has no default DVC remote",
+            hint="Add one ('dvc remote add -d storage URL'), or run with --no-push.",
+        )
+    redact = redactor_for(project.root).redact
+    try:
+        state = project.remote_state()
+    except DvcError as exc:
+        raise DvcError(
+            f"push is on but the DVC remote {redact(url)} cannot be used: {redact(exc.message)}",
+            hint=exc.hint,
+        ) from None
+    if state == "missing" and "://" in url:
+        raise DvcError(
+            f"push is on but the DVC remote's bucket or container does not exist ({redact(url)})",
+            hint="Create it first (DVC does not), or fix the URL: 'dvflow doctor' checks it.",
+        )

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ._config import Config, load_config
+from ._exceptions import TrackingError
 from ._git import find_root
 from ._lock import run_lock
 from ._record import DIGEST_TAG, RECORD_ARTIFACT, canonical_json, sha256_hex
@@ -79,7 +80,15 @@ def sync_spool(
         return SyncResult(shown, (), ())
     emit = on_progress or (lambda p: None)
     with run_lock(root):
-        check_reachable(config.tracking_uri)
+        try:
+            check_reachable(config.tracking_uri)
+        except TrackingError as exc:
+            raise TrackingError(
+                exc.uri,
+                exc.problem,
+                hint="The spool is kept: run 'dvflow sync' again once the server answers.",
+                unreachable=exc.unreachable,
+            ) from None
         copier = _Copier(Tracker(config.tracking_uri), Tracker(spool_uri(root)), config, emit)
         runs = copier.copy_runs()
         versions = copier.copy_versions()

@@ -93,7 +93,10 @@ _TRANSPORT_FAILURES = (
     "Connection reset",
     "RemoteDisconnected",
     "Read timed out",
-    "too many 5",  # urllib3: "too many 503 error responses" while a server restarts
+    # urllib3 after retries: a proxy or load balancer while the server restarts.
+    "too many 502",
+    "too many 503",
+    "too many 504",
 )
 
 
@@ -129,7 +132,9 @@ def _reason(message: str) -> str:
     """The telling part of a transport error, without urllib3's nested reprs."""
     for text in _TRANSPORT_FAILURES:
         if text in message:
-            return text[0].lower() + text[1:] if text != "too many 5" else "server unavailable"
+            if text.startswith("too many"):
+                return "server unavailable"
+            return text[0].lower() + text[1:]
     first = message.splitlines()[0] if message else "no answer"
     return Redactor().redact(first[:200])
 
@@ -379,7 +384,8 @@ class Tracker:
         tags: Mapping[str, str],
         model_id: str | None = None,
     ) -> str:
-        with mlflow_errors(self.uri):
+        quiet = logger_level("mlflow.store.model_registry.abstract_store", logging.WARNING)
+        with mlflow_errors(self.uri), quiet:
             if not self._model_exists(name):
                 self.client.create_registered_model(name)
             version = self.client.create_model_version(
