@@ -14,7 +14,6 @@ Exit 0 when nothing fails (warnings allowed), 1 when a check fails.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import subprocess
@@ -205,28 +204,16 @@ def _tracking(root: Path, tracking_uri: str | None) -> Check:
 
 
 def _spool(root: Path) -> Check:
-    """Runs waiting in the local spool; counted in its SQLite file without loading MLflow."""
-    import sqlite3
+    from ._spool import SPOOL_DIR, waiting_runs
 
-    from ._spool import SPOOL_DIR, SYNCED_TAG
-
-    path = root / SPOOL_DIR / "mlflow.db"
-    if not path.is_file():
+    waiting = waiting_runs(root)
+    if waiting == 0:
         return Check("spool", "pass", "no runs waiting in the local spool")
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            (waiting,) = db.execute(
-                "SELECT COUNT(*) FROM runs r WHERE NOT EXISTS (SELECT 1 FROM tags t "
-                "WHERE t.run_uuid = r.run_uuid AND t.key = ?)",
-                (SYNCED_TAG,),
-            ).fetchone()
-    except sqlite3.Error:
-        waiting = "some"
     return Check(
         "spool",
         "warn",
-        f"{waiting} run(s) recorded to the local spool ({SPOOL_DIR}/) while the tracking "
-        "server did not answer are not on the server yet",
+        f"{'some' if waiting is None else waiting} run(s) recorded to the local spool "
+        f"({SPOOL_DIR}/) while the tracking server did not answer are not on the server yet",
         "Upload them with 'dvflow sync' once the server answers.",
     )
 

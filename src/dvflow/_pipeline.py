@@ -105,8 +105,8 @@ def run_pipeline(
             return session.run(targets, all_pipelines=all_pipelines)
         finally:
             project.close()
-            if session is not None:
-                session.project.close()  # a fresh one after a lost server
+            if session is not None and session.project is not project:
+                session.project.close()  # the fresh one after a lost server
 
 
 class _Session:

@@ -60,6 +60,30 @@ def spool_exists(root: Path) -> bool:
     return (root / SPOOL_DIR / "mlflow.db").is_file()
 
 
+def waiting_runs(root: Path) -> int | None:
+    """How many spooled runs sync has not copied; None when the spool cannot be read.
+
+    Counted in the spool's SQLite file (MLflow's ``runs`` and ``tags``
+    tables) without loading MLflow.
+    """
+    import contextlib
+    import sqlite3
+
+    path = root / SPOOL_DIR / "mlflow.db"
+    if not path.is_file():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM runs r WHERE NOT EXISTS (SELECT 1 FROM tags t "
+                "WHERE t.run_uuid = r.run_uuid AND t.key = ?)",
+                (SYNCED_TAG,),
+            ).fetchone()
+    except sqlite3.Error:
+        return None
+    return int(count)
+
+
 def open_spool(root: Path) -> Tracker:
     folder = root / SPOOL_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -97,7 +121,7 @@ class FallbackTracker:
         except TrackingError as exc:
             self._fall_back(exc)
         else:
-            if spool_exists(root):
+            if waiting_runs(root) != 0:
                 warn(
                     f"the local spool ({SPOOL_DIR}/) still holds runs recorded while the "
                     "tracking server did not answer: upload them with 'dvflow sync'"
