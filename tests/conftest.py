@@ -192,3 +192,14 @@ def everything_written(root: Path) -> str:
                 if path.is_file():
                     chunks.append(path.read_bytes().decode("utf-8", errors="replace"))
     return "\n".join(chunks)
+
+
+def stage_runs(root: Path) -> dict[str, str]:
+    """The newest run id of each stage."""
+    client = tracking_client(root)
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        "tags.`dvflow.kind` = 'stage'",
+        order_by=["attributes.start_time ASC"],
+    )
+    return {r.data.tags["dvflow.stage"]: r.info.run_id for r in runs}

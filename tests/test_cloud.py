@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli, dvc, everything_written, free_port, git, tracking_client
+from conftest import cli, dvc, everything_written, free_port, git, stage_runs, tracking_client
 from servers import AZURITE_KEY, AzureContainer, Bucket, S3Bucket, moto_auth_enforced
 
 # Planted where users keep credentials; none may appear in anything dvflow writes.
@@ -86,17 +86,6 @@ CLOUDS = {
     "gs": ("gcs_bucket", gcs_remote),
     "azure": ("azure_container", azure_remote),
 }
-
-
-def stage_runs(root: Path) -> dict[str, str]:
-    """The newest run id of each stage."""
-    client = tracking_client(root)
-    runs = client.search_runs(
-        [e.experiment_id for e in client.search_experiments()],
-        "tags.`dvflow.kind` = 'stage'",
-        order_by=["attributes.start_time ASC"],
-    )
-    return {r.data.tags["dvflow.stage"]: r.info.run_id for r in runs}
 
 
 def md5_key(md5: str) -> str:

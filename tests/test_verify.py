@@ -12,20 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DVFLOW, cli, dvc, git, tracking_client
+from conftest import DVFLOW, cli, dvc, git, stage_runs, tracking_client
 
 PICKY = {"DVFLOW_TEST_PICKY": "1"}
-
-
-def stage_runs(root: Path) -> dict[str, str]:
-    """The newest run id of each stage."""
-    client = tracking_client(root)
-    runs = client.search_runs(
-        [e.experiment_id for e in client.search_experiments()],
-        "tags.`dvflow.kind` = 'stage'",
-        order_by=["attributes.start_time ASC"],
-    )
-    return {r.data.tags["dvflow.stage"]: r.info.run_id for r in runs}
 
 
 def artifacts(root: Path, run_id: str) -> Path:
