@@ -61,15 +61,21 @@ def _check_no_leftover_stage(root: Path) -> None:
     import psutil
 
     me = str(root)
+    left: list[tuple[int, str]] = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         try:
             if proc.pid == os.getpid() or proc.environ().get(STAGE_ENV) != me:
                 continue
         except (psutil.Error, OSError):
             continue  # gone, or another user's: not one of ours
-        command = " ".join(proc.info.get("cmdline") or [])[:80]
-        raise LockedError(
-            root,
-            f"a stage command of a killed run is still running: PID {proc.pid}, {command}",
-            hint=f"Wait for it to end, or stop it: kill {proc.pid}",
-        )
+        left.append((proc.pid, " ".join(proc.info.get("cmdline") or [])[:80]))
+    if not left:
+        return
+    # A shell and the script it started both carry the variable: name them
+    # all, since killing the shell alone leaves the script writing.
+    listed = "; ".join(f"PID {pid}, {command}" for pid, command in left)
+    raise LockedError(
+        root,
+        f"a stage command of a killed run is still running: {listed}",
+        hint=f"Wait for it to end, or stop it: kill {' '.join(str(pid) for pid, _ in left)}",
+    )
