@@ -258,7 +258,7 @@ def test_doctor_on_s3_warns_with_the_command_until_the_bucket_is_versioned(
     assert found["versioning"].startswith(f"warn object versioning is off for {url}")
     assert (
         f"aws s3api put-bucket-versioning --bucket {s3_bucket.name} "
-        "--versioning-configuration Status=Enabled" in said
+        f"--endpoint-url {s3_bucket.endpoint} --versioning-configuration Status=Enabled" in said
     )
 
     s3_bucket.enable_versioning()

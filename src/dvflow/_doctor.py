@@ -141,7 +141,7 @@ def _remote(root: Path, redact: Any) -> list[Check]:
             return [Check("remote", "fail", f"{redact(url)}: {redact(exc.message)}", exc.hint)]
         checks = [_remote_check(redact(url), state)]
         if url.startswith("s3://"):
-            checks.append(_versioning(project, redact(url)))
+            checks.append(_versioning(project, redact(url), redact))
         return checks
     finally:
         project.close()
@@ -163,7 +163,7 @@ def _remote_check(url: str, state: str) -> Check:
     return Check("remote", "warn", f"{url} does not exist yet", "The first 'dvc push' creates it.")
 
 
-def _versioning(project: Any, url: str) -> Check:
+def _versioning(project: Any, url: str, redact: Any) -> Check:
     try:
         status = project.bucket_versioning()
     except DvflowError as exc:
@@ -171,12 +171,16 @@ def _versioning(project: Any, url: str) -> Check:
     if status == "Enabled":
         return Check("versioning", "pass", f"object versioning is on for {url}")
     bucket = url[len("s3://") :].split("/", maxsplit=1)[0]
+    endpoint = project.remote_config().get("endpointurl")
+    # An S3-compatible store (MinIO, Ceph...) needs its endpoint named, or
+    # the command goes to AWS and fails there.
+    where = f" --endpoint-url {redact(endpoint)}" if endpoint else ""
     return Check(
         "versioning",
         "warn",
         f"object versioning is {status.lower() or 'off'} for {url}: an overwritten or deleted "
         "object cannot be recovered",
-        f"aws s3api put-bucket-versioning --bucket {bucket} "
+        f"aws s3api put-bucket-versioning --bucket {bucket}{where} "
         "--versioning-configuration Status=Enabled",
     )
 

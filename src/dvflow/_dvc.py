@@ -222,15 +222,16 @@ class DvcProject:
                 continue
         return {"deps": deps, "params": params}
 
-    def remote_url(self) -> str | None:
+    def remote_config(self) -> dict[str, Any]:
+        """The default remote's settings (``.dvc/config`` merged with ``--local``); {} if none."""
         with dvc_errors():
             config = self.repo.config
             name = config["core"].get("remote")
-            if not name:
-                return None
-            remote = config["remote"].get(name) or {}
-            url = remote.get("url")
-            return str(url) if url else None
+            return dict(config["remote"].get(name) or {}) if name else {}
+
+    def remote_url(self) -> str | None:
+        url = self.remote_config().get("url")
+        return str(url) if url else None
 
     def remote_is_versioned(self) -> bool:
         """Is the default remote cloud-versioned (``version_aware`` or ``worktree``)?
@@ -239,10 +240,8 @@ class DvcProject:
         id ``dvc push`` wrote into dvc.lock or the .dvc file, not at
         ``files/md5/...``: DVC's own ``status -c`` refuses it.
         """
-        with dvc_errors():
-            name = self.repo.config["core"].get("remote")
-            remote = (self.repo.config["remote"].get(name) or {}) if name else {}
-            return bool(remote.get("version_aware") or remote.get("worktree"))
+        remote = self.remote_config()
+        return bool(remote.get("version_aware") or remote.get("worktree"))
 
     def missing_in_remote(self, md5s: Sequence[str], jobs: int | None = None) -> list[str]:
         """The objects among ``md5s`` the default remote lacks.
