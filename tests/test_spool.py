@@ -226,6 +226,11 @@ def test_a_server_stopped_mid_run_loses_nothing_after_sync(
     for run_id in (spooled["pipeline"], train_id):
         shown = cli("show", run_id, "-C", str(cut), env={"DVFLOW_TRACKING_URI": server.url})
         assert shown.returncode == 0 and "intact" in shown.stderr, shown.stderr
+    # The id 'dvflow run' printed while spooled still finds the run.
+    shown = cli("show", spooled["train"], "-C", str(cut), env={"DVFLOW_TRACKING_URI": server.url})
+    assert shown.returncode == 0 and "intact" in shown.stderr, shown.stderr
+    assert f"synced from the local spool as run {train_id}" in shown.stderr
+    assert train_id in shown.stdout
 
 
 def _assert_synced_run(url: str, train_id: str, before_sync: int) -> None:
@@ -262,6 +267,12 @@ def test_an_unreachable_server_spools_the_whole_run_unless_tracking_is_required(
     assert reminded.returncode == 0, reminded.stderr
     assert "still holds runs" in reminded.stderr and "dvflow sync" in reminded.stderr
 
+    # Offline, a spooled run is read from the spool.
+    offline = cli("show", spooled["train"], "--tracking-uri", down, "-C", str(root))
+    assert offline.returncode == 0 and "intact" in offline.stderr, offline.stderr
+    assert "in the local spool, not on the server yet" in offline.stderr
+    assert spooled["train"] in offline.stdout
+
     waiting = cli("doctor", "--tracking-uri", mlflow_server, "-C", str(root))
     assert "3 run(s) recorded to the local spool" in waiting.stdout, waiting.stdout
 
@@ -274,6 +285,9 @@ def test_an_unreachable_server_spools_the_whole_run_unless_tracking_is_required(
     )  # another store than the one the run aimed at
     mapping = dict(re.findall(r"run ([0-9a-f]{32}) -> ([0-9a-f]{32})", synced.stdout))
     assert set(mapping) == set(spooled.values())
+    shown = cli("show", spooled["train"], "--tracking-uri", mlflow_server, "-C", str(root))
+    assert shown.returncode == 0 and "intact" in shown.stderr, shown.stderr
+    assert f"synced from the local spool as run {mapping[spooled['train']]}" in shown.stderr
 
     from mlflow.tracking import MlflowClient
 

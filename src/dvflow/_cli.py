@@ -161,6 +161,8 @@ def show(run_id: str, as_json: bool, path: str, tracking_uri: str | None) -> Non
     from ._show import check_record
 
     check = check_record(run_id, path, tracking_uri=tracking_uri)
+    if check.note:
+        click.echo(f"run {run_id.strip()}: {check.note}", err=True)
     if as_json:
         # The stored bytes exactly, so `dvflow show ID --json | sha256sum` checks the tag.
         click.echo(check.raw, nl=False)

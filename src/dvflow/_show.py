@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from ._exceptions import (
     ProjectError,
     RecordNotFoundError,
     RecordTamperedError,
+    RunNotFoundError,
 )
 from ._record import DIGEST_TAG, RECORD_ARTIFACT, ProvenanceRecord, parse_record, sha256_hex
 
@@ -32,31 +34,60 @@ class RecordCheck:
     actual_sha256: str
     run_status: str
     result_commit: str | None = None
+    # Where a run named by its spool id was found ('dvflow sync').
+    note: str | None = None
 
     @property
     def intact(self) -> bool:
         return self.expected_sha256 == self.actual_sha256
 
 
-def _tracking_uri(path: Path, tracking_uri: str | None) -> str:
-    """The store of the project around ``path``, or the environment's outside one."""
+def _project(path: Path, tracking_uri: str | None) -> tuple[Path, str]:
+    """The project around ``path`` and its store (the environment's outside one)."""
     start = path.resolve()
     if not start.is_dir():
         raise ProjectError(f"no such folder: {path}", hint="Pass -C the project's folder.")
     root = _git.find_root(start) if _git.is_git_repo(start) else start
-    return load_config(root, tracking_uri=tracking_uri).tracking_uri
+    return root, load_config(root, tracking_uri=tracking_uri).tracking_uri
+
+
+def _find_run(uri: str, run_id: str, root: Path) -> tuple[Any, Tracker, str | None]:
+    """The run ``run_id`` names, the store that holds it, and a note on where it was found.
+
+    While the server did not answer, 'dvflow run' printed the ids of the
+    local spool: such a run is read from the spool (even offline) until
+    'dvflow sync' copies it, and after that from the server run that
+    carries its id.
+    """
+    from ._spool import SPOOLED_AS_TAG, open_spool, spooled_run
+    from ._tracking import Tracker, check_existing_store
+
+    spooled = spooled_run(root, run_id) if _RUN_ID.match(run_id) else None
+    if spooled == "waiting":
+        note = "in the local spool, not on the server yet: upload it with 'dvflow sync'"
+        spool = open_spool(root)
+        return spool.get_run(run_id), spool, note
+    check_existing_store(uri)
+    tracker = Tracker(uri)
+    try:
+        return tracker.get_run(run_id), tracker, None
+    except RunNotFoundError:
+        # The spool is gone once all of it is synced: ask the store anyway.
+        synced = tracker.run_tagged(SPOOLED_AS_TAG, run_id) if _RUN_ID.match(run_id) else None
+        if synced is None:
+            raise
+    return synced, tracker, f"synced from the local spool as run {synced.info.run_id}"
+
+
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def check_record(
     run_id: str, path: str | os.PathLike[str] = ".", *, tracking_uri: str | None = None
 ) -> RecordCheck:
     """Fetch the record of ``run_id`` and compare its sha256 with the run's tag."""
-    from ._tracking import Tracker, check_existing_store
-
-    uri = _tracking_uri(Path(path), tracking_uri)
-    check_existing_store(uri)
-    tracker = Tracker(uri)
-    run = tracker.get_run(run_id.strip())
+    root, uri = _project(Path(path), tracking_uri)
+    run, tracker, note = _find_run(uri, run_id.strip(), root)
     if "dvflow.kind" not in run.data.tags:
         raise RecordNotFoundError(run_id)
     raw = tracker.read_artifact(run.info.run_id, RECORD_ARTIFACT)
@@ -75,6 +106,7 @@ def check_record(
         actual_sha256=actual,
         run_status=run.info.status,
         result_commit=run.data.tags.get("dvflow.result_commit"),
+        note=note,
     )
 
 

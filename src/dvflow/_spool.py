@@ -42,6 +42,8 @@ TARGET_TAG = "dvflow.spool.target"
 CREATED_TAG = "dvflow.spool.created"
 # On a spooled run or version once ``dvflow sync`` has copied it.
 SYNCED_TAG = "dvflow.spool.synced"
+# On a store run sync created: the id 'dvflow run' printed for it while spooled.
+SPOOLED_AS_TAG = "dvflow.spooled_as"
 
 # MLflow's client retries a request that gets no answer for minutes by
 # default; a run waits a few seconds, then records to the spool.
@@ -66,22 +68,41 @@ def waiting_runs(root: Path) -> int | None:
     Counted in the spool's SQLite file (MLflow's ``runs`` and ``tags``
     tables) without loading MLflow.
     """
+    found = _ask_spool(
+        root,
+        "SELECT COUNT(*) FROM runs r WHERE NOT EXISTS (SELECT 1 FROM tags t "
+        "WHERE t.run_uuid = r.run_uuid AND t.key = ?)",
+        (SYNCED_TAG,),
+    )
+    return None if found is None else int(found[0][0]) if found else 0
+
+
+def spooled_run(root: Path, run_id: str) -> str | None:
+    """Is ``run_id`` a run of the local spool: ``waiting``, ``synced``, or None (not there)."""
+    found = _ask_spool(
+        root,
+        "SELECT EXISTS (SELECT 1 FROM tags WHERE run_uuid = r.run_uuid AND key = ?) "
+        "FROM runs r WHERE r.run_uuid = ?",
+        (SYNCED_TAG, run_id),
+    )
+    if not found:
+        return None
+    return "synced" if found[0][0] else "waiting"
+
+
+def _ask_spool(root: Path, query: str, args: tuple[str, ...]) -> list[Any] | None:
+    """Rows of ``query`` on the spool's SQLite file ([] without a spool, None if unreadable)."""
     import contextlib
     import sqlite3
 
     path = root / SPOOL_DIR / "mlflow.db"
     if not path.is_file():
-        return 0
+        return []
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            (count,) = db.execute(
-                "SELECT COUNT(*) FROM runs r WHERE NOT EXISTS (SELECT 1 FROM tags t "
-                "WHERE t.run_uuid = r.run_uuid AND t.key = ?)",
-                (SYNCED_TAG,),
-            ).fetchone()
+            return db.execute(query, args).fetchall()
     except sqlite3.Error:
         return None
-    return int(count)
 
 
 def open_spool(root: Path) -> Tracker:

@@ -37,6 +37,7 @@ from ._spool import (
     CREATED_TAG,
     SERVER_RUN_TAG,
     SPOOL_DIR,
+    SPOOLED_AS_TAG,
     SYNCED_TAG,
     TARGET_TAG,
     spool_exists,
@@ -51,8 +52,6 @@ from ._tracking import (
     no_progress_bar,
 )
 
-# On a run sync created: the id 'dvflow run' printed for it while spooled.
-SPOOLED_AS_TAG = "dvflow.spooled_as"
 _SPOOL_TAGS = frozenset({SERVER_RUN_TAG, CREATED_TAG, TARGET_TAG, SYNCED_TAG})
 
 

@@ -333,6 +333,18 @@ class Tracker:
                 )
             )
 
+    def run_tagged(self, key: str, value: str) -> Any | None:
+        """The oldest run, in any experiment, tagged ``key=value`` (None: none)."""
+        from mlflow.entities import ViewType
+
+        with mlflow_errors(self.uri):
+            experiments = [
+                e.experiment_id
+                for e in self.client.search_experiments(view_type=ViewType.ALL, max_results=50000)
+            ]
+        runs = self.search(experiments, f"tags.`{key}` = '{_quote(value)}'", max_results=1)
+        return runs[0] if runs else None
+
     def runs_with_outputs(self, experiment_id: str, stage: str, outputs_key: str) -> list[Any]:
         """Every run of ``stage`` that ended with exactly these outputs, oldest first."""
         return self.search(
