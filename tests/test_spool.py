@@ -310,7 +310,8 @@ def test_an_unreachable_server_spools_the_whole_run_unless_tracking_is_required(
 
     # Synced runs keep their old start times; an index that read the store
     # after they started still finds them, by their dvflow.synced_at tag.
-    from dvflow._tracking import StoreReader, Tracker
+    from dvflow._reader import StoreReader
+    from dvflow._tracking import Tracker
 
     assert "dvflow.synced_at" in train.data.tags
     assert train.data.tags["dvflow.spooled_as"] == spooled["train"]

@@ -314,7 +314,7 @@ class Index:
 
     def sync_store(self, tracker: Tracker, *, full: bool = False) -> UpdateStats:
         """Read runs started since the last sync, open runs, and the whole registry."""
-        from ._tracking import StoreReader
+        from ._reader import StoreReader
 
         reader = StoreReader(tracker)
         stamp = _file_stamp(tracker.uri)

@@ -34,6 +34,7 @@ from ._exceptions import (
 from ._interrupt import Interrupted, killed_by_signal, sigterm_interrupts
 from ._lock import STAGE_ENV, run_lock
 from ._project import check_remote_for_push, preflight
+from ._reader import io_tags
 from ._record import (
     DIGEST_TAG,
     PACKAGES_ARTIFACT,
@@ -50,7 +51,7 @@ from ._redact import Redactor, redactor_for
 from ._registry import Registration, register_stage_models
 from ._results import PipelineRun, Progress, ProgressCallback, StageRun
 from ._spool import FallbackTracker
-from ._tracking import display_uri, io_tags
+from ._tracking import display_uri
 
 
 def _now_iso() -> str:

@@ -31,6 +31,7 @@ from ._config import Config, load_config
 from ._exceptions import TrackingError
 from ._git import find_root
 from ._lock import run_lock
+from ._reader import SYNCED_AT_TAG
 from ._record import DIGEST_TAG, RECORD_ARTIFACT, canonical_json, sha256_hex
 from ._results import Progress, ProgressCallback
 from ._spool import (
@@ -44,7 +45,6 @@ from ._spool import (
     spool_uri,
 )
 from ._tracking import (
-    SYNCED_AT_TAG,
     Tracker,
     check_reachable,
     display_uri,
@@ -138,10 +138,9 @@ class _Copier:
         return tuple(copied)
 
     def _spooled_runs(self) -> list[Any]:
-        client = self.spool.client
+        experiments = self.spool.all_experiments()
         with mlflow_errors(self.spool.uri):
-            experiments = [e.experiment_id for e in client.search_experiments(view_type=3)]
-            runs = list(_pages(client.search_runs, experiments, run_view_type=3))
+            runs = list(_pages(self.spool.client.search_runs, experiments, run_view_type=3))
         return sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id))
 
     def _place(self, run: Any) -> None:
@@ -300,8 +299,8 @@ class _Copier:
         return tuple(copied)
 
     def logged_models(self) -> bool:
+        experiments = self.spool.all_experiments()
         with mlflow_errors(self.spool.uri):
-            experiments = [e.experiment_id for e in self.spool.client.search_experiments()]
             return bool(
                 experiments
                 and self.spool.client.search_logged_models(
