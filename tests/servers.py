@@ -255,6 +255,14 @@ class S3Bucket(Bucket):
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.name, Key=key)
 
+    def delete_every_version(self, key: str) -> None:
+        """Delete ``key`` for good: each of its versions, not just the current one."""
+        versions = self.client.list_object_versions(Bucket=self.name, Prefix=key)
+        for version in versions.get("Versions", []):
+            self.client.delete_object(
+                Bucket=self.name, Key=version["Key"], VersionId=version["VersionId"]
+            )
+
     def enable_versioning(self) -> None:
         self.client.put_bucket_versioning(
             Bucket=self.name, VersioningConfiguration={"Status": "Enabled"}

@@ -176,6 +176,10 @@ def test_a_version_aware_remote_works_by_version_id_for_run_verify_check_diff_an
     # The run recorded the md5 of the version-aware .dvc file as its input.
     tags = tracking_client(root).get_run(runs["prepare"]).data.tags
     assert ["data/raw.txt", raw_md5] in json.loads(tags["dvflow.io"])["in"]
+    # Each pointer's remote URI is where the remote keeps it: its own path.
+    assert {
+        path: f"s3://{s3_bucket.name}/store/{path}" for path in ("data/raw.txt", "data/clean")
+    }.items() <= remote_uris(root, runs["prepare"]).items()
 
     # The committed per-file form links data/clean from prepare to train.
     impact = cli("impact", "data/raw.txt", "--json", "-C", str(root))
@@ -200,13 +204,7 @@ def test_a_version_aware_remote_works_by_version_id_for_run_verify_check_diff_an
     # A plain delete only hides the object: its version, the one DVC recorded, stays.
     s3_bucket.delete("store/model.txt")
     assert cli("verify", runs["train"], "-C", str(root)).returncode == 0
-    versions = s3_bucket.client.list_object_versions(
-        Bucket=s3_bucket.name, Prefix="store/model.txt"
-    )
-    for version in versions.get("Versions", []):
-        s3_bucket.client.delete_object(
-            Bucket=s3_bucket.name, Key=version["Key"], VersionId=version["VersionId"]
-        )
+    s3_bucket.delete_every_version("store/model.txt")
     broken = cli("verify", runs["train"], "-C", str(root))
     assert broken.returncode == 1, broken.stdout + broken.stderr
     assert re.search(
@@ -224,6 +222,14 @@ def test_a_version_aware_remote_works_by_version_id_for_run_verify_check_diff_an
     assert out.returncode == 0, out.stderr
     assert (exact / "data" / "raw.txt").read_text() == (root / "data" / "raw.txt").read_text()
     assert (exact / "data" / "clean" / "scaled.txt").read_text() == "2\n4\n6\n8\n"
+
+
+def remote_uris(root: Path, run_id: str) -> dict[str, str | None]:
+    """``{path: remote_uri}`` of every pointer in the run's record."""
+    shown = cli("show", run_id, "--json", "-C", str(root))
+    assert shown.returncode == 0, shown.stderr
+    record = json.loads(shown.stdout)
+    return {p["path"]: p["remote_uri"] for p in record["inputs"] + record["outputs"]}
 
 
 def doctor_lines(root: Path) -> tuple[int, dict[str, str], str]:

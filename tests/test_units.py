@@ -81,8 +81,11 @@ def test_pointer_from_version_aware_entry_gets_the_dir_md5_dvc_computes() -> Non
     tree.digest()
     assert pointer.md5 == tree.hash_info.value == "29733550099f414eb45b59eca5d2d368.dir"
     # Objects live at work-tree paths by version id, not at files/md5/...
-    assert pointer.remote_uri is None
+    assert pointer.remote_uri is None  # not on this (plain) remote
     assert (pointer.size, pointer.nfiles, pointer.version_ids) == (7, 2, 2)
+    on_versioned = pointer_from_entry(entry, wdir="sub", remote_url="s3://b/r/", versioned=True)
+    assert on_versioned.remote_uri == "s3://b/r/sub/" + entry["path"]
+    assert on_versioned.md5 == pointer.md5
 
 
 def test_params_are_flattened_and_prefixed_by_file() -> None:

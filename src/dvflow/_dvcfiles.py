@@ -126,6 +126,7 @@ def pointer_from_entry(
     wdir: str = "",
     cache_dir: str | None = None,
     remote_url: str | None = None,
+    versioned: bool = False,
 ) -> Pointer:
     """A Pointer from one ``deps``/``outs`` entry of ``dvc.lock`` or a ``.dvc`` file.
 
@@ -134,9 +135,11 @@ def pointer_from_entry(
 
     Version-aware remotes write a directory as per-file ``files:`` with
     ``version_id``s and no top-level md5 (DESIGN trap 6): its ``.dir`` md5 is
-    recomputed from the listing, as DVC does. Such a remote keeps objects at
-    their work-tree paths, not by md5, so a pointer that carries version ids
-    gets no ``remote_uri``.
+    recomputed from the listing, as DVC does. Such a remote (``versioned``)
+    keeps objects at their work-tree paths, not by md5: the pointer's
+    ``remote_uri`` is that location, and the version ids ``dvc push`` wrote
+    into the entry say which version. A pointer with version ids for any
+    other remote gets no ``remote_uri``.
     """
     raw_path = str(entry.get("path", ""))
     path = posixpath.normpath(posixpath.join(wdir, raw_path)) if wdir else raw_path
@@ -154,14 +157,19 @@ def pointer_from_entry(
         if isinstance(files, list)
         else int(_has_version(entry))
     )
-    suffix = object_suffix(md5) if md5 and not versions else None
+    if not (remote_url and md5):
+        remote_uri = None
+    elif versioned:
+        remote_uri = f"{remote_url.rstrip('/')}/{path}"
+    else:
+        remote_uri = None if versions else f"{remote_url.rstrip('/')}/{object_suffix(md5)}"
     return Pointer(
         path=path,
         md5=md5,
         size=int(size) if isinstance(size, int) else None,
         nfiles=int(nfiles) if isinstance(nfiles, int) else None,
         cache_path=f"{cache_dir.rstrip('/')}/{md5[:2]}/{md5[2:]}" if cache_dir and md5 else None,
-        remote_uri=f"{remote_url.rstrip('/')}/{suffix}" if remote_url and suffix else None,
+        remote_uri=remote_uri,
         version_ids=versions,
     )
 

@@ -156,9 +156,9 @@ class _Session:
         self.patch = self.redactor.redact_bytes(self.code.patch) if self.code.patch else b""
         self.environment = environment_info()
         # A cloud-versioned remote keeps files at their own paths under version
-        # ids, not at files/md5/...: such pointers get no remote URI.
-        versioned = self.project.remote_is_versioned()
-        self.remote_url = None if versioned else self.project.remote_url()
+        # ids, not at files/md5/...
+        self.remote_versioned = self.project.remote_is_versioned()
+        self.remote_url = self.project.remote_url()
         self.cache_dir = self.project.cache_dir()
         self.started = _now_iso()
         self.parent_id = self.tracker.create_run(
@@ -480,7 +480,11 @@ class _Session:
             pointer = pointer_from_entry(entry, wdir=wdir)
             if self._in_dvc(pointer.path):
                 pointer = pointer_from_entry(
-                    entry, wdir=wdir, cache_dir=self.cache_dir, remote_url=remote
+                    entry,
+                    wdir=wdir,
+                    cache_dir=self.cache_dir,
+                    remote_url=remote,
+                    versioned=self.remote_versioned,
                 )
             pointers.append(pointer)
         return pointers
