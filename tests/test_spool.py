@@ -355,3 +355,64 @@ def test_a_script_that_loses_the_server_is_run_again_against_the_spool(
     assert [(m.step, m.value) for m in history] == [(0, 4.0), (1, 8.0)]
     shown = cli("show", ids["train"], "-C", str(root), env={"DVFLOW_TRACKING_URI": server.url})
     assert shown.returncode == 0 and "intact" in shown.stderr, shown.stderr
+
+
+def test_models_a_script_logged_while_spooled_reach_the_server_and_load_from_it(
+    make_project: Callable[..., Path], mlflow_server: str
+) -> None:
+    root = make_project("logged")
+    down = f"http://127.0.0.1:{free_port()}"
+    ran = cli("run", "--tracking-uri", down, "-C", str(root))
+    assert ran.returncode == 0, ran.stderr
+    assert "recording to the local spool" in ran.stderr
+    fit = _ids(ran.stdout)["fit"]
+
+    # A sync stopped (Ctrl-C) once the first run is copied resumes without
+    # a second copy of anything.
+    from dvflow import sync_spool
+    from dvflow._results import Progress
+
+    def stop_after_one(progress: Progress) -> None:
+        if progress.event == "synced":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sync_spool(root, tracking_uri=mlflow_server, on_progress=stop_after_one)
+    assert (root / ".dvflow" / "spool" / "mlflow.db").is_file()
+    synced = cli("sync", "--tracking-uri", mlflow_server, "-C", str(root))
+    assert synced.returncode == 0, synced.stderr
+    assert "[1/1] synced run" in synced.stderr  # the other one was done already
+    (old_model, new_model), *more = re.findall(
+        r"logged model (m-[0-9a-f]+) -> (m-[0-9a-f]+)", synced.stdout
+    )
+    assert not more and old_model != new_model, synced.stdout
+    assert not list((root / ".dvflow").glob("spool*")), "the spool is gone once all is copied"
+    mapping = dict(re.findall(r"run ([0-9a-f]{32}) -> ([0-9a-f]{32})", synced.stdout))
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    model = client.get_logged_model(new_model)
+    assert (model.source_run_id, str(model.status)) == (mapping[fit], "READY")
+    assert model.tags["dvflow.spooled_as"] == old_model
+    assert len(client.search_logged_models([model.experiment_id])) == 1
+    assert len(client.search_runs([model.experiment_id])) == len(mapping) == 2
+    run = client.get_run(mapping[fit])
+    assert [o.model_id for o in run.outputs.model_outputs] == [new_model]
+    (version,) = client.search_model_versions("name = 'logged-model'")
+    assert version.source == f"models:/{new_model}"
+    assert version.run_id == mapping[fit]
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import mlflow, sys; mlflow.set_tracking_uri(sys.argv[1]); "
+            "print(mlflow.pyfunc.load_model('models:/logged-model/1').predict([7]))",
+            mlflow_server,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert "7" in loaded.stdout

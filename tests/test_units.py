@@ -167,3 +167,18 @@ def test_canonical_json_is_stable_and_record_round_trips() -> None:
 def test_malformed_records_raise_a_dvflow_error(raw: bytes) -> None:
     with pytest.raises(InvalidFileError):
         parse_record(raw)
+
+
+def test_a_model_source_for_a_server_passes_the_servers_own_source_check() -> None:
+    from mlflow.server.handlers import _validate_source_run
+
+    from dvflow._registry import portable_source
+
+    for path in ("model.txt", "models/m.pkl", "data/clean"):
+        source = portable_source("/srv/p/.dvc/cache/ab/cd", "http://h:5000", path, "ab" * 16)
+        assert source == f"dvc:///{path}@{'ab' * 16}"
+        _validate_source_run(source, "")  # raises what the server answers for a refused source
+    # What the server can read stays as it is.
+    for source in ("models:/m-0123", "s3://b/r/files/md5/ab/cd", "runs:/0123/model"):
+        assert portable_source(source, "https://h", "model.txt", "ab" * 16) == source
+    assert portable_source("file:///srv/m", "https://h", "m", "ab" * 16) == f"dvc:///m@{'ab' * 16}"

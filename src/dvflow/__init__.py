@@ -44,6 +44,7 @@ from ._record import ProvenanceRecord
 from ._registry import Promotion, Registration, promote, register_model
 from ._results import PipelineRun, Progress, StageRun
 from ._show import RecordCheck, check_record, load_record
+from ._sync import SyncResult, sync_spool
 from ._verify import Verification, verify
 
 __all__ = [
@@ -82,6 +83,7 @@ __all__ = [
     "RunNotFoundError",
     "StageFailedError",
     "StageRun",
+    "SyncResult",
     "TargetNotFoundError",
     "TrackingError",
     "Verification",
@@ -98,6 +100,7 @@ __all__ = [
     "register_model",
     "run_demo",
     "run_pipeline",
+    "sync_spool",
     "update_index",
     "verify",
 ]

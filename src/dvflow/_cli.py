@@ -134,7 +134,7 @@ def sync(path: str, tracking_uri: str | None) -> None:
     """Upload the runs recorded to the local spool while the server did not answer.
 
     Runs keep their original start and end times, statuses, params, metrics,
-    datasets, artifacts and parent links; spool ids are mapped to the
+    datasets, artifacts, logged models and parent links; spool ids are mapped to the
     store's, and each record and its digest are rewritten to match. Safe to
     run again after an interruption: what was copied is not copied twice.
     """
@@ -146,6 +146,8 @@ def sync(path: str, tracking_uri: str | None) -> None:
         return
     for old, new in result.runs:
         click.echo(f"  run {old} -> {new}" if old != new else f"  run {old}: completed")
+    for old, new in result.models:
+        click.echo(f"  logged model {old} -> {new}")
     for name, old_version, new_version in result.versions:
         click.echo(f"  model {name}: spool version {old_version} -> version {new_version}")
     click.echo(f"synced {len(result.runs)} run(s) to {result.tracking_uri}")

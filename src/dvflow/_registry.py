@@ -116,7 +116,7 @@ def register_version(
     source = (
         f"models:/{logged_model}"
         if logged_model
-        else model.remote_uri or model.cache_path or f"dvc://{model.path}@{model.md5}"
+        else model.remote_uri or model.cache_path or dvc_source(model.path, model.md5 or "")
     )
     source = portable_source(source, tracker.uri, model.path, model.md5 or "")
     version = tracker.create_version(name, source, run_id, tags, model_id=logged_model)
@@ -128,13 +128,25 @@ def portable_source(source: str, store_uri: str, path: str, md5: str) -> str:
 
     A tracking server refuses a local path as a source (it cannot read the
     client's disk), so a model in a local DVC cache or remote is named by its
-    DVC pointer instead; ``dvflow.model_path`` and ``dvflow.model_md5`` say
-    where to get it either way.
+    DVC pointer instead; a logged model's ``models:/m-...`` stays.
+    ``dvflow.model_path`` and ``dvflow.model_md5`` say where to get it
+    either way.
     """
-    local = "://" not in source or source.startswith("file:")
+    scheme = source.partition(":")[0] if ":" in source else ""
+    local = len(scheme) <= 1 or scheme == "file"  # a path (C: too), or file:
     if local and store_uri.startswith(("http://", "https://")):
-        return f"dvc://{path}@{md5}"
+        return dvc_source(path, md5)
     return source
+
+
+def dvc_source(path: str, md5: str) -> str:
+    """``dvc:///PATH@MD5``: the model as DVC tracks it in the project.
+
+    The path goes after a third slash, never where a host would be: a server
+    refuses a source whose URL path is empty or relative, and
+    ``dvc://model.pkl@md5`` would read as a user at a host.
+    """
+    return f"dvc:///{path.lstrip('/')}@{md5}"
 
 
 def upstream_of(

@@ -45,9 +45,13 @@ class PipelineRun:
 
 @dataclass(frozen=True)
 class Progress:
-    """One step of a running pipeline, for a caller that shows progress."""
+    """One step of a running pipeline (or of a sync), for a caller that shows progress.
 
-    event: Literal["plan", "stage-start", "stage-end", "notice"]
+    ``synced``: run ``stage`` (the id 'dvflow run' printed) is now run
+    ``run_id`` of the store, ``index`` of ``total``.
+    """
+
+    event: Literal["plan", "stage-start", "stage-end", "notice", "synced"]
     index: int
     total: int
     stage: str | None = None

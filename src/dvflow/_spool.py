@@ -315,9 +315,14 @@ class FallbackTracker:
         return version
 
     def logged_model_of_run(self, experiment_id: str, run_id: str) -> str | None:
-        if self.spool is not None:
-            # A model logged into the spool stays there; the version is made
-            # from the DVC object, which 'dvflow sync' can copy.
-            return None
-        found: str | None = self._do(run_id, lambda t, r: t.logged_model_of_run(experiment_id, r))
-        return found if self.spool is None else None
+        if self.server is not None and self.spool is None:
+            try:
+                return self.server.logged_model_of_run(experiment_id, run_id)
+            except TrackingError as exc:
+                self._fall_back(exc)
+        assert self.spool is not None
+        # A model logged into the spool: 'dvflow sync' copies it, and the
+        # version made from it, to the server.
+        return self.spool.logged_model_of_run(
+            self._spool_experiment(experiment_id), self._stand_ins.get(run_id, run_id)
+        )

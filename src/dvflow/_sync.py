@@ -12,7 +12,11 @@ Two passes, so every id is known before any record is rewritten:
    rewritten to match (its digest tag too), and it ends with its original
    status and end time.
 
-Model versions follow; the spool folder is removed once all of it is copied.
+Between the two, models that stage scripts logged with MLflow's
+``log_model`` are copied (their artifacts, params and tags), so pass 2 can
+link each run to them. Model versions follow, registered from the copied
+models where they were; the spool folder is removed once all of it is
+copied.
 """
 
 from __future__ import annotations
@@ -62,7 +66,8 @@ class SyncResult:
     # server held before it stopped answering.
     runs: tuple[tuple[str, str], ...]
     versions: tuple[tuple[str, str, str], ...]  # (model, spool version, store version)
-    kept: Path | None = None  # the spool folder, kept for models only it holds
+    # (spool id, store id) of each model a script logged with log_model.
+    models: tuple[tuple[str, str], ...] = ()
 
 
 def sync_spool(
@@ -91,22 +96,8 @@ def sync_spool(
         copier = _Copier(Tracker(config.tracking_uri), Tracker(spool_uri(root)), config, emit)
         runs = copier.copy_runs()
         versions = copier.copy_versions()
-        kept = None
-        if copier.logged_models():
-            kept = root / SPOOL_DIR.parent / f"spool-synced-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-            emit(
-                Progress(
-                    "notice",
-                    0,
-                    0,
-                    message=f"the spool holds models logged with MLflow's log_model, which "
-                    f"sync does not copy; the spool is kept in {kept}",
-                )
-            )
-            (root / SPOOL_DIR).rename(kept)
-        else:
-            shutil.rmtree(root / SPOOL_DIR)
-    return SyncResult(shown, runs, versions, kept)
+        shutil.rmtree(root / SPOOL_DIR)
+    return SyncResult(shown, runs, versions, copier.copied_models())
 
 
 class _Copier:
@@ -115,6 +106,7 @@ class _Copier:
         self.ids: dict[str, str] = {}  # spool run id -> store run id
         self.digests: dict[str, str] = {}  # spool record digest -> store record digest
         self.experiments: dict[str, str] = {}  # spool experiment id -> store experiment id
+        self.models: dict[str, str] = {}  # spool logged model id -> store logged model id
 
     # -- runs ---------------------------------------------------------------
 
@@ -129,11 +121,17 @@ class _Copier:
             )
         for run in _parents_first(runs):
             self._place(run)
+        self._copy_logged_models()
         copied = []
+        waiting = [r for r in runs if SYNCED_TAG not in r.data.tags]
         for run in runs:
+            shown = run.data.tags.get(SERVER_RUN_TAG, run.info.run_id)
             if SYNCED_TAG not in run.data.tags:
                 self._copy(run)
-            shown = run.data.tags.get(SERVER_RUN_TAG, run.info.run_id)
+                done = waiting.index(run) + 1
+                self.emit(
+                    Progress("synced", done, len(waiting), shown, run_id=self.ids[run.info.run_id])
+                )
             copied.append((shown, self.ids[run.info.run_id]))
         return tuple(copied)
 
@@ -182,6 +180,7 @@ class _Copier:
         if inputs:
             with mlflow_errors(self.store.uri, target):
                 self.store.client.log_inputs(target, datasets=inputs)
+        self._link_models(run, target)
         digest = self._copy_artifacts(spool_id, target, experiment, producer)
         if digest:
             self.digests[run.data.tags.get(DIGEST_TAG, "")] = digest
@@ -217,7 +216,18 @@ class _Copier:
                 history += self.spool.client.get_metric_history(spool_id, key)
         with mlflow_errors(self.store.uri, target):
             for start in range(0, len(history), 500):
-                batch = [Metric(m.key, m.value, m.timestamp, m.step) for m in history[start:][:500]]
+                batch = [
+                    Metric(
+                        m.key,
+                        m.value,
+                        m.timestamp,
+                        m.step,
+                        model_id=self.models.get(m.model_id or "") or None,
+                        dataset_name=m.dataset_name,
+                        dataset_digest=m.dataset_digest,
+                    )
+                    for m in history[start:][:500]
+                ]
                 self.store.client.log_batch(target, metrics=batch)
 
     def _copy_artifacts(
@@ -283,30 +293,85 @@ class _Copier:
             }
             md5 = tags.get(MD5_TAG)
             existing = self.store.version_with_tag(version.name, MD5_TAG, md5) if md5 else None
+            source = version.source or ""
+            spooled = getattr(version, "model_id", None) or source.removeprefix("models:/")
+            logged = self.models.get(spooled)
+            source = f"models:/{logged}" if logged else source
             made = existing or self.store.create_version(
                 version.name,
                 portable_source(
-                    version.source or "",
-                    self.store.uri,
-                    tags.get("dvflow.model_path", version.name),
-                    md5 or "",
+                    source, self.store.uri, tags.get("dvflow.model_path", version.name), md5 or ""
                 ),
                 self.ids.get(version.run_id or "", version.run_id) or None,
                 tags,
+                model_id=logged,
             )
             self.spool.set_version_tags(version.name, str(version.version), {SYNCED_TAG: made})
             copied.append((version.name, str(version.version), made))
         return tuple(copied)
 
-    def logged_models(self) -> bool:
+    # -- models logged with MLflow's log_model -------------------------------
+
+    def _copy_logged_models(self) -> None:
         experiments = self.spool.all_experiments()
         with mlflow_errors(self.spool.uri):
-            return bool(
-                experiments
-                and self.spool.client.search_logged_models(
-                    experiment_ids=experiments, max_results=1
-                )
+            models = list(_pages(self.spool.client.search_logged_models, experiments))
+        for model in sorted(models, key=lambda m: (m.creation_timestamp or 0, m.model_id)):
+            synced = (model.tags or {}).get(SYNCED_TAG)
+            self.models[model.model_id] = synced or self._copy_logged_model(model)
+
+    def _copy_logged_model(self, model: Any) -> str:
+        """Create ``model`` in the store with its artifacts, params, tags and status."""
+        from mlflow.entities import LoggedModelStatus
+
+        experiment = self._experiment(model.experiment_id)
+        client = self.store.client
+        with mlflow_errors(self.store.uri):
+            # A sync killed after creating the model made it already.
+            made = client.search_logged_models(
+                [experiment],
+                filter_string=f"tags.`{SPOOLED_AS_TAG}` = '{model.model_id}'",
+                max_results=1,
             )
+            if made:
+                copy = made[0]
+            else:
+                copy = client.create_logged_model(
+                    experiment,
+                    name=model.name,
+                    source_run_id=self.ids.get(model.source_run_id or "") or None,
+                    tags={k: self.ids.get(v, v) for k, v in (model.tags or {}).items()}
+                    | {SPOOLED_AS_TAG: model.model_id},
+                    params=dict(model.params or {}),
+                    model_type=model.model_type,
+                )
+            if copy.status != model.status:  # not finalized yet: copy (again) and finalize
+                with tempfile.TemporaryDirectory(prefix="dvflow-sync-") as tmp:
+                    local = _download(model.artifact_location, tmp)
+                    if any(Path(local).iterdir()):
+                        client.log_model_artifacts(copy.model_id, local)
+                if model.status in (LoggedModelStatus.READY, LoggedModelStatus.FAILED):
+                    client.finalize_logged_model(copy.model_id, model.status)
+        with mlflow_errors(self.spool.uri):
+            self.spool.client.set_logged_model_tags(model.model_id, {SYNCED_TAG: copy.model_id})
+        return str(copy.model_id)
+
+    def _link_models(self, run: Any, target: str) -> None:
+        """The run's logged models, as the store's run's outputs."""
+        from mlflow.entities import LoggedModelOutput
+
+        outputs = run.outputs.model_outputs if run.outputs else []
+        linked = [
+            LoggedModelOutput(self.models[o.model_id], o.step)
+            for o in outputs
+            if o.model_id in self.models
+        ]
+        if linked:
+            with mlflow_errors(self.store.uri, target):
+                self.store.client.log_outputs(target, linked)
+
+    def copied_models(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self.models.items())
 
     def _notice(self, text: str) -> None:
         self.emit(Progress("notice", 0, 0, message=text))
@@ -320,6 +385,14 @@ def _pages(search: Any, experiments: list[str], **options: Any) -> Iterator[Any]
         token = page.token
         if not token:
             return
+
+
+def _download(location: str, into: str) -> str:
+    """A logged model's artifacts from the spool (a local folder or file: URI)."""
+    from mlflow.artifacts import download_artifacts
+
+    with no_progress_bar():
+        return str(download_artifacts(artifact_uri=location, dst_path=into))
 
 
 def _parents_first(runs: list[Any]) -> list[Any]:

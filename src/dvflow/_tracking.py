@@ -398,7 +398,7 @@ class Tracker:
         model_id: str | None = None,
     ) -> str:
         quiet = logger_level("mlflow.store.model_registry.abstract_store", logging.WARNING)
-        with mlflow_errors(self.uri), quiet:
+        with mlflow_errors(self.uri), quiet, _default_store(self.uri):
             if not self._model_exists(name):
                 self.client.create_registered_model(name)
             version = self.client.create_model_version(
@@ -462,6 +462,26 @@ class Tracker:
         with mlflow_errors(self.uri, run_id):
             listed = self.client.list_artifacts(run_id, folder or None)
         return any(item.path == artifact_file or item.path.endswith("/" + name) for item in listed)
+
+
+@contextlib.contextmanager
+def _default_store(uri: str) -> Iterator[None]:
+    """This store as MLflow's default while a call needs it.
+
+    A SQLite registry finds the artifacts of a ``models:/m-...`` version
+    source through the default store, not its own: for the local spool that
+    would be the wrong one.
+    """
+    key = "MLFLOW_TRACKING_URI"
+    old = os.environ.get(key)
+    os.environ[key] = uri
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
 
 
 @contextlib.contextmanager

@@ -35,6 +35,11 @@ def render_progress(progress: Progress) -> None:
             f"(run {progress.run_id})",
             err=True,
         )
+    elif progress.event == "synced":
+        click.echo(
+            f"[{progress.index}/{progress.total}] synced run {progress.stage} as {progress.run_id}",
+            err=True,
+        )
     elif progress.event == "stage-end":
         status = click.style(progress.status or "", fg=_STATUS_STYLE.get(progress.status or ""))
         click.echo(
