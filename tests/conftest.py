@@ -203,3 +203,22 @@ def stage_runs(root: Path) -> dict[str, str]:
         order_by=["attributes.start_time ASC"],
     )
     return {r.data.tags["dvflow.stage"]: r.info.run_id for r in runs}
+
+
+def predict_with(tracking_uri: str, model_uri: str) -> str:
+    """What ``mlflow.pyfunc.load_model(model_uri).predict([7])`` prints, in a fresh process."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import mlflow, sys; mlflow.set_tracking_uri(sys.argv[1]); "
+            "print(mlflow.pyfunc.load_model(sys.argv[2]).predict([7]))",
+            tracking_uri,
+            model_uri,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    return loaded.stdout

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import cli, git, tracking_client
+from conftest import cli, git, predict_with, tracking_client
 from dvflow._record import DIGEST_TAG
 from history_repo import HistoryRepo, dvc, dvflow, set_param
 
@@ -82,20 +80,7 @@ def test_a_model_logged_by_the_stage_is_registered_from_the_logged_model(
     (version,) = client.search_model_versions("name = 'logged-model'")
     assert version.source.startswith("models:/m-")
     assert version.tags["dvflow.model_path"] == "model.txt"
-    loaded = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import mlflow, sys; mlflow.set_tracking_uri(sys.argv[1]); "
-            "print(mlflow.pyfunc.load_model('models:/logged-model/1').predict([7]))",
-            f"sqlite:///{root / 'mlflow.db'}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert loaded.returncode == 0, loaded.stderr
-    assert "7" in loaded.stdout
+    assert "7" in predict_with(f"sqlite:///{root / 'mlflow.db'}", "models:/logged-model/1")
 
 
 def test_register_a_stage_output_by_stage_name_with_an_alias(

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import cli, git
+from conftest import cli, git, predict_with
 
 
 def test_two_clones_recording_to_one_server_see_each_others_runs(
@@ -91,3 +91,16 @@ def test_eight_runs_at_once_in_eight_clones_stay_apart(
         lock_md5 = (clone / "dvc.lock").read_text().split("md5: ")[-1].split()[0]
         outputs = json.loads(child.data.tags["dvflow.io"])["out"]
         assert outputs == [["steady.txt", lock_md5]]
+
+
+def test_a_model_the_stage_logged_is_registered_on_the_server_and_loads_from_it(
+    make_project: Callable[..., Path], mlflow_server: str
+) -> None:
+    root = make_project("logged")
+    ran = cli("run", "-C", str(root), env={"DVFLOW_TRACKING_URI": mlflow_server})
+    assert ran.returncode == 0, ran.stderr
+    from mlflow.tracking import MlflowClient
+
+    (version,) = MlflowClient(mlflow_server).search_model_versions("name = 'logged-model'")
+    assert version.source.startswith("models:/m-")  # not replaced by a DVC pointer
+    assert "7" in predict_with(mlflow_server, f"models:/logged-model/{version.version}")

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from conftest import DVFLOW, cli, dvc, free_port, git
+from conftest import DVFLOW, cli, dvc, free_port, git, predict_with
 from servers import stop, wait_until_answering
 
 
@@ -402,17 +402,4 @@ def test_models_a_script_logged_while_spooled_reach_the_server_and_load_from_it(
     (version,) = client.search_model_versions("name = 'logged-model'")
     assert version.source == f"models:/{new_model}"
     assert version.run_id == mapping[fit]
-    loaded = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import mlflow, sys; mlflow.set_tracking_uri(sys.argv[1]); "
-            "print(mlflow.pyfunc.load_model('models:/logged-model/1').predict([7]))",
-            mlflow_server,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert loaded.returncode == 0, loaded.stderr
-    assert "7" in loaded.stdout
+    assert "7" in predict_with(mlflow_server, "models:/logged-model/1")
