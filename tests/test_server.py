@@ -104,3 +104,61 @@ def test_a_model_the_stage_logged_is_registered_on_the_server_and_loads_from_it(
     (version,) = MlflowClient(mlflow_server).search_model_versions("name = 'logged-model'")
     assert version.source.startswith("models:/m-")  # not replaced by a DVC pointer
     assert "7" in predict_with(mlflow_server, f"models:/logged-model/{version.version}")
+
+
+def test_a_laptops_runs_move_to_the_team_server_with_sync_from(
+    make_project: Callable[..., Path], mlflow_server: str
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    root = make_project("spool")
+    # Its own model and experiment names: the server is shared by the session.
+    dvc_yaml = root / "dvc.yaml"
+    dvc_yaml.write_text(dvc_yaml.read_text().replace("spool-model:", "laptop-model:"))
+    for repeat in ("3", "4"):  # two pipelines; prepare is up to date the second time
+        params = root / "params.yaml"
+        params.write_text(re.sub(r"repeat: \d+", f"repeat: {repeat}", params.read_text()))
+        ran = cli("run", "-C", str(root), env={"DVFLOW_EXPERIMENT": "laptop-move"})
+        assert ran.returncode == 0, ran.stderr
+    laptop_uri = f"sqlite:///{root / 'mlflow.db'}"
+    laptop = MlflowClient(laptop_uri)
+    laptop.set_registered_model_alias("laptop-model", "champion", "2")
+    laptop_runs = laptop.search_runs([e.experiment_id for e in laptop.search_experiments()])
+
+    moved = cli(
+        "sync", "--from", "sqlite:///mlflow.db", "--tracking-uri", mlflow_server, "-C", str(root)
+    )
+    assert moved.returncode == 0, moved.stderr
+    mapping = dict(re.findall(r"run ([0-9a-f]{32}) -> ([0-9a-f]{32})", moved.stdout))
+    assert set(mapping) == {r.info.run_id for r in laptop_runs}
+    assert (root / "mlflow.db").is_file()  # the laptop's store stays
+
+    team = MlflowClient(mlflow_server)
+    champion = team.get_model_version_by_alias("laptop-model", "champion")
+    assert champion.run_id == mapping[laptop.get_model_version("laptop-model", "2").run_id]
+    for old, new in mapping.items():
+        shown = cli("show", old, "--tracking-uri", mlflow_server, "-C", str(root))
+        assert shown.returncode == 0 and "intact" in shown.stderr, shown.stderr
+        assert f"as run {new}" in shown.stderr
+    graph = cli(
+        "lineage",
+        "models:/laptop-model@champion",
+        "--json",
+        "--tracking-uri",
+        mlflow_server,
+        "-C",
+        str(root),
+    )
+    assert graph.returncode == 0, graph.stderr
+    runs = {n["attrs"].get("run_id") for n in json.loads(graph.stdout)["nodes"]}
+    assert champion.run_id in runs and not runs & set(mapping)
+
+    again = cli(
+        "sync", "--from", "sqlite:///mlflow.db", "--tracking-uri", mlflow_server, "-C", str(root)
+    )
+    assert again.returncode == 0, again.stderr
+    experiment = team.get_experiment_by_name("laptop-move")
+    assert len(team.search_runs([experiment.experiment_id])) == len(mapping)
+
+    itself = cli("sync", "--from", laptop_uri, "--tracking-uri", laptop_uri, "-C", str(root))
+    assert itself.returncode == 2 and "Traceback" not in itself.stderr, itself.stderr

@@ -229,7 +229,7 @@ def test_a_server_stopped_mid_run_loses_nothing_after_sync(
     # The id 'dvflow run' printed while spooled still finds the run.
     shown = cli("show", spooled["train"], "-C", str(cut), env={"DVFLOW_TRACKING_URI": server.url})
     assert shown.returncode == 0 and "intact" in shown.stderr, shown.stderr
-    assert f"synced from the local spool as run {train_id}" in shown.stderr
+    assert f"copied here by 'dvflow sync' as run {train_id}" in shown.stderr
     assert train_id in shown.stdout
 
 
@@ -287,7 +287,7 @@ def test_an_unreachable_server_spools_the_whole_run_unless_tracking_is_required(
     assert set(mapping) == set(spooled.values())
     shown = cli("show", spooled["train"], "--tracking-uri", mlflow_server, "-C", str(root))
     assert shown.returncode == 0 and "intact" in shown.stderr, shown.stderr
-    assert f"synced from the local spool as run {mapping[spooled['train']]}" in shown.stderr
+    assert f"copied here by 'dvflow sync' as run {mapping[spooled['train']]}" in shown.stderr
 
     from mlflow.tracking import MlflowClient
 
@@ -362,7 +362,10 @@ def test_models_a_script_logged_while_spooled_reach_the_server_and_load_from_it(
 ) -> None:
     root = make_project("logged")
     down = f"http://127.0.0.1:{free_port()}"
-    ran = cli("run", "--tracking-uri", down, "-C", str(root))
+    # Its own experiment and model name: the server is shared by the session.
+    dvc_yaml = root / "dvc.yaml"
+    dvc_yaml.write_text(dvc_yaml.read_text().replace("logged-model:", "lost-model:"))
+    ran = cli("run", "--tracking-uri", down, "-C", str(root), env={"DVFLOW_EXPERIMENT": "lost"})
     assert ran.returncode == 0, ran.stderr
     assert "recording to the local spool" in ran.stderr
     fit = _ids(ran.stdout)["fit"]
@@ -399,7 +402,7 @@ def test_models_a_script_logged_while_spooled_reach_the_server_and_load_from_it(
     assert len(client.search_runs([model.experiment_id])) == len(mapping) == 2
     run = client.get_run(mapping[fit])
     assert [o.model_id for o in run.outputs.model_outputs] == [new_model]
-    (version,) = client.search_model_versions("name = 'logged-model'")
+    (version,) = client.search_model_versions("name = 'lost-model'")
     assert version.source == f"models:/{new_model}"
     assert version.run_id == mapping[fit]
-    assert "7" in predict_with(mlflow_server, "models:/logged-model/1")
+    assert "7" in predict_with(mlflow_server, "models:/lost-model/1")

@@ -129,20 +129,28 @@ def run(
 
 
 @cli.command()
+@click.option(
+    "--from",
+    "source",
+    metavar="URI",
+    help="Copy another store's runs instead of the spool's (moving to a team "
+    "server: --from sqlite:///mlflow.db).",
+)
 @_project_options
-def sync(path: str, tracking_uri: str | None) -> None:
+def sync(source: str | None, path: str, tracking_uri: str | None) -> None:
     """Upload the runs recorded to the local spool while the server did not answer.
 
     Runs keep their original start and end times, statuses, params, metrics,
-    datasets, artifacts, logged models and parent links; spool ids are mapped to the
-    store's, and each record and its digest are rewritten to match. Safe to
-    run again after an interruption: what was copied is not copied twice.
+    datasets, artifacts, logged models and parent links; spool ids are mapped
+    to the store's, and each record and its digest are rewritten to match.
+    Safe to run again after an interruption: what was copied is not copied
+    twice. With --from, another store's runs are copied the same way.
     """
     from ._sync import sync_spool
 
-    result = sync_spool(path, tracking_uri=tracking_uri, on_progress=render_progress)
+    result = sync_spool(path, tracking_uri=tracking_uri, source=source, on_progress=render_progress)
     if not result.runs and not result.versions:
-        click.echo("nothing to sync: the spool is empty")
+        click.echo(f"nothing to sync: {'that store' if source else 'the spool'} is empty")
         return
     for old, new in result.runs:
         click.echo(f"  run {old} -> {new}" if old != new else f"  run {old}: completed")

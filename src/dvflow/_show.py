@@ -72,11 +72,12 @@ def _find_run(uri: str, run_id: str, root: Path) -> tuple[Any, Tracker, str | No
     try:
         return tracker.get_run(run_id), tracker, None
     except RunNotFoundError:
-        # The spool is gone once all of it is synced: ask the store anyway.
+        # The spool is gone once all of it is synced, and 'dvflow sync --from'
+        # copies another store's runs: ask the store anyway.
         synced = tracker.run_tagged(SPOOLED_AS_TAG, run_id) if _RUN_ID.match(run_id) else None
         if synced is None:
             raise
-    return synced, tracker, f"synced from the local spool as run {synced.info.run_id}"
+    return synced, tracker, f"copied here by 'dvflow sync' as run {synced.info.run_id}"
 
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")

@@ -31,8 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ._config import Config, load_config
-from ._exceptions import TrackingError
+from ._config import Config, load_config, resolve_tracking_uri
+from ._exceptions import InvalidArgumentError, TrackingError
 from ._git import find_root
 from ._lock import run_lock
 from ._reader import SYNCED_AT_TAG
@@ -50,6 +50,7 @@ from ._spool import (
 )
 from ._tracking import (
     Tracker,
+    check_existing_store,
     check_reachable,
     display_uri,
     mlflow_errors,
@@ -74,29 +75,48 @@ def sync_spool(
     path: str | os.PathLike[str] = ".",
     *,
     tracking_uri: str | None = None,
+    source: str | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> SyncResult:
-    """Upload every spooled run and model version; raise TrackingError if the store is down."""
+    """Upload every spooled run and model version; raise TrackingError if the store is down.
+
+    With ``source`` (another tracking store, such as the laptop's
+    ``sqlite:///mlflow.db``), copy that store's runs, logged models and
+    model versions instead, the same way, and leave it as it was apart
+    from a tag per copied run. Run again, it copies only what is new.
+    """
     root = find_root(Path(path).resolve())
     config = load_config(root, tracking_uri=tracking_uri)
     shown = display_uri(config.tracking_uri)
-    if not spool_exists(root):
+    origin = resolve_tracking_uri(source, root) if source else spool_uri(root)
+    if source is None and not spool_exists(root):
         return SyncResult(shown, (), ())
+    if source is not None:
+        if origin == config.tracking_uri:
+            raise InvalidArgumentError(
+                "source store",
+                display_uri(origin),
+                "it is the store runs are copied to",
+                hint="Name the team store with --tracking-uri (or DVFLOW_TRACKING_URI).",
+            )
+        check_existing_store(origin)
     emit = on_progress or (lambda p: None)
     with run_lock(root):
         try:
             check_reachable(config.tracking_uri)
         except TrackingError as exc:
+            kept = "The spool is kept" if source is None else "Nothing was changed"
             raise TrackingError(
                 exc.uri,
                 exc.problem,
-                hint="The spool is kept: run 'dvflow sync' again once the server answers.",
+                hint=f"{kept}: run 'dvflow sync' again once the server answers.",
                 unreachable=exc.unreachable,
             ) from None
-        copier = _Copier(Tracker(config.tracking_uri), Tracker(spool_uri(root)), config, emit)
+        copier = _Copier(Tracker(config.tracking_uri), Tracker(origin), config, emit)
         runs = copier.copy_runs()
         versions = copier.copy_versions()
-        shutil.rmtree(root / SPOOL_DIR)
+        if source is None:
+            shutil.rmtree(root / SPOOL_DIR)
     return SyncResult(shown, runs, versions, copier.copied_models())
 
 
@@ -281,6 +301,7 @@ class _Copier:
                 client.search_model_versions(max_results=100_000),
                 key=lambda v: (v.creation_timestamp or 0, v.name, int(v.version)),
             )
+        aliases = self._aliases()
         copied = []
         for version in versions:
             tags = dict(version.tags or {})
@@ -306,9 +327,45 @@ class _Copier:
                 tags,
                 model_id=logged,
             )
+            self._copy_aliases(
+                version.name, aliases.get((version.name, str(version.version)), []), made
+            )
             self.spool.set_version_tags(version.name, str(version.version), {SYNCED_TAG: made})
             copied.append((version.name, str(version.version), made))
         return tuple(copied)
+
+    def _aliases(self) -> dict[tuple[str, str], list[str]]:
+        """``{(model, version): [alias, ...]}`` of the spool (version search omits them)."""
+        found: dict[tuple[str, str], list[str]] = {}
+        token = None
+        with mlflow_errors(self.spool.uri):
+            while True:
+                page = self.spool.client.search_registered_models(
+                    max_results=1000, page_token=token
+                )
+                for model in page:
+                    for alias, version in (model.aliases or {}).items():
+                        found.setdefault((model.name, str(version)), []).append(alias)
+                token = page.token
+                if not token:
+                    return found
+
+    def _copy_aliases(self, name: str, aliases: list[str], made: str) -> None:
+        """These aliases, unless the store gives one to another version already."""
+        from ._exceptions import ModelNotFoundError
+
+        for alias in sorted(aliases):
+            try:
+                current = str(self.store.version_by_alias(name, alias).version)
+            except ModelNotFoundError:
+                self.store.set_alias(name, alias, made)
+                continue
+            if current != made:
+                self._notice(
+                    f"model {name}: alias {alias!r} already names version {current} "
+                    f"in {display_uri(self.store.uri)}; left as it is (version {made} is the "
+                    "copy): move it with 'dvflow promote' if the copy should have it"
+                )
 
     # -- models logged with MLflow's log_model -------------------------------
 
