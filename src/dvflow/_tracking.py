@@ -464,34 +464,26 @@ class Tracker:
         return any(item.path == artifact_file or item.path.endswith("/" + name) for item in listed)
 
 
-@contextlib.contextmanager
-def _default_store(uri: str) -> Iterator[None]:
+def _default_store(uri: str) -> contextlib.AbstractContextManager[None]:
     """This store as MLflow's default while a call needs it.
 
     A SQLite registry finds the artifacts of a ``models:/m-...`` version
     source through the default store, not its own: for the local spool that
     would be the wrong one.
     """
-    key = "MLFLOW_TRACKING_URI"
-    old = os.environ.get(key)
-    os.environ[key] = uri
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = old
+    return _env("MLFLOW_TRACKING_URI", uri)
+
+
+def no_progress_bar() -> contextlib.AbstractContextManager[None]:
+    """MLflow draws a download bar on stderr even for one small file."""
+    return _env("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 @contextlib.contextmanager
-def no_progress_bar() -> Iterator[None]:
-    """MLflow draws a download bar on stderr even for one small file."""
-    import os
-
-    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+def _env(key: str, value: str) -> Iterator[None]:
+    """``key=value`` in the environment for a while, then as it was."""
     old = os.environ.get(key)
-    os.environ[key] = "false"
+    os.environ[key] = value
     try:
         yield
     finally:
