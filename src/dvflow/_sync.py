@@ -402,7 +402,7 @@ class _Copier:
                     params=dict(model.params or {}),
                     model_type=model.model_type,
                 )
-            if copy.status != model.status:  # not finalized yet: copy (again) and finalize
+            if copy.status == LoggedModelStatus.PENDING:  # not finalized: copy (again), finalize
                 with tempfile.TemporaryDirectory(prefix="dvflow-sync-") as tmp:
                     local = _download(model.artifact_location, tmp)
                     if any(Path(local).iterdir()):
