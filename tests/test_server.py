@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from conftest import cli, git, predict_with
 
@@ -106,36 +107,60 @@ def test_a_model_the_stage_logged_is_registered_on_the_server_and_loads_from_it(
     assert "7" in predict_with(mlflow_server, f"models:/logged-model/{version.version}")
 
 
-def test_a_laptops_runs_move_to_the_team_server_with_sync_from(
-    make_project: Callable[..., Path], mlflow_server: str
-) -> None:
+def laptop(make_project: Callable[..., Path], experiment: str) -> Path:
+    """A project with two pipelines in its own mlflow.db, an alias, and a deleted run."""
     from mlflow.tracking import MlflowClient
 
     root = make_project("spool")
     # Its own model and experiment names: the server is shared by the session.
     dvc_yaml = root / "dvc.yaml"
     dvc_yaml.write_text(dvc_yaml.read_text().replace("spool-model:", "laptop-model:"))
-    for repeat in ("3", "4"):  # two pipelines; prepare is up to date the second time
+    for repeat in ("3", "4", "5"):  # prepare is up to date after the first time
         params = root / "params.yaml"
         params.write_text(re.sub(r"repeat: \d+", f"repeat: {repeat}", params.read_text()))
-        ran = cli("run", "-C", str(root), env={"DVFLOW_EXPERIMENT": "laptop-move"})
+        ran = cli("run", "-C", str(root), env={"DVFLOW_EXPERIMENT": experiment})
         assert ran.returncode == 0, ran.stderr
-    laptop_uri = f"sqlite:///{root / 'mlflow.db'}"
-    laptop = MlflowClient(laptop_uri)
-    laptop.set_registered_model_alias("laptop-model", "champion", "2")
-    laptop_runs = laptop.search_runs([e.experiment_id for e in laptop.search_experiments()])
+    store = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    store.set_registered_model_alias("laptop-model", "champion", "2")
+    # The last pipeline's runs go to the bin, as in MLflow's UI: they stay behind.
+    last = store.search_runs(
+        [store.get_experiment_by_name(experiment).experiment_id],
+        "tags.`dvflow.kind` = 'pipeline'",
+        order_by=["attributes.start_time DESC"],
+    )[0]
+    for run in store.search_runs([last.info.experiment_id]):
+        if last.info.run_id in (run.info.run_id, run.data.tags.get("mlflow.parentRunId")):
+            store.delete_run(run.info.run_id)
+    return root
 
+
+def active_runs(uri: str) -> list[Any]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+def test_a_laptops_runs_move_to_the_team_server_with_sync_from(
+    make_project: Callable[..., Path], mlflow_server: str
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    root = laptop(make_project, "laptop-move")
+    laptop_uri = f"sqlite:///{root / 'mlflow.db'}"
     moved = cli(
         "sync", "--from", "sqlite:///mlflow.db", "--tracking-uri", mlflow_server, "-C", str(root)
     )
     assert moved.returncode == 0, moved.stderr
     mapping = dict(re.findall(r"run ([0-9a-f]{32}) -> ([0-9a-f]{32})", moved.stdout))
-    assert set(mapping) == {r.info.run_id for r in laptop_runs}
+    assert set(mapping) == {r.info.run_id for r in active_runs(laptop_uri)}
+    assert f"synced {len(mapping)} run(s)" in moved.stdout
     assert (root / "mlflow.db").is_file()  # the laptop's store stays
 
     team = MlflowClient(mlflow_server)
     champion = team.get_model_version_by_alias("laptop-model", "champion")
-    assert champion.run_id == mapping[laptop.get_model_version("laptop-model", "2").run_id]
+    local = MlflowClient(laptop_uri).get_model_version("laptop-model", "2")
+    assert champion.run_id == mapping[local.run_id]
     for old, new in mapping.items():
         shown = cli("show", old, "--tracking-uri", mlflow_server, "-C", str(root))
         assert shown.returncode == 0 and "intact" in shown.stderr, shown.stderr
@@ -157,8 +182,31 @@ def test_a_laptops_runs_move_to_the_team_server_with_sync_from(
         "sync", "--from", "sqlite:///mlflow.db", "--tracking-uri", mlflow_server, "-C", str(root)
     )
     assert again.returncode == 0, again.stderr
+    assert f"synced 0 run(s) to {mlflow_server} ({len(mapping)} copied before)" in again.stdout
     experiment = team.get_experiment_by_name("laptop-move")
     assert len(team.search_runs([experiment.experiment_id])) == len(mapping)
 
-    itself = cli("sync", "--from", laptop_uri, "--tracking-uri", laptop_uri, "-C", str(root))
-    assert itself.returncode == 2 and "Traceback" not in itself.stderr, itself.stderr
+
+def test_sync_from_copies_to_each_store_it_is_given_and_refuses_what_is_not_a_store(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = laptop(make_project, "laptop-two")
+    laptop_uri = f"sqlite:///{root / 'mlflow.db'}"
+    wanted = {r.info.run_id for r in active_runs(laptop_uri)}
+    for name in ("first", "second"):  # a second store is not 'copied before'
+        target = f"sqlite:///{tmp_path / name}.db"
+        moved = cli("sync", "--from", "mlflow.db", "--tracking-uri", target, "-C", str(root))
+        assert moved.returncode == 0, moved.stderr
+        assert f"synced {len(wanted)} run(s)" in moved.stdout
+        assert len(active_runs(target)) == len(wanted)
+    # Nothing of where the runs went reaches the stores they went to.
+    copied = active_runs(f"sqlite:///{tmp_path / 'second'}.db")
+    assert not [k for r in copied for k in r.data.tags if k.startswith("dvflow.copied.")]
+
+    for source, why in (
+        ("nope.db", "there is no such SQLite file"),
+        (laptop_uri, "it is the store runs are copied to"),
+    ):
+        refused = cli("sync", "--from", source, "--tracking-uri", laptop_uri, "-C", str(root))
+        assert refused.returncode == 2, refused.stderr
+        assert why in refused.stderr and "Traceback" not in refused.stderr

@@ -156,9 +156,12 @@ def sync(source: str | None, path: str, tracking_uri: str | None) -> None:
         click.echo(f"  run {old} -> {new}" if old != new else f"  run {old}: completed")
     for old, new in result.models:
         click.echo(f"  logged model {old} -> {new}")
+    there = "version" if result.source else "spool version"
     for name, old_version, new_version in result.versions:
-        click.echo(f"  model {name}: spool version {old_version} -> version {new_version}")
-    click.echo(f"synced {len(result.runs)} run(s) to {result.tracking_uri}")
+        click.echo(f"  model {name}: {there} {old_version} -> version {new_version}")
+    already = len(result.runs) - result.copied
+    note = f" ({already} copied before)" if already else ""
+    click.echo(f"synced {result.copied} run(s) to {result.tracking_uri}{note}")
 
 
 @cli.command()

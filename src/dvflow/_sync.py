@@ -21,6 +21,7 @@ copied.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -50,7 +51,6 @@ from ._spool import (
 )
 from ._tracking import (
     Tracker,
-    check_existing_store,
     check_reachable,
     display_uri,
     mlflow_errors,
@@ -58,6 +58,9 @@ from ._tracking import (
 )
 
 _SPOOL_TAGS = frozenset({SERVER_RUN_TAG, CREATED_TAG, TARGET_TAG, SYNCED_TAG})
+# On a run (logged model, version) of a store copied with --from: its id in
+# the store whose display URI hashes to the next part.
+COPIED_PREFIX = "dvflow.copied."
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class SyncResult:
     versions: tuple[tuple[str, str, str], ...]  # (model, spool version, store version)
     # (spool id, store id) of each model a script logged with log_model.
     models: tuple[tuple[str, str], ...] = ()
+    copied: int = 0  # runs copied now; the others of ``runs`` were there already
+    source: str | None = None  # the store copied instead of the spool (--from)
 
 
 def sync_spool(
@@ -88,41 +93,93 @@ def sync_spool(
     root = find_root(Path(path).resolve())
     config = load_config(root, tracking_uri=tracking_uri)
     shown = display_uri(config.tracking_uri)
-    origin = resolve_tracking_uri(source, root) if source else spool_uri(root)
     if source is None and not spool_exists(root):
         return SyncResult(shown, (), ())
-    if source is not None:
-        if origin == config.tracking_uri:
-            raise InvalidArgumentError(
-                "source store",
-                display_uri(origin),
-                "it is the store runs are copied to",
-                hint="Name the team store with --tracking-uri (or DVFLOW_TRACKING_URI).",
-            )
-        check_existing_store(origin)
+    origin = _source_store(source, root, config.tracking_uri) if source else spool_uri(root)
     emit = on_progress or (lambda p: None)
     with run_lock(root):
         try:
             check_reachable(config.tracking_uri)
         except TrackingError as exc:
-            kept = "The spool is kept" if source is None else "Nothing was changed"
+            again = (
+                "The spool is kept: run 'dvflow sync'"
+                if source is None
+                else (f"Nothing was changed: run 'dvflow sync --from {source}'")
+            )
             raise TrackingError(
                 exc.uri,
                 exc.problem,
-                hint=f"{kept}: run 'dvflow sync' again once the server answers.",
+                hint=f"{again} again once the server answers.",
                 unreachable=exc.unreachable,
             ) from None
-        copier = _Copier(Tracker(config.tracking_uri), Tracker(origin), config, emit)
+        copier = _Copier(
+            Tracker(config.tracking_uri), Tracker(origin), config, emit, spool_source=source is None
+        )
         runs = copier.copy_runs()
         versions = copier.copy_versions()
         if source is None:
             shutil.rmtree(root / SPOOL_DIR)
-    return SyncResult(shown, runs, versions, copier.copied_models())
+    return SyncResult(
+        shown,
+        runs,
+        versions,
+        copier.copied_models(),
+        copied=copier.copied,
+        source=display_uri(origin) if source else None,
+    )
+
+
+def _source_store(source: str, root: Path, target: str) -> str:
+    """The store ``--from`` names: it must exist, and not be the target."""
+    if "://" not in source and not source.startswith(("sqlite:", "file:")):
+        source = f"sqlite:///{source}"  # a bare path: the laptop's SQLite file
+    origin = resolve_tracking_uri(source, root)
+    if origin == target:
+        raise InvalidArgumentError(
+            "source store",
+            display_uri(origin),
+            "it is the store runs are copied to",
+            hint="Name the team store with --tracking-uri (or DVFLOW_TRACKING_URI).",
+        )
+    if origin.startswith("sqlite:///") and not Path(origin[len("sqlite:///") :]).is_file():
+        raise InvalidArgumentError(
+            "source store",
+            display_uri(origin),
+            "there is no such SQLite file",
+            hint="Name the store the runs are in, such as --from sqlite:///mlflow.db "
+            "(a relative path starts at the project's root).",
+        )
+    check_reachable(origin)
+    return origin
 
 
 class _Copier:
-    def __init__(self, store: Tracker, spool: Tracker, config: Config, emit: ProgressCallback):
+    """Copies one store (the spool, or a store named by --from) into another.
+
+    Each run, logged model and version copied is tagged in the source with
+    its id in the store, so a second pass copies only what is new. The
+    spool is only ever copied to one store; another source can be copied to
+    several, so its tags name the store they are about.
+    """
+
+    def __init__(
+        self,
+        store: Tracker,
+        spool: Tracker,
+        config: Config,
+        emit: ProgressCallback,
+        *,
+        spool_source: bool = True,
+    ):
         self.store, self.spool, self.config, self.emit = store, spool, config, emit
+        if spool_source:
+            self.created_tag, self.synced_tag = CREATED_TAG, SYNCED_TAG
+        else:
+            where = hashlib.sha256(display_uri(store.uri).rstrip("/").encode()).hexdigest()[:12]
+            self.created_tag = f"{COPIED_PREFIX}{where}.created"
+            self.synced_tag = f"{COPIED_PREFIX}{where}.synced"
+        self.spool_source = spool_source
+        self.copied = 0
         self.ids: dict[str, str] = {}  # spool run id -> store run id
         self.digests: dict[str, str] = {}  # spool record digest -> store record digest
         self.experiments: dict[str, str] = {}  # spool experiment id -> store experiment id
@@ -143,11 +200,12 @@ class _Copier:
             self._place(run)
         self._copy_logged_models()
         copied = []
-        waiting = [r for r in runs if SYNCED_TAG not in r.data.tags]
+        waiting = [r for r in runs if self.synced_tag not in r.data.tags]
         for run in runs:
             shown = run.data.tags.get(SERVER_RUN_TAG, run.info.run_id)
-            if SYNCED_TAG not in run.data.tags:
+            if self.synced_tag not in run.data.tags:
                 self._copy(run)
+                self.copied += 1
                 done = waiting.index(run) + 1
                 self.emit(
                     Progress("synced", done, len(waiting), shown, run_id=self.ids[run.info.run_id])
@@ -156,16 +214,17 @@ class _Copier:
         return tuple(copied)
 
     def _spooled_runs(self) -> list[Any]:
-        experiments = self.spool.all_experiments()
+        # Deleted runs and experiments stay behind: MLflow lets no one tag them.
+        experiments = self.spool.all_experiments(deleted=False)
         with mlflow_errors(self.spool.uri):
-            runs = list(_pages(self.spool.client.search_runs, experiments, run_view_type=3))
+            runs = list(_pages(self.spool.client.search_runs, experiments))
         return sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id))
 
     def _place(self, run: Any) -> None:
         """Give ``run`` its run in the store, created now or continued."""
         spool_id, tags = run.info.run_id, run.data.tags
-        if tags.get(SERVER_RUN_TAG) or tags.get(CREATED_TAG):
-            self.ids[spool_id] = tags.get(SERVER_RUN_TAG) or tags[CREATED_TAG]
+        if tags.get(SERVER_RUN_TAG) or tags.get(self.created_tag):
+            self.ids[spool_id] = tags.get(SERVER_RUN_TAG) or tags[self.created_tag]
             return
         parent = tags.get("mlflow.parentRunId")
         experiment = self._experiment(run.info.experiment_id)
@@ -182,7 +241,7 @@ class _Copier:
                 start_ms=run.info.start_time,
             )
         )
-        self.spool.set_tags(spool_id, {CREATED_TAG: created})
+        self.spool.set_tags(spool_id, {self.created_tag: created})
         self.ids[spool_id] = created
 
     def _copy(self, run: Any) -> None:
@@ -209,13 +268,13 @@ class _Copier:
         self.store.set_tags(target, tags)
         if run.info.status != "RUNNING":  # a killed 'dvflow run' left it open: so does the store
             self.store.terminate(target, run.info.status, run.info.end_time)
-        self.spool.set_tags(spool_id, {SYNCED_TAG: target})
+        self.spool.set_tags(spool_id, {self.synced_tag: target})
 
     def _tags(self, tags: Mapping[str, str], *, parent: bool) -> dict[str, str]:
         return {
             key: self.ids.get(value, value)
             for key, value in tags.items()
-            if key not in _SPOOL_TAGS and (parent or key != "mlflow.parentRunId")
+            if _copyable(key) and (parent or key != "mlflow.parentRunId")
         }
 
     def _producer(self, experiment: str, tags: Mapping[str, str]) -> str | None:
@@ -305,12 +364,13 @@ class _Copier:
         copied = []
         for version in versions:
             tags = dict(version.tags or {})
-            if SYNCED_TAG in tags:
-                copied.append((version.name, str(version.version), tags[SYNCED_TAG]))
+            if self.synced_tag in tags:
+                copied.append((version.name, str(version.version), tags[self.synced_tag]))
                 continue
             tags = {
                 key: self.digests.get(value, self.ids.get(value, value))
                 for key, value in tags.items()
+                if _copyable(key)
             }
             md5 = tags.get(MD5_TAG)
             existing = self.store.version_with_tag(version.name, MD5_TAG, md5) if md5 else None
@@ -323,16 +383,22 @@ class _Copier:
                 portable_source(
                     source, self.store.uri, tags.get("dvflow.model_path", version.name), md5 or ""
                 ),
-                self.ids.get(version.run_id or "", version.run_id) or None,
+                self._run_of(version.run_id),
                 tags,
                 model_id=logged,
             )
             self._copy_aliases(
                 version.name, aliases.get((version.name, str(version.version)), []), made
             )
-            self.spool.set_version_tags(version.name, str(version.version), {SYNCED_TAG: made})
+            self.spool.set_version_tags(version.name, str(version.version), {self.synced_tag: made})
             copied.append((version.name, str(version.version), made))
         return tuple(copied)
+
+    def _run_of(self, run_id: str | None) -> str | None:
+        """The store's run for a version's run: a spool version may name a server run."""
+        if not run_id:
+            return None
+        return self.ids.get(run_id, run_id if self.spool_source else None)
 
     def _aliases(self) -> dict[tuple[str, str], list[str]]:
         """``{(model, version): [alias, ...]}`` of the spool (version search omits them)."""
@@ -370,11 +436,11 @@ class _Copier:
     # -- models logged with MLflow's log_model -------------------------------
 
     def _copy_logged_models(self) -> None:
-        experiments = self.spool.all_experiments()
+        experiments = self.spool.all_experiments(deleted=False)
         with mlflow_errors(self.spool.uri):
             models = list(_pages(self.spool.client.search_logged_models, experiments))
         for model in sorted(models, key=lambda m: (m.creation_timestamp or 0, m.model_id)):
-            synced = (model.tags or {}).get(SYNCED_TAG)
+            synced = (model.tags or {}).get(self.synced_tag)
             self.models[model.model_id] = synced or self._copy_logged_model(model)
 
     def _copy_logged_model(self, model: Any) -> str:
@@ -397,7 +463,9 @@ class _Copier:
                     experiment,
                     name=model.name,
                     source_run_id=self.ids.get(model.source_run_id or "") or None,
-                    tags={k: self.ids.get(v, v) for k, v in (model.tags or {}).items()}
+                    tags={
+                        k: self.ids.get(v, v) for k, v in (model.tags or {}).items() if _copyable(k)
+                    }
                     | {SPOOLED_AS_TAG: model.model_id},
                     params=dict(model.params or {}),
                     model_type=model.model_type,
@@ -410,7 +478,9 @@ class _Copier:
                 if model.status in (LoggedModelStatus.READY, LoggedModelStatus.FAILED):
                     client.finalize_logged_model(copy.model_id, model.status)
         with mlflow_errors(self.spool.uri):
-            self.spool.client.set_logged_model_tags(model.model_id, {SYNCED_TAG: copy.model_id})
+            self.spool.client.set_logged_model_tags(
+                model.model_id, {self.synced_tag: copy.model_id}
+            )
         return str(copy.model_id)
 
     def _link_models(self, run: Any, target: str) -> None:
@@ -442,6 +512,11 @@ def _pages(search: Any, experiments: list[str], **options: Any) -> Iterator[Any]
         token = page.token
         if not token:
             return
+
+
+def _copyable(key: str) -> bool:
+    """Is tag ``key`` the run's own, not a note of dvflow's on where it was copied?"""
+    return key not in _SPOOL_TAGS and not key.startswith(COPIED_PREFIX)
 
 
 def _download(location: str, into: str) -> str:

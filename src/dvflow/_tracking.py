@@ -331,12 +331,13 @@ class Tracker:
                 )
             )
 
-    def all_experiments(self) -> list[str]:
-        """The ids of every experiment, deleted ones too."""
+    def all_experiments(self, *, deleted: bool = True) -> list[str]:
+        """The ids of every experiment (deleted ones too, unless ``deleted=False``)."""
         from mlflow.entities import ViewType
 
+        view = ViewType.ALL if deleted else ViewType.ACTIVE_ONLY
         with mlflow_errors(self.uri):
-            found = self.client.search_experiments(view_type=ViewType.ALL, max_results=50000)
+            found = self.client.search_experiments(view_type=view, max_results=50000)
         return [e.experiment_id for e in found]
 
     def run_tagged(self, key: str, value: str) -> Any | None:
