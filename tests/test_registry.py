@@ -106,11 +106,29 @@ def test_register_a_stage_output_by_stage_name_with_an_alias(
     assert json.loads(version.tags["dvflow.upstream"]).keys() == {"data/raw.txt", "data/words.txt"}
 
 
-def test_register_a_run_with_several_outputs_needs_path(history: HistoryRepo) -> None:
-    run_id = tracking_client(history.root).get_model_version("lin-model", "1").run_id
-    result = cli("register", run_id, "--name", "x", "-C", str(history.root))
-    assert result.returncode == 5
-    assert "--path" in result.stderr and "model/model.bin" in result.stderr
+def test_register_takes_the_one_cached_output_and_asks_among_several(
+    history_copy: HistoryRepo, make_project: Callable[..., Path]
+) -> None:
+    # train outputs the model and a cache: false metrics file: the model it is.
+    root = history_copy.root
+    run_id = tracking_client(root).get_model_version("lin-model", "1").run_id
+    result = cli("register", run_id, "--name", "only-cached", "-C", str(root))
+    assert result.returncode == 0, result.stderr
+    version = tracking_client(root).get_model_version("only-cached", "1")
+    assert version.tags["dvflow.model_path"] == "model/model.bin"
+
+    two = make_project("basic")
+    dvc_yaml = two / "dvc.yaml"
+    dvc_yaml.write_text(
+        dvc_yaml.read_text().replace("- plot.csv:\n          cache: false", "- plot.csv")
+    )
+    assert cli("run", "-C", str(two)).returncode == 0
+    result = cli("register", "train", "--name", "x", "-C", str(two))
+    assert result.returncode == 2, result.stderr
+    assert "several outputs DVC caches" in result.stderr
+    assert "--path" in result.stderr and "model.txt, plot.csv" in result.stderr
+    missing = cli("register", "train", "--name", "x", "--path", "nope.txt", "-C", str(two))
+    assert missing.returncode == 5 and "no output 'nope.txt'" in missing.stderr
 
 
 def test_promote_refuses_a_missing_remote_object_and_force_records_the_override(

@@ -320,19 +320,34 @@ def _stage_record(tracker: Tracker, run_id: str) -> tuple[ProvenanceRecord, str]
 
 
 def _pick_output(record: ProvenanceRecord, output: str | None, run_id: str) -> Pointer:
+    """The output ``--path`` names, or the run's one output DVC caches.
+
+    A ``cache: false`` output (a metrics file, say) is no model: it does not
+    make the choice ambiguous.
+    """
     outs = [p for p in record.outputs if p.md5]
     if output:
         wanted = output.rstrip("/")
         for pointer in outs:
             if pointer.path == wanted:
                 return pointer
-    elif len(outs) == 1:
-        return outs[0]
-    listed = ", ".join(p.path for p in outs) or "none"
-    raise NotFoundError(
-        f"run {run_id}: " + (f"no output {output!r}" if output else "several outputs"),
-        hint=f"Pass --path with one of its outputs: {listed}.",
+        raise NotFoundError(
+            f"run {run_id}: no output {output!r}",
+            hint=f"Pass --path with one of its outputs: {_listed(outs)}.",
+        )
+    cached = [p for p in outs if p.cache_path]
+    if len(cached) == 1:
+        return cached[0]
+    raise InvalidArgumentError(
+        "target",
+        run_id,
+        "its run has several outputs DVC caches" if cached else "its run has no cached output",
+        hint=f"Pass --path with one of its outputs: {_listed(cached or outs)}.",
     )
+
+
+def _listed(outs: Sequence[Pointer]) -> str:
+    return ", ".join(p.path for p in outs) or "none"
 
 
 def _upstream_from_index(
