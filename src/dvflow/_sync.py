@@ -104,7 +104,7 @@ def sync_spool(
             again = (
                 "The spool is kept: run 'dvflow sync'"
                 if source is None
-                else (f"Nothing was changed: run 'dvflow sync --from {source}'")
+                else f"Nothing was changed: run 'dvflow sync --from {display_uri(origin)}'"
             )
             raise TrackingError(
                 exc.uri,
