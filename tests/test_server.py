@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import cli, git, predict_with
+from conftest import cli, free_port, git, predict_with
 
 
 def test_two_clones_recording_to_one_server_see_each_others_runs(
@@ -202,6 +202,12 @@ def test_sync_from_copies_to_each_store_it_is_given_and_refuses_what_is_not_a_st
     # Nothing of where the runs went reaches the stores they went to.
     copied = active_runs(f"sqlite:///{tmp_path / 'second'}.db")
     assert not [k for r in copied for k in r.data.tags if k.startswith("dvflow.copied.")]
+
+    down = f"http://127.0.0.1:{free_port()}"
+    waiting = cli("sync", "--from", "mlflow.db", "--tracking-uri", down, "-C", str(root))
+    assert waiting.returncode == 4 and "Nothing was changed" in waiting.stderr, waiting.stderr
+    gone = cli("sync", "--from", f"http://alice:s3cret@{down[7:]}", "-C", str(root))
+    assert gone.returncode == 4 and "s3cret" not in gone.stdout + gone.stderr, gone.stderr
 
     for source, why in (
         ("nope.db", "there is no such SQLite file"),
