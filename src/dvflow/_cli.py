@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import sys
 import traceback
-from typing import Any
 
 import click
 
+from ._cli_graph import impact, index, lineage
+from ._options import project_options
 from ._views import (
     render_pipeline,
     render_progress,
@@ -24,21 +25,6 @@ from ._views import (
     show_graph,
     show_rebuild,
 )
-
-
-def _project_options(command: Any) -> Any:
-    """``-C DIR`` and ``--tracking-uri URI``, shared by the commands that use a project."""
-    command = click.option(
-        "--tracking-uri", metavar="URI", help="MLflow store (overrides dvflow.yaml)."
-    )(command)
-    return click.option(
-        "-C",
-        "--cwd",
-        "path",
-        default=".",
-        type=click.Path(file_okay=False),
-        help="Project folder (default: current).",
-    )(command)
 
 
 class _State:
@@ -51,6 +37,10 @@ class _State:
 def cli(verbose: bool) -> None:
     """Reproducible ML results: Git + DVC + MLflow, one provenance record per run."""
     _State.verbose = verbose
+
+
+for _command in (lineage, impact, index):
+    cli.add_command(_command)
 
 
 @cli.command()
@@ -79,7 +69,7 @@ def init(path: str, remote: str | None, force: bool, ci: bool) -> None:
 
 @cli.command()
 @click.argument("stages", nargs=-1)
-@_project_options
+@project_options
 @click.option("--experiment", metavar="NAME", help="MLflow experiment name.")
 @click.option("-P", "--all-pipelines", is_flag=True, help="Run every dvc.yaml in the repository.")
 @click.option(
@@ -136,7 +126,7 @@ def run(
     help="Copy another store's runs instead of the spool's (moving to a team "
     "server: --from sqlite:///mlflow.db).",
 )
-@_project_options
+@project_options
 def sync(source: str | None, path: str, tracking_uri: str | None) -> None:
     """Upload the runs recorded to the local spool while the server did not answer.
 
@@ -167,7 +157,7 @@ def sync(source: str | None, path: str, tracking_uri: str | None) -> None:
 @cli.command()
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
-@_project_options
+@project_options
 def show(run_id: str, as_json: bool, path: str, tracking_uri: str | None) -> None:
     """Print RUN_ID's provenance record and check it against its digest."""
     from ._exceptions import RecordTamperedError
@@ -192,7 +182,7 @@ def show(run_id: str, as_json: bool, path: str, tracking_uri: str | None) -> Non
 
 @cli.command()
 @click.argument("rev", default="HEAD")
-@_project_options
+@project_options
 def bind(rev: str, path: str, tracking_uri: str | None) -> None:
     """Tag the runs whose outputs commit REV's dvc.lock holds with that commit.
 
@@ -213,7 +203,7 @@ def bind(rev: str, path: str, tracking_uri: str | None) -> None:
 @click.option("--name", required=True, metavar="NAME", help="Registered model name.")
 @click.option("--path", "output", metavar="OUT", help="Which output of the run is the model.")
 @click.option("--alias", metavar="ALIAS", help="Point this alias at the version too.")
-@_project_options
+@project_options
 def register(
     *,
     target: str,
@@ -253,7 +243,7 @@ def register(
     type=click.Choice(["Staging", "Production", "Archived"]),
     help="Also transition the deprecated registry stage (opt-in).",
 )
-@_project_options
+@project_options
 def promote(
     *,
     name: str,
@@ -287,120 +277,6 @@ def promote(
         click.echo(f"stage -> {result.stage}")
 
 
-_FORMATS = {
-    "tree": "A readable tree (the default).",
-    "json": "JSON (schema: docs/lineage.schema.json).",
-    "dot": "Graphviz DOT.",
-    "mermaid": "Mermaid flowchart (GitHub pages, CI summaries).",
-}
-
-
-def _graph_options(command: Any) -> Any:
-    for name, help_text in reversed(_FORMATS.items()):
-        command = click.option(f"--{name}", f"fmt_{name}", is_flag=True, help=help_text)(command)
-    command = click.option(
-        "--offline", is_flag=True, help="Answer from the index without reading the store."
-    )(command)
-    command = click.option(
-        "--sync", is_flag=True, help="Re-read the tracking store before answering."
-    )(command)
-    return _project_options(command)
-
-
-def _format(flags: dict[str, bool]) -> str:
-    chosen = [name for name in _FORMATS if flags.get(f"fmt_{name}")]
-    if len(chosen) > 1:
-        raise click.UsageError(
-            f"give one output format, not {' and '.join('--' + c for c in chosen)}"
-        )
-    return chosen[0] if chosen else "tree"
-
-
-def _sync_choice(sync: bool, offline: bool) -> bool | None:
-    if sync and offline:
-        raise click.UsageError("give --sync or --offline, not both")
-    return True if sync else False if offline else None
-
-
-@cli.command()
-@click.argument("target")
-@_graph_options
-def lineage(
-    *,
-    target: str,
-    sync: bool,
-    offline: bool,
-    path: str,
-    tracking_uri: str | None,
-    **flags: bool,
-) -> None:
-    """What produced TARGET, back to its roots.
-
-    TARGET: models:/NAME/VERSION, models:/NAME@ALIAS, a run id, a path
-    (optionally path@rev) or a DVC md5. Works from Git history alone in
-    repositories that never ran dvflow.
-    """
-    from ._queries import lineage as upstream
-
-    fmt = _format(flags)
-    graph = upstream(target, path, tracking_uri=tracking_uri, sync=_sync_choice(sync, offline))
-    show_graph(graph, fmt)
-
-
-@cli.command()
-@click.argument("target")
-@_graph_options
-def impact(
-    *,
-    target: str,
-    sync: bool,
-    offline: bool,
-    path: str,
-    tracking_uri: str | None,
-    **flags: bool,
-) -> None:
-    """Everything built on TARGET: data versions, stage runs, models, aliases in use.
-
-    Follows dvc.lock history across every branch and tag, and the runs in
-    the tracking store. TARGET as for 'dvflow lineage'.
-    """
-    from ._queries import impact as downstream
-
-    fmt = _format(flags)
-    graph = downstream(target, path, tracking_uri=tracking_uri, sync=_sync_choice(sync, offline))
-    show_graph(graph, fmt)
-
-
-@cli.command()
-@click.option("--rebuild", is_flag=True, help="Forget the index and build it from scratch.")
-@click.option("--sync", is_flag=True, help="Re-read the tracking store even if unchanged.")
-@click.option("--offline", is_flag=True, help="Read Git only, not the tracking store.")
-@_project_options
-def index(*, rebuild: bool, sync: bool, offline: bool, path: str, tracking_uri: str | None) -> None:
-    """Update the lineage index (.dvflow/index.sqlite) from Git and the store.
-
-    The index is a cache: Git and MLflow stay the truth, and 'lineage' and
-    'impact' update it themselves. Use this to warm it, or --rebuild it.
-    """
-    from ._queries import update_index
-
-    status = update_index(
-        path, tracking_uri=tracking_uri, rebuild=rebuild, sync=_sync_choice(sync, offline)
-    )
-    for warning in status.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    new = status.updated
-    click.echo(
-        f"read {new.commits} new commit(s), {new.refs} updated ref(s), {new.runs} new run(s), "
-        + (f"{new.models} model version(s)" if new.synced_store else "store unchanged")
-    )
-    click.echo(
-        f"index {status.path}: {status.commits} commits with DVC files, "
-        f"{status.stage_entries} stage/source entries, {status.runs} runs, "
-        f"{status.model_versions} model versions, {status.refs} refs"
-    )
-
-
 @cli.command()
 @click.argument("target")
 @click.option("--rebuild", is_flag=True, help="Re-run the stage and compare its outputs.")
@@ -418,7 +294,7 @@ def index(*, rebuild: bool, sync: bool, offline: bool, path: str, tracking_uri: 
     show_default=True,
     help="Absolute tolerance (with --rebuild).",
 )
-@_project_options
+@project_options
 def verify(
     *, target: str, rebuild: bool, rtol: float, atol: float, path: str, tracking_uri: str | None
 ) -> None:
@@ -471,7 +347,7 @@ def verify(
 @click.argument("a")
 @click.argument("b")
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
-@_project_options
+@project_options
 def diff(*, a: str, b: str, as_json: bool, path: str, tracking_uri: str | None) -> None:
     """What changed from run (or model version) A to B: code, data, params, metrics, packages."""
     import json
@@ -488,7 +364,7 @@ def diff(*, a: str, b: str, as_json: bool, path: str, tracking_uri: str | None) 
 @cli.command()
 @click.argument("target")
 @click.option("--into", metavar="DIR", help="Where (default: .dvflow/checkouts/<run id>).")
-@_project_options
+@project_options
 def checkout(*, target: str, into: str | None, path: str, tracking_uri: str | None) -> None:
     """Put the exact code and data of TARGET (a run or model version) into a worktree.
 
@@ -529,7 +405,7 @@ def checkout(*, target: str, into: str | None, path: str, tracking_uri: str | No
     metavar="FILE",
     help="Append Markdown with a Mermaid lineage diagram (e.g. $GITHUB_STEP_SUMMARY).",
 )
-@_project_options
+@project_options
 def check(
     *,
     release: tuple[str, ...],
@@ -566,7 +442,7 @@ def check(
 
 
 @cli.command()
-@_project_options
+@project_options
 def doctor(*, path: str, tracking_uri: str | None) -> None:
     """Is this setup sound? Tools, DVC remote, credentials, store, .gitignore.
 
