@@ -26,7 +26,6 @@ from ._dvcfiles import (
 )
 from ._environment import environment_info, installed_packages, stage_path
 from ._exceptions import (
-    DvcError,
     DvflowError,
     InterruptedRunError,
     StageFailedError,
@@ -34,6 +33,7 @@ from ._exceptions import (
 from ._interrupt import Interrupted, killed_by_signal, sigterm_interrupts
 from ._lock import STAGE_ENV, run_lock
 from ._project import check_remote_for_push, preflight
+from ._push import Pusher
 from ._reader import io_tags
 from ._record import (
     DIGEST_TAG,
@@ -132,8 +132,7 @@ class _Session:
         self.ignored: list[str] = []
         self.stage_io: list[tuple[list[Pointer], list[Pointer]]] = []
         self.registered: list[Registration] = []
-        self.push_error: DvcError | None = None
-        self.pushed: set[str] = set()  # paths pushed in this run
+        self.pusher = Pusher(project, self.redactor, emit)
         # (stage, run id) of the stage whose script lost the tracking server.
         self.lost: tuple[str, str] | None = None
 
@@ -182,8 +181,8 @@ class _Session:
                 # dvflow itself failed (the store went away...): end what is open.
                 self._end_open_run("FAILED")
                 self._finish_parent("FAILED")
-                if self.push_error is not None:
-                    raise self.push_error from None
+                if self.pusher.error is not None:
+                    raise self.pusher.error from None
                 raise
             stage, error, run_id = self.failure
             if killed_by_signal(error):
@@ -352,8 +351,8 @@ class _Session:
         if producer:
             tags["dvflow.produced_by"] = producer
         if self.config.push:
-            self._push(info.name, outputs)
-            self._push_inputs(inputs)
+            self.pusher.push_outputs(info.name, outputs)
+            self.pusher.push_inputs(inputs)
         digest, published = self._publish(run_id, record, tags)
         self.stage_io.append((inputs, outputs))
         self.registered += register_stage_models(
@@ -378,46 +377,6 @@ class _Session:
                 "stage-end", len(self.results), self.total, stage, status, run_id, seconds=seconds
             )
         )
-
-    def _push(self, stage: str, outputs: Sequence[Pointer]) -> None:
-        """Push before the run is FINISHED, so a finished run's pointers always resolve."""
-        try:
-            self.project.push_paths([p.path for p in outputs if p.cache_path])
-            self.pushed.update(p.path for p in outputs)
-        except Exception as exc:  # whatever the remote raised, say it plainly
-            # DVC wraps what its stage callback raises; run() surfaces this one.
-            reason = exc.message if isinstance(exc, DvflowError) else str(exc)
-            self.push_error = DvcError(
-                f"could not push the outputs of stage '{stage}' to the DVC remote "
-                f"({self.redactor.redact(reason.removeprefix('DVC: '))}); its run was marked "
-                "FAILED",
-                hint="Check the remote with 'dvflow doctor'. The outputs are in the local "
-                "cache: push them with 'dvc push' once the remote works, or run again.",
-            )
-            raise self.push_error from exc
-
-    def _push_inputs(self, inputs: Sequence[Pointer]) -> None:
-        """Push the DVC-tracked inputs too (a ``dvc add``ed file), so the record resolves.
-
-        Best effort: an input DVC cannot push (an import, say) is reported, and the
-        run goes on; 'dvflow verify' names whatever the remote lacks.
-        """
-        paths = [p.path for p in inputs if p.cache_path and p.path not in self.pushed]
-        try:
-            self.project.push_paths(paths)
-        except Exception as exc:  # whatever the remote raised
-            reason = exc.message if isinstance(exc, DvflowError) else str(exc)
-            self.emit(
-                Progress(
-                    "notice",
-                    0,
-                    0,
-                    message=f"could not push the inputs {', '.join(paths)} to the DVC remote "
-                    f"({self.redactor.redact(reason.removeprefix('DVC: '))}); push them with "
-                    "'dvc push'",
-                )
-            )
-        self.pushed.update(paths)
 
     def _stage_failed(
         self,

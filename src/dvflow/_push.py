@@ -1,0 +1,63 @@
+"""Pushing a stage's data to the DVC remote while ``dvflow run`` records it.
+
+Outputs are pushed before the stage's run is marked FINISHED, so a
+finished run's pointers always resolve; ``dvc add``ed inputs are pushed
+too, best effort.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ._dvc import DvcProject
+from ._dvcfiles import Pointer
+from ._exceptions import DvcError, DvflowError
+from ._redact import Redactor
+from ._results import Progress, ProgressCallback
+
+
+class Pusher:
+    def __init__(self, project: DvcProject, redactor: Redactor, emit: ProgressCallback) -> None:
+        self.project, self.redactor, self.emit = project, redactor, emit
+        self.error: DvcError | None = None  # an output push that failed the run
+        self.pushed: set[str] = set()  # paths pushed in this run
+
+    def push_outputs(self, stage: str, outputs: Sequence[Pointer]) -> None:
+        """Push before the run is FINISHED, so a finished run's pointers always resolve."""
+        try:
+            self.project.push_paths([p.path for p in outputs if p.cache_path])
+            self.pushed.update(p.path for p in outputs)
+        except Exception as exc:  # whatever the remote raised, say it plainly
+            # DVC wraps what its stage callback raises; run() surfaces this one.
+            self.error = DvcError(
+                f"could not push the outputs of stage '{stage}' to the DVC remote "
+                f"({self._reason(exc)}); its run was marked FAILED",
+                hint="Check the remote with 'dvflow doctor'. The outputs are in the local "
+                "cache: push them with 'dvc push' once the remote works, or run again.",
+            )
+            raise self.error from exc
+
+    def push_inputs(self, inputs: Sequence[Pointer]) -> None:
+        """Push the DVC-tracked inputs too (a ``dvc add``ed file), so the record resolves.
+
+        Best effort: an input DVC cannot push (an import, say) is reported, and the
+        run goes on; 'dvflow verify' names whatever the remote lacks.
+        """
+        paths = [p.path for p in inputs if p.cache_path and p.path not in self.pushed]
+        try:
+            self.project.push_paths(paths)
+        except Exception as exc:  # whatever the remote raised
+            self.emit(
+                Progress(
+                    "notice",
+                    0,
+                    0,
+                    message=f"could not push the inputs {', '.join(paths)} to the DVC remote "
+                    f"({self._reason(exc)}); push them with 'dvc push'",
+                )
+            )
+        self.pushed.update(paths)
+
+    def _reason(self, exc: Exception) -> str:
+        reason = exc.message if isinstance(exc, DvflowError) else str(exc)
+        return self.redactor.redact(reason.removeprefix("DVC: "))
