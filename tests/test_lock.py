@@ -89,6 +89,12 @@ def test_a_stage_left_running_by_kill_9_keeps_the_work_tree_locked(
                 p.wait(timeout=30)
     third = cli("run", "picky", "-C", str(root), env={"DVFLOW_TEST_PICKY": "1"})
     assert third.returncode == 0, third.stderr
+    # The killed run's own runs (the pipeline's and the stage's) are ended now.
+    assert "left 2 run(s) open; ended them as KILLED" in third.stderr
+    client = tracking_client(root)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED", "KILLED", "KILLED"]
+    assert not (root / ".dvflow" / "open-runs.json").exists()
 
 
 def _runs_picky(proc: Any, root: Path) -> bool:

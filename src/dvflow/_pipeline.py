@@ -31,6 +31,7 @@ from ._exceptions import (
     StageFailedError,
 )
 from ._interrupt import Interrupted, killed_by_signal, sigterm_interrupts
+from ._leftover import end_left_open
 from ._lock import STAGE_ENV, run_lock
 from ._project import check_remote_for_push, preflight
 from ._push import Pusher
@@ -91,11 +92,13 @@ def run_pipeline(
         config = dataclasses.replace(config, require_tracking=require_tracking)
     emit = on_progress or (lambda p: None)
     with run_lock(root):
+        warn = lambda text: emit(Progress("notice", 0, 0, message=text))  # noqa: E731
+        end_left_open(root, config.tracking_uri, warn)
         tracker = FallbackTracker(
             config.tracking_uri,
             root,
             required=config.require_tracking,
-            warn=lambda text: emit(Progress("notice", 0, 0, message=text)),
+            warn=warn,
         )
         project = DvcProject(root)
         session: _Session | None = None

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import TrackingError
+from ._leftover import OpenRuns
 from ._tracking import Tracker, check_reachable, display_uri
 
 if TYPE_CHECKING:
@@ -90,6 +91,17 @@ def spooled_run(root: Path, run_id: str) -> str | None:
     return "synced" if found[0][0] else "waiting"
 
 
+def stand_in_of(root: Path, run_id: str) -> str | None:
+    """The spool run that is ``run_id`` or stands in for it (None: neither)."""
+    found = _ask_spool(
+        root,
+        "SELECT r.run_uuid FROM runs r WHERE r.run_uuid = ? OR EXISTS (SELECT 1 FROM tags t "
+        "WHERE t.run_uuid = r.run_uuid AND t.key = ? AND t.value = ?)",
+        (run_id, SERVER_RUN_TAG, run_id),
+    )
+    return str(found[0][0]) if found else None
+
+
 def _ask_spool(root: Path, query: str, args: tuple[str, ...]) -> list[Any] | None:
     """Rows of ``query`` on the spool's SQLite file ([] without a spool, None if unreadable)."""
     import contextlib
@@ -134,6 +146,7 @@ class FallbackTracker:
         self._open: dict[str, _OpenRun] = {}  # server runs not yet ended, in creation order
         self._stand_ins: dict[str, str] = {}  # server run id -> its stand-in in the spool
         self._experiments: dict[str, str] = {}  # server experiment id -> name
+        self.journal = OpenRuns(root)  # what a kill -9 would leave open
         for key, value in _QUICK_RETRIES.items():
             os.environ.setdefault(key, value)
         try:
@@ -246,18 +259,21 @@ class FallbackTracker:
             try:
                 run_id = self.server.create_run(experiment_id, name, tags, parent_id, start)
                 self._open[run_id] = _OpenRun(experiment_id, name, dict(tags), parent_id, start)
+                self.journal.opened(run_id)
                 return run_id
             except TrackingError as exc:
                 self._fall_back(exc)
         assert self.spool is not None
         parent = self._stand_ins.get(parent_id or "", parent_id)
-        return self.spool.create_run(
+        run_id = self.spool.create_run(
             self._spool_experiment(experiment_id),
             name,
             {**tags, TARGET_TAG: display_uri(self.uri)},
             parent,
             start,
         )
+        self.journal.opened(run_id)
+        return run_id
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         self._do(run_id, lambda t, r: t.set_tags(r, tags))
@@ -281,6 +297,7 @@ class FallbackTracker:
     def terminate(self, run_id: str, status: str, end_ms: int | None = None) -> None:
         end = end_ms or int(time.time() * 1000)
         self._do(run_id, lambda t, r: t.terminate(r, status, end))
+        self.journal.ended(run_id)
         if self.spool is None:
             self._open.pop(run_id, None)
 

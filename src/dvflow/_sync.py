@@ -35,6 +35,7 @@ from typing import Any
 from ._config import Config, load_config, resolve_tracking_uri
 from ._exceptions import InvalidArgumentError, TrackingError
 from ._git import find_root
+from ._leftover import end_left_open
 from ._lock import run_lock
 from ._reader import SYNCED_AT_TAG
 from ._record import DIGEST_TAG, RECORD_ARTIFACT, canonical_json, sha256_hex
@@ -112,6 +113,8 @@ def sync_spool(
                 hint=f"{again} again once the server answers.",
                 unreachable=exc.unreachable,
             ) from None
+        if source is None:  # a killed run's stand-ins go to the store as KILLED, not RUNNING
+            end_left_open(root, config.tracking_uri, lambda text: _notice(emit, text))
         copier = _Copier(
             Tracker(config.tracking_uri), Tracker(origin), config, emit, spool_source=source is None
         )
@@ -512,6 +515,10 @@ def _pages(search: Any, experiments: list[str], **options: Any) -> Iterator[Any]
         token = page.token
         if not token:
             return
+
+
+def _notice(emit: ProgressCallback, text: str) -> None:
+    emit(Progress("notice", 0, 0, message=text))
 
 
 def _copyable(key: str) -> bool:
