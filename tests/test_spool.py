@@ -330,6 +330,9 @@ def test_a_script_that_loses_the_server_is_run_again_against_the_spool(
     assert first.returncode == 0, first.stderr
     params = root / "params.yaml"
     params.write_text(params.read_text().replace("repeat: 3", "repeat: 5"))
+    # Pushing too: the retry's fresh DVC repo must push, not the first one.
+    with (root / "dvflow.yaml").open("a") as config:
+        config.write("push: true\n")
     gate = tmp_path / "gate"
     env = {**os.environ, "DVFLOW_TRACKING_URI": server.url, "TRAIN_GATE": str(gate)}
     # train.py is about to call MLflow: its first attempt fails.
@@ -344,6 +347,8 @@ def test_a_script_that_loses_the_server_is_run_again_against_the_spool(
     assert model == "|".join(["ALPHA", "BETA", "GAMMA", "DELTA"]) * 5
     status = dvc(root, "status")
     assert status.returncode == 0 and "up to date" in status.stdout, status.stdout
+    remote = dvc(root, "status", "--cloud", "model/model.bin")
+    assert remote.returncode == 0 and "in sync" in remote.stdout, remote.stdout
 
     server.start()
     synced = cli("sync", "-C", str(root), env={"DVFLOW_TRACKING_URI": server.url})

@@ -135,7 +135,7 @@ class _Session:
         self.ignored: list[str] = []
         self.stage_io: list[tuple[list[Pointer], list[Pointer]]] = []
         self.registered: list[Registration] = []
-        self.pusher = Pusher(project, self.redactor, emit)
+        self.pusher = Pusher(self.redactor, emit)
         # (stage, run id) of the stage whose script lost the tracking server.
         self.lost: tuple[str, str] | None = None
 
@@ -354,8 +354,8 @@ class _Session:
         if producer:
             tags["dvflow.produced_by"] = producer
         if self.config.push:
-            self.pusher.push_outputs(info.name, outputs)
-            self.pusher.push_inputs(inputs)
+            self.pusher.push_outputs(self.project, info.name, outputs)
+            self.pusher.push_inputs(self.project, inputs)
         digest, published = self._publish(run_id, record, tags)
         self.stage_io.append((inputs, outputs))
         self.registered += register_stage_models(

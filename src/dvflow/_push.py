@@ -17,15 +17,18 @@ from ._results import Progress, ProgressCallback
 
 
 class Pusher:
-    def __init__(self, project: DvcProject, redactor: Redactor, emit: ProgressCallback) -> None:
-        self.project, self.redactor, self.emit = project, redactor, emit
+    """Pushes through the DVC project it is given: after a lost server, the
+    session repeats its repro in a fresh one, and the first one's lock is gone."""
+
+    def __init__(self, redactor: Redactor, emit: ProgressCallback) -> None:
+        self.redactor, self.emit = redactor, emit
         self.error: DvcError | None = None  # an output push that failed the run
         self.pushed: set[str] = set()  # paths pushed in this run
 
-    def push_outputs(self, stage: str, outputs: Sequence[Pointer]) -> None:
+    def push_outputs(self, project: DvcProject, stage: str, outputs: Sequence[Pointer]) -> None:
         """Push before the run is FINISHED, so a finished run's pointers always resolve."""
         try:
-            self.project.push_paths([p.path for p in outputs if p.cache_path])
+            project.push_paths([p.path for p in outputs if p.cache_path])
             self.pushed.update(p.path for p in outputs)
         except Exception as exc:  # whatever the remote raised, say it plainly
             # DVC wraps what its stage callback raises; run() surfaces this one.
@@ -37,7 +40,7 @@ class Pusher:
             )
             raise self.error from exc
 
-    def push_inputs(self, inputs: Sequence[Pointer]) -> None:
+    def push_inputs(self, project: DvcProject, inputs: Sequence[Pointer]) -> None:
         """Push the DVC-tracked inputs too (a ``dvc add``ed file), so the record resolves.
 
         Best effort: an input DVC cannot push (an import, say) is reported, and the
@@ -45,7 +48,7 @@ class Pusher:
         """
         paths = [p.path for p in inputs if p.cache_path and p.path not in self.pushed]
         try:
-            self.project.push_paths(paths)
+            project.push_paths(paths)
         except Exception as exc:  # whatever the remote raised
             self.emit(
                 Progress(
