@@ -210,9 +210,44 @@ def test_sync_from_copies_to_each_store_it_is_given_and_refuses_what_is_not_a_st
     assert gone.returncode == 4 and "s3cret" not in gone.stdout + gone.stderr, gone.stderr
 
     for source, why in (
-        ("nope.db", "there is no such SQLite file"),
+        ("nope.db", "there is no such file or folder"),
         (laptop_uri, "it is the store runs are copied to"),
     ):
         refused = cli("sync", "--from", source, "--tracking-uri", laptop_uri, "-C", str(root))
         assert refused.returncode == 2, refused.stderr
         assert why in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_sync_from_stopped_before_it_noted_what_it_copied_copies_nothing_twice(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    root = make_project("logged")  # a stage that logs its model with log_model
+    assert cli("run", "-C", str(root)).returncode == 0
+    target = f"sqlite:///{tmp_path / 'team.db'}"
+    first = cli("sync", "--from", "mlflow.db", "--tracking-uri", target, "-C", str(root))
+    assert first.returncode == 0, first.stderr
+    # As if killed between copying and noting: the source forgets it was synced.
+    laptop = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in laptop.search_experiments()]
+    for run in laptop.search_runs(experiments):
+        for key in [k for k in run.data.tags if k.endswith(".synced")]:
+            laptop.delete_tag(run.info.run_id, key)
+    for model in laptop.search_logged_models(experiments):
+        for key in [k for k in model.tags if k.endswith(".synced")]:
+            laptop.delete_logged_model_tag(model.model_id, key)
+    for version in laptop.search_model_versions():
+        for key in [k for k in version.tags if k.endswith(".synced")]:
+            laptop.delete_model_version_tag(version.name, version.version, key)
+
+    again = cli("sync", "--from", "mlflow.db", "--tracking-uri", target, "-C", str(root))
+    assert again.returncode == 0, again.stderr
+    team = MlflowClient(target)
+    team_experiments = [e.experiment_id for e in team.search_experiments()]
+    assert len(team.search_runs(team_experiments)) == len(laptop.search_runs(experiments))
+    (model,) = team.search_logged_models(team_experiments)
+    (version,) = team.search_model_versions("name = 'logged-model'")
+    assert version.source == f"models:/{model.model_id}"
+    fit = team.get_run(model.source_run_id)
+    assert [o.model_id for o in fit.outputs.model_outputs] == [model.model_id]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,28 @@ def test_a_model_source_for_a_server_passes_the_servers_own_source_check() -> No
     for source in ("models:/m-0123", "s3://b/r/files/md5/ab/cd", "runs:/0123/model"):
         assert portable_source(source, "https://h", "model.txt", "ab" * 16) == source
     assert portable_source("file:///srv/m", "https://h", "m", "ab" * 16) == f"dvc:///m@{'ab' * 16}"
+
+
+def test_a_models_version_source_is_its_object_by_md5_never_a_path_the_next_push_replaces() -> None:
+    from dvflow._dvcfiles import pointer_from_entry
+    from dvflow._registry import dvc_object
+
+    entry = {"path": "model.pkl", "md5": "ab" + "c" * 30, "size": 3}
+    plain = pointer_from_entry(entry, cache_dir=".dvc/cache/files/md5", remote_url="s3://b/r")
+    assert dvc_object(plain) == "s3://b/r/files/md5/ab/" + "c" * 30
+    versioned = pointer_from_entry(
+        entry, cache_dir=".dvc/cache/files/md5", remote_url="s3://b/r", versioned=True
+    )
+    assert versioned.remote_uri == "s3://b/r/model.pkl"
+    assert dvc_object(versioned) == ".dvc/cache/files/md5/ab/" + "c" * 30
+
+
+def test_runs_left_open_stay_noted_beside_the_next_runs_own(tmp_path: Path) -> None:
+    from dvflow._leftover import OPEN_RUNS, OpenRuns
+
+    OpenRuns(tmp_path, ["left-by-a-killed-run"]).save()
+    journal = OpenRuns(tmp_path)
+    journal.opened("mine")
+    assert json.loads((tmp_path / OPEN_RUNS).read_text()) == ["left-by-a-killed-run", "mine"]
+    journal.ended("mine")
+    assert json.loads((tmp_path / OPEN_RUNS).read_text()) == ["left-by-a-killed-run"]

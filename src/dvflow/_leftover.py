@@ -26,8 +26,10 @@ class OpenRuns:
     """The runs this dvflow run has opened and not ended yet, kept on disk."""
 
     def __init__(self, root: Path, ids: list[str] | None = None) -> None:
+        """``ids``, or what is noted already: runs a killed run left on a store
+        that did not answer stay noted beside this run's own."""
         self.path = root / OPEN_RUNS
-        self.ids: list[str] = list(ids or [])
+        self.ids: list[str] = list(ids) if ids is not None else _noted(self.path)
 
     def opened(self, run_id: str) -> None:
         self.ids.append(run_id)
@@ -54,21 +56,17 @@ def end_left_open(root: Path, uri: str, warn: Callable[[str], None]) -> None:
     A run the store cannot be asked about now (the server does not answer)
     stays noted for the next time.
     """
-    path = root / OPEN_RUNS
-    try:
-        noted = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    ids = _noted(root / OPEN_RUNS)
+    if not ids:
         return
-    except (OSError, ValueError):
-        noted = []
-    ids = [i for i in noted if isinstance(i, str)] if isinstance(noted, list) else []
-    store = _store_if_answering(uri) if ids else None
+    store = _store_if_answering(uri)
     ended, kept = [], []
     for run_id in ids:
         try:
             done = _end(root, store, run_id)
-        except TrackingError:
-            done = None
+        except TrackingError as exc:
+            # Gone quiet: try again next time; refused (a deleted run...): drop it.
+            done = None if exc.unreachable else False
         if done is None:
             kept.append(run_id)
         elif done:
@@ -79,6 +77,14 @@ def end_left_open(root: Path, uri: str, warn: Callable[[str], None]) -> None:
             f"the last dvflow run here was killed and left {len(ended)} run(s) open; "
             f"ended them as KILLED: {', '.join(ended)}"
         )
+
+
+def _noted(path: Path) -> list[str]:
+    try:
+        noted = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [i for i in noted if isinstance(i, str)] if isinstance(noted, list) else []
 
 
 def _store_if_answering(uri: str) -> Tracker | None:

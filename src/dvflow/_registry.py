@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._checks import Check, RunChecks
-from ._dvcfiles import Pointer
+from ._dvcfiles import Pointer, object_suffix
 from ._exceptions import (
     InvalidArgumentError,
     InvalidFileError,
@@ -113,11 +113,7 @@ def register_version(
         existing = tracker.version_with_tag(name, MD5_TAG, model.md5)
         if existing:
             return Registration(name, existing, False, run_id, model.md5, "")
-    source = (
-        f"models:/{logged_model}"
-        if logged_model
-        else model.remote_uri or model.cache_path or dvc_source(model.path, model.md5 or "")
-    )
+    source = f"models:/{logged_model}" if logged_model else dvc_object(model)
     source = portable_source(source, tracker.uri, model.path, model.md5 or "")
     version = tracker.create_version(name, source, run_id, tags, model_id=logged_model)
     return Registration(name, version, True, run_id, model.md5, source)
@@ -137,6 +133,18 @@ def portable_source(source: str, store_uri: str, path: str, md5: str) -> str:
     if local and store_uri.startswith(("http://", "https://")):
         return dvc_source(path, md5)
     return source
+
+
+def dvc_object(model: Pointer) -> str:
+    """Where the model's DVC object is: its remote object, cache file, or pointer.
+
+    A remote object by md5 is this model for good; on a version-aware remote
+    the URI is a path whose content the next push replaces, so it is not used.
+    """
+    by_md5 = bool(model.md5) and (model.remote_uri or "").endswith(object_suffix(model.md5 or ""))
+    if by_md5 and model.remote_uri:
+        return model.remote_uri
+    return model.cache_path or dvc_source(model.path, model.md5 or "")
 
 
 def dvc_source(path: str, md5: str) -> str:

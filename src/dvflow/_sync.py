@@ -52,6 +52,7 @@ from ._spool import (
 )
 from ._tracking import (
     Tracker,
+    _quote,
     check_reachable,
     display_uri,
     mlflow_errors,
@@ -137,18 +138,23 @@ def _source_store(source: str, root: Path, target: str) -> str:
     if "://" not in source and not source.startswith(("sqlite:", "file:")):
         source = f"sqlite:///{source}"  # a bare path: the laptop's SQLite file
     origin = resolve_tracking_uri(source, root)
-    if origin == target:
+    if origin.rstrip("/") == target.rstrip("/"):
         raise InvalidArgumentError(
             "source store",
             display_uri(origin),
             "it is the store runs are copied to",
             hint="Name the team store with --tracking-uri (or DVFLOW_TRACKING_URI).",
         )
-    if origin.startswith("sqlite:///") and not Path(origin[len("sqlite:///") :]).is_file():
+    local = origin[len("sqlite:///") :] if origin.startswith("sqlite:///") else None
+    if origin.startswith("file:"):
+        from urllib.parse import unquote, urlparse
+
+        local = unquote(urlparse(origin).path)
+    if local is not None and not Path(local).exists():
         raise InvalidArgumentError(
             "source store",
             display_uri(origin),
-            "there is no such SQLite file",
+            "there is no such file or folder",
             hint="Name the store the runs are in, such as --from sqlite:///mlflow.db "
             "(a relative path starts at the project's root).",
         )
@@ -187,6 +193,9 @@ class _Copier:
         self.digests: dict[str, str] = {}  # spool record digest -> store record digest
         self.experiments: dict[str, str] = {}  # spool experiment id -> store experiment id
         self.models: dict[str, str] = {}  # spool logged model id -> store logged model id
+        self.artifact_uris: dict[str, str] = {}  # spool run id -> its artifact root
+        source = hashlib.sha256(display_uri(spool.uri).encode()).hexdigest()[:12]
+        self.source_key = source  # names the source in the versions copied from it
 
     # -- runs ---------------------------------------------------------------
 
@@ -221,6 +230,17 @@ class _Copier:
         experiments = self.spool.all_experiments(deleted=False)
         with mlflow_errors(self.spool.uri):
             runs = list(_pages(self.spool.client.search_runs, experiments))
+        if not self.spool_source:
+            # Another store's run still running would be copied half done, and
+            # never again: it waits for a later sync.
+            running = [r for r in runs if r.info.status == "RUNNING"]
+            if running:
+                self._notice(
+                    f"{len(running)} run(s) still RUNNING in {display_uri(self.spool.uri)} "
+                    "are left for a later 'dvflow sync --from'"
+                )
+            runs = [r for r in runs if r.info.status != "RUNNING"]
+        self.artifact_uris = {r.info.run_id: r.info.artifact_uri or "" for r in runs}
         return sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id))
 
     def _place(self, run: Any) -> None:
@@ -232,7 +252,7 @@ class _Copier:
         parent = tags.get("mlflow.parentRunId")
         experiment = self._experiment(run.info.experiment_id)
         # A sync killed between creating the run and noting it made it already.
-        made = self.store.search([experiment], f"tags.`{SPOOLED_AS_TAG}` = '{spool_id}'", 1)
+        made = self.store.search([experiment], f"tags.`{SPOOLED_AS_TAG}` = '{_quote(spool_id)}'", 1)
         created = (
             str(made[0].info.run_id)
             if made
@@ -240,7 +260,7 @@ class _Copier:
                 experiment,
                 run.info.run_name or "",
                 self._tags(tags, parent=False) | {SPOOLED_AS_TAG: spool_id},
-                self.ids.get(parent, parent) if parent else None,
+                self._run_of(parent),
                 start_ms=run.info.start_time,
             )
         )
@@ -376,18 +396,22 @@ class _Copier:
                 if _copyable(key)
             }
             md5 = tags.get(MD5_TAG)
-            existing = self.store.version_with_tag(version.name, MD5_TAG, md5) if md5 else None
+            # A sync stopped between making the version and noting it made it.
+            origin = f"{self.source_key}:{version.name}/{version.version}"
+            existing = self.store.version_with_tag(version.name, SPOOLED_AS_TAG, origin) or (
+                self.store.version_with_tag(version.name, MD5_TAG, md5) if md5 else None
+            )
             source = version.source or ""
             spooled = getattr(version, "model_id", None) or source.removeprefix("models:/")
             logged = self.models.get(spooled)
-            source = f"models:/{logged}" if logged else source
+            source = f"models:/{logged}" if logged else self._in_copied_run(version, source)
             made = existing or self.store.create_version(
                 version.name,
                 portable_source(
                     source, self.store.uri, tags.get("dvflow.model_path", version.name), md5 or ""
                 ),
                 self._run_of(version.run_id),
-                tags,
+                tags | {SPOOLED_AS_TAG: origin},
                 model_id=logged,
             )
             self._copy_aliases(
@@ -396,6 +420,14 @@ class _Copier:
             self.spool.set_version_tags(version.name, str(version.version), {self.synced_tag: made})
             copied.append((version.name, str(version.version), made))
         return tuple(copied)
+
+    def _in_copied_run(self, version: Any, source: str) -> str:
+        """A source inside its run's artifacts, as the same place in the copied run."""
+        run_id = version.run_id or ""
+        root = self.artifact_uris.get(run_id, "").rstrip("/")
+        if not root or run_id not in self.ids or not source.startswith(root + "/"):
+            return source
+        return f"runs:/{self.ids[run_id]}/{source[len(root) + 1 :]}"
 
     def _run_of(self, run_id: str | None) -> str | None:
         """The store's run for a version's run: a spool version may name a server run."""
@@ -439,9 +471,13 @@ class _Copier:
     # -- models logged with MLflow's log_model -------------------------------
 
     def _copy_logged_models(self) -> None:
+        from mlflow.entities import LoggedModelStatus
+
         experiments = self.spool.all_experiments(deleted=False)
         with mlflow_errors(self.spool.uri):
             models = list(_pages(self.spool.client.search_logged_models, experiments))
+        if not self.spool_source:  # half-logged there: left for a later sync
+            models = [m for m in models if str(m.status) != str(LoggedModelStatus.PENDING)]
         for model in sorted(models, key=lambda m: (m.creation_timestamp or 0, m.model_id)):
             synced = (model.tags or {}).get(self.synced_tag)
             self.models[model.model_id] = synced or self._copy_logged_model(model)
@@ -456,7 +492,7 @@ class _Copier:
             # A sync killed after creating the model made it already.
             made = client.search_logged_models(
                 [experiment],
-                filter_string=f"tags.`{SPOOLED_AS_TAG}` = '{model.model_id}'",
+                filter_string=f"tags.`{SPOOLED_AS_TAG}` = '{_quote(model.model_id)}'",
                 max_results=1,
             )
             if made:
@@ -475,7 +511,7 @@ class _Copier:
                 )
             if copy.status == LoggedModelStatus.PENDING:  # not finalized: copy (again), finalize
                 with tempfile.TemporaryDirectory(prefix="dvflow-sync-") as tmp:
-                    local = _download(model.artifact_location, tmp)
+                    local = _download(model.artifact_location, tmp, self.spool.uri)
                     if any(Path(local).iterdir()):
                         client.log_model_artifacts(copy.model_id, local)
                 if model.status in (LoggedModelStatus.READY, LoggedModelStatus.FAILED):
@@ -491,11 +527,13 @@ class _Copier:
         from mlflow.entities import LoggedModelOutput
 
         outputs = run.outputs.model_outputs if run.outputs else []
-        linked = [
-            LoggedModelOutput(self.models[o.model_id], o.step)
-            for o in outputs
-            if o.model_id in self.models
-        ]
+        wanted = [(self.models[o.model_id], o.step) for o in outputs if o.model_id in self.models]
+        if not wanted:
+            return
+        # A sync stopped after linking them (MLflow refuses a second link).
+        there = self.store.get_run(target).outputs
+        done = {o.model_id for o in (there.model_outputs if there else [])}
+        linked = [LoggedModelOutput(m, step) for m, step in wanted if m not in done]
         if linked:
             with mlflow_errors(self.store.uri, target):
                 self.store.client.log_outputs(target, linked)
@@ -523,15 +561,17 @@ def _notice(emit: ProgressCallback, text: str) -> None:
 
 def _copyable(key: str) -> bool:
     """Is tag ``key`` the run's own, not a note of dvflow's on where it was copied?"""
-    return key not in _SPOOL_TAGS and not key.startswith(COPIED_PREFIX)
+    # The source's own dvflow.spooled_as (a run it got by a sync) would hide
+    # the one naming it in the store.
+    return key not in _SPOOL_TAGS and key != SPOOLED_AS_TAG and not key.startswith(COPIED_PREFIX)
 
 
-def _download(location: str, into: str) -> str:
-    """A logged model's artifacts from the spool (a local folder or file: URI)."""
+def _download(location: str, into: str, uri: str) -> str:
+    """A logged model's artifacts from the source store ``uri``."""
     from mlflow.artifacts import download_artifacts
 
-    with no_progress_bar():
-        return str(download_artifacts(artifact_uri=location, dst_path=into))
+    with no_progress_bar(), mlflow_errors(uri):
+        return str(download_artifacts(artifact_uri=location, dst_path=into, tracking_uri=uri))
 
 
 def _parents_first(runs: list[Any]) -> list[Any]:
