@@ -224,6 +224,15 @@ def test_a_version_aware_remote_works_by_version_id_for_run_verify_check_diff_an
     assert (exact / "data" / "clean" / "scaled.txt").read_text() == "2\n4\n6\n8\n"
 
 
+def absent_bucket_remote(
+    root: Path, s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
+) -> S3Bucket:
+    """The project's remote in a bucket that does not exist, on the same moto."""
+    absent = S3Bucket(f"{s3_bucket.name}-absent", s3_bucket.endpoint, s3_bucket.client)
+    s3_remote(root, absent, monkeypatch)
+    return absent
+
+
 def remote_uris(root: Path, run_id: str) -> dict[str, str | None]:
     """``{path: remote_uri}`` of every pointer in the run's record."""
     shown = cli("show", run_id, "--json", "-C", str(root))
@@ -247,8 +256,7 @@ def test_doctor_on_s3_warns_with_the_command_until_the_bucket_is_versioned(
     make_project: Callable[..., Path], s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = make_project("basic")
-    absent = S3Bucket(f"{s3_bucket.name}-absent", s3_bucket.endpoint, s3_bucket.client)
-    s3_remote(root, absent, monkeypatch)
+    absent = absent_bucket_remote(root, s3_bucket, monkeypatch)
     code, found, said = doctor_lines(root)
     assert code == 1, said  # DVC does not create buckets: the run's push would fail
     assert found["remote"] == (
@@ -315,8 +323,7 @@ def test_run_push_to_a_missing_bucket_stops_before_any_stage(
     make_project: Callable[..., Path], s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = make_project("basic")
-    absent = S3Bucket(f"{s3_bucket.name}-absent", s3_bucket.endpoint, s3_bucket.client)
-    s3_remote(root, absent, monkeypatch)
+    absent_bucket_remote(root, s3_bucket, monkeypatch)
     result = cli("run", "--push", "-C", str(root))
     assert result.returncode == 3, result.stderr
     assert "bucket or container does not exist" in result.stderr

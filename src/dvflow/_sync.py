@@ -542,7 +542,7 @@ class _Copier:
         return tuple(self.models.items())
 
     def _notice(self, text: str) -> None:
-        self.emit(Progress("notice", 0, 0, message=text))
+        _notice(self.emit, text)
 
 
 def _pages(search: Any, experiments: list[str], **options: Any) -> Iterator[Any]:
