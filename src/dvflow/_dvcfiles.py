@@ -53,7 +53,7 @@ def model_artifacts(root: Path, dvcfile: str) -> dict[str, str]:
         return {}
     base = posixpath.dirname(dvcfile)
     return {
-        str(name): posixpath.normpath(posixpath.join(base, str(spec["path"])))
+        str(name): repo_path(base, str(spec["path"]))
         for name, spec in declared.items()
         if isinstance(spec, dict) and spec.get("type") == "model" and spec.get("path")
     }
@@ -116,6 +116,21 @@ class Pointer:
         )
 
 
+def repo_path(base: str, raw: str) -> str:
+    """``raw``, a path as a DVC file wrote it relative to folder ``base``, normalised.
+
+    DVC keeps templated paths as written: ``${dir}/x`` with ``dir: out/`` is
+    ``out//x`` in dvc.lock, and ``./x`` stays ``./x`` (DESIGN trap 11). Every
+    path read from dvc.yaml, dvc.lock or a .dvc file goes through here, so
+    records, keys and queries compare one spelling. URLs (external
+    dependencies) are left alone: their ``//`` is meaningful.
+    """
+    if "://" in raw:
+        return raw
+    joined = posixpath.join(base, raw) if base else raw
+    return posixpath.normpath(joined) if joined else ""
+
+
 def object_suffix(md5: str) -> str:
     return f"files/md5/{md5[:2]}/{md5[2:]}"
 
@@ -141,8 +156,7 @@ def pointer_from_entry(
     into the entry say which version. A pointer with version ids for any
     other remote gets no ``remote_uri``.
     """
-    raw_path = str(entry.get("path", ""))
-    path = posixpath.normpath(posixpath.join(wdir, raw_path)) if wdir else raw_path
+    path = repo_path(wdir, str(entry.get("path", "")))
     md5 = entry.get("md5")
     md5 = str(md5) if md5 else None
     files = entry.get("files")
@@ -223,7 +237,7 @@ class CloudVersions:
                         self._add_entry(entry, base)
 
     def _add_entry(self, entry: Mapping[str, Any], base: str) -> None:
-        path = posixpath.normpath(posixpath.join(base, str(entry["path"])))
+        path = repo_path(base, str(entry["path"]))
         files = entry.get("files")
         if isinstance(files, list):
             md5 = entry.get("md5") or dir_md5(files)
@@ -253,7 +267,8 @@ def outputs_key(outputs: Sequence[Pointer]) -> str | None:
     """
     if not outputs or any(p.md5 is None for p in outputs):
         return None
-    text = "\n".join(sorted(f"{p.path}\0{p.md5}" for p in outputs))
+    # Normalised, so that 'model//x' and 'model/x' (one path) give one key.
+    text = "\n".join(sorted(f"{repo_path('', p.path)}\0{p.md5}" for p in outputs))
     return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
@@ -334,11 +349,11 @@ def declared_paths(entries: Any) -> list[str]:
         return paths
     for item in entries:
         if isinstance(item, str):
-            paths.append(item)
+            paths.append(repo_path("", item))
         elif isinstance(item, dict):
             for key, conf in item.items():
-                paths.append(str(key))
+                paths.append(repo_path("", str(key)))
                 y = conf.get("y") if isinstance(conf, dict) else None
                 if isinstance(y, dict):
-                    paths.extend(str(k) for k in y)
+                    paths.extend(repo_path("", str(k)) for k in y)
     return paths
