@@ -3,6 +3,8 @@
 Code (commits between, files changed), data (pointers that changed; for a
 directory, the files added, removed or modified, from DVC's ``.dir``
 listings), params, metrics with their deltas, and the packages installed.
+For a model version, also the metrics of the stage runs that consumed it
+(an ``evaluate`` stage downstream of ``train``: the usual layout).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _git
 from ._checks import package_change, split_requirement
+from ._dvcfiles import Pointer
 from ._exceptions import DvflowError
 from ._record import (
     PACKAGES_ARTIFACT,
@@ -49,6 +52,24 @@ class DataChange:
 
 
 @dataclass(frozen=True)
+class ConsumerMetrics:
+    """The metrics of the runs of one stage that consumed A's and B's model."""
+
+    stage: str
+    a_run: str | None
+    b_run: str | None
+    metrics: dict[str, tuple[float | None, float | None]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "a_run": self.a_run,
+            "b_run": self.b_run,
+            "metrics": _metric_deltas(self.metrics),
+        }
+
+
+@dataclass(frozen=True)
 class RunDiff:
     a: Side
     b: Side
@@ -59,6 +80,7 @@ class RunDiff:
     params: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     metrics: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     packages: tuple[str, ...] = ()
+    consumers: tuple[ConsumerMetrics, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,12 +96,17 @@ class RunDiff:
                 for c in self.data
             ],
             "params": {k: list(v) for k, v in self.params.items()},
-            "metrics": {
-                k: {"old": o, "new": n, "delta": None if o is None or n is None else n - o}
-                for k, (o, n) in self.metrics.items()
-            },
+            "metrics": _metric_deltas(self.metrics),
+            "consumers": [c.to_dict() for c in self.consumers],
             "packages": list(self.packages),
         }
+
+
+def _metric_deltas(metrics: dict[str, tuple[float | None, float | None]]) -> dict[str, Any]:
+    return {
+        k: {"old": o, "new": n, "delta": None if o is None or n is None else n - o}
+        for k, (o, n) in metrics.items()
+    }
 
 
 def diff_runs(
@@ -91,12 +118,13 @@ def diff_runs(
     from ._verify import _resolve
 
     root, _, tracker = open_project(path, tracking_uri)
-    sides = []
+    sides, models = [], []
     for target in (a, b):
-        run_id = _resolve(tracker, target, root)[0]
+        run_id, model = _resolve(tracker, target, root)[:2]
         if not run_id:
             raise DvflowError(f"{target} is linked to no run", hint="Give a run id.")
         sides.append((target, run_id, *intact_record(tracker, run_id)[:2]))
+        models.append(model)
     (ta, ra, rec_a, run_a), (tb, rb, rec_b, run_b) = sides
     side_a, side_b = _side(tracker, ta, ra, rec_a), _side(tracker, tb, rb, rec_b)
     ahead, behind, files = _code(root, side_a.commit, side_b.commit)
@@ -115,7 +143,52 @@ def diff_runs(
         _changed(dict(rec_a.params), dict(rec_b.params)),
         _changed(dict(run_a.data.metrics), dict(run_b.data.metrics)),
         tuple(_packages(tracker, run_a, run_b)),
+        _consumers(tracker, models[0], models[1]),
     )
+
+
+def _consumers(
+    tracker: Tracker, a: Pointer | None, b: Pointer | None
+) -> tuple[ConsumerMetrics, ...]:
+    """Per downstream stage, how the metrics of the runs that read each model changed."""
+    if a is None and b is None:
+        return ()
+    runs_a, runs_b = _consuming_runs(tracker, a), _consuming_runs(tracker, b)
+    found = []
+    for stage in sorted(set(runs_a) | set(runs_b)):
+        run_a, run_b = runs_a.get(stage), runs_b.get(stage)
+        old = dict(run_a.data.metrics) if run_a else {}
+        new = dict(run_b.data.metrics) if run_b else {}
+        found.append(
+            ConsumerMetrics(
+                stage,
+                run_a.info.run_id if run_a else None,
+                run_b.info.run_id if run_b else None,
+                _changed(old, new),
+            )
+        )
+    return tuple(found)
+
+
+def _consuming_runs(tracker: Tracker, model: Pointer | None) -> dict[str, Any]:
+    """The newest finished stage run of each stage that read ``model`` (same path, same md5).
+
+    Found by the MLflow dataset digest dvflow logs for every input.
+    """
+    if model is None or not model.md5:
+        return {}
+    query = (
+        f"dataset.digest = '{model.md5}' and tags.`dvflow.kind` = 'stage' "
+        "and attributes.status = 'FINISHED'"
+    )
+    runs = tracker.search(tracker.all_experiments(deleted=False), query)
+    newest: dict[str, Any] = {}
+    for run in runs:  # oldest first: the newest run of a stage wins
+        names = {d.dataset.name for d in run.inputs.dataset_inputs}
+        stage = run.data.tags.get("dvflow.stage")
+        if stage and model.path in names:
+            newest[stage] = run
+    return newest
 
 
 def _side(tracker: Tracker, target: str, run_id: str, record: ProvenanceRecord) -> Side:

@@ -185,16 +185,23 @@ class DvcProject:
             return frozenset(_rel(self.root, out.fs_path) for out in outs if out.use_cache)
 
     def declared_files(self, stages: Sequence[Any], section: str) -> frozenset[str]:
-        """Top-level ``metrics:`` or ``plots:`` paths of the dvc.yaml files of ``stages``."""
-        from ._dvcfiles import declared_paths
-        from ._yaml import load_yaml_file
+        """Top-level ``metrics:`` or ``plots:`` paths of the dvc.yaml files of ``stages``.
 
+        Templates resolved by DVC (``${dirs.eval}/metrics.json``); paths from
+        the repository root, normalised.
+        """
+        from ._declared import normalize
+        from ._dvcfiles import declared_paths
+
+        files = {str(stage.dvcfile.path): stage.dvcfile for stage in stages}
         found: set[str] = set()
-        for dvcfile in {Path(stage.dvcfile.path) for stage in stages}:
-            data = load_yaml_file(dvcfile) if dvcfile.is_file() else None
-            folder = _rel(self.root, str(dvcfile.parent))
-            for path in declared_paths(data.get(section) if isinstance(data, dict) else None):
-                found.add(os.path.normpath(os.path.join(folder, path)).replace(os.sep, "/"))
+        for path, dvcfile in files.items():
+            if not Path(path).is_file() or not hasattr(dvcfile, section):
+                continue  # a .dvc file: no top level
+            with dvc_errors():
+                entries = getattr(dvcfile, section)
+            folder = _rel(self.root, str(Path(path).parent))
+            found.update(normalize(p, folder) for p in declared_paths(entries))
         return frozenset(found)
 
     @staticmethod

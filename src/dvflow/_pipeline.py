@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from . import _git
 from ._config import Config, load_config
+from ._declared import files_under, histories, metric_points, owned, read_metrics
 from ._dvc import DvcProject, StageInfo, command_status, is_command_failure
 from ._dvc import StageLogWatcher as _Watcher
 from ._dvcfiles import (
@@ -22,7 +23,6 @@ from ._dvcfiles import (
     params_from_lock,
     pointer_from_entry,
     read_lock,
-    read_metrics_file,
 )
 from ._environment import environment_info, installed_packages, stage_path
 from ._exceptions import (
@@ -331,7 +331,7 @@ class _Session:
         if status != "ran" and key:
             producer = self.tracker.find_producer(self.experiment_id, info.name, key)
         skipped = self.tracker.log_params(run_id, params)
-        self.tracker.log_metrics(run_id, metrics, int(time.time() * 1000))
+        self._log_metrics(run_id, info, metrics)
         self._log_plots(run_id, info)
         self._log_inputs(run_id, inputs)
         if self.patch:
@@ -455,31 +455,29 @@ class _Session:
         """Is ``path`` stored by DVC (an output or .dvc-tracked), not code in git?"""
         return any(path == t or path.startswith(t.rstrip("/") + "/") for t in self.tracked)
 
-    def _metrics(self, info: StageInfo) -> dict[str, float]:
-        """The stage's metrics; with several files, keys are prefixed ``file:key``.
+    def _metric_files(self, info: StageInfo) -> list[str]:
+        """The stage's own metrics files and the top-level ones inside its outputs."""
+        return sorted(set(info.metrics) | set(owned(self.top_metrics, info.outs)))
 
-        Otherwise ``train.json`` and ``test.json`` that both say ``acc`` would
-        overwrite each other.
-        """
-        files = sorted(
-            name
-            for name in set(info.metrics) | {p for p in self.top_metrics if p in info.outs}
-            if (self.root / name).is_file()
-        )
-        metrics: dict[str, float] = {}
-        for name in files:
-            values = read_metrics_file(self.root / name)
-            prefix = f"{name}:" if len(files) > 1 else ""
-            metrics.update({prefix + key: value for key, value in values.items()})
-        return metrics
+    def _metrics(self, info: StageInfo) -> dict[str, float]:
+        """The stage's metrics; with several files, keys are prefixed ``file:key``."""
+        return read_metrics(self.root, self._metric_files(info))
+
+    def _plot_files(self, info: StageInfo) -> list[str]:
+        """Every file of the stage's plots (a declared directory gives all its files)."""
+        declared = set(info.plots) | set(owned(self.top_plots, info.outs))
+        return files_under(self.root, declared)
+
+    def _log_metrics(self, run_id: str, info: StageInfo, metrics: Mapping[str, float]) -> None:
+        """The final values, and DVCLive's step histories under the same keys."""
+        now = int(time.time() * 1000)
+        history = histories(self.root, self._plot_files(info), self._metric_files(info), now)
+        self.tracker.log_metric_points(run_id, metric_points(metrics, history, now))
 
     def _log_plots(self, run_id: str, info: StageInfo) -> None:
-        files = set(info.plots) | {p for p in self.top_plots if p in info.outs}
-        for name in sorted(files):
-            path = self.root / name
-            if path.is_file():
-                folder = str(Path("plots") / Path(name).parent).rstrip("/.")
-                self.tracker.log_file(run_id, path, folder or "plots")
+        for name in self._plot_files(info):
+            folder = str(Path("plots") / Path(name).parent).rstrip("/.")
+            self.tracker.log_file(run_id, self.root / name, folder or "plots")
 
     def _log_inputs(self, run_id: str, inputs: Sequence[Pointer]) -> None:
         from ._dataset import dataset_for

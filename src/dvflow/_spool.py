@@ -33,6 +33,7 @@ from ._tracking import Tracker, check_reachable, display_uri
 
 if TYPE_CHECKING:
     from ._dataset import DvcDataset
+    from ._declared import MetricPoint
 
 SPOOL_DIR = Path(".dvflow") / "spool"
 # On a stand-in run: the id of the server run it continues.
@@ -284,6 +285,9 @@ class FallbackTracker:
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], timestamp_ms: int) -> None:
         self._do(run_id, lambda t, r: t.log_metrics(r, metrics, timestamp_ms))
+
+    def log_metric_points(self, run_id: str, points: Sequence[MetricPoint]) -> None:
+        self._do(run_id, lambda t, r: t.log_metric_points(r, points))
 
     def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None:
         self._do(run_id, lambda t, r: t.log_bytes(r, data, artifact_file))

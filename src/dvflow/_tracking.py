@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from ._config import Config
     from ._dataset import DvcDataset
+    from ._declared import MetricPoint
 
 PROBE_TIMEOUT_S = 5.0
 
@@ -167,6 +168,7 @@ class RunWriter(Protocol):
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
     def log_params(self, run_id: str, params: Mapping[str, str]) -> list[str]: ...
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], timestamp_ms: int) -> None: ...
+    def log_metric_points(self, run_id: str, points: Sequence[MetricPoint]) -> None: ...
     def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None: ...
     def log_file(self, run_id: str, path: Path, artifact_dir: str) -> None: ...
     def log_datasets(self, run_id: str, datasets: Sequence[DvcDataset]) -> None: ...
@@ -269,6 +271,15 @@ class Tracker:
         from mlflow.entities import Metric
 
         items = [Metric(k, v, timestamp_ms, 0) for k, v in metrics.items()]
+        with mlflow_errors(self.uri, run_id):
+            for start in range(0, len(items), 500):
+                self.client.log_batch(run_id, metrics=items[start : start + 500])
+
+    def log_metric_points(self, run_id: str, points: Sequence[MetricPoint]) -> None:
+        """Log metric histories: each point with its own step and time."""
+        from mlflow.entities import Metric
+
+        items = [Metric(p.key, p.value, p.timestamp_ms, p.step) for p in points]
         with mlflow_errors(self.uri, run_id):
             for start in range(0, len(items), 500):
                 self.client.log_batch(run_id, metrics=items[start : start + 500])

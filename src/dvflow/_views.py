@@ -165,7 +165,21 @@ def show_diff(result: Any) -> None:
     for key, (old, new) in result.metrics.items():
         delta = f" ({new - old:+g})" if old is not None and new is not None else ""
         click.echo(f"metric   {key}  {old} -> {new}{delta}")
+    changed = _show_consumers(result.consumers)
     for line in result.packages:
         click.echo(f"package  {line}")
-    if not (result.files or result.data or result.params or result.metrics or result.packages):
+    if not (
+        result.files or result.data or result.params or result.metrics or result.packages or changed
+    ):
         click.echo("no differences")
+
+
+def _show_consumers(consumers: Any) -> bool:
+    """The metrics of the stages downstream of each model; True if any changed."""
+    for group in consumers:
+        runs = " -> ".join(f"run {r[:8]}" if r else "no run" for r in (group.a_run, group.b_run))
+        click.echo(f"metrics of {group.stage} (consumed this model): {runs}")
+        for key, (old, new) in group.metrics.items():
+            delta = f" ({new - old:+g})" if old is not None and new is not None else ""
+            click.echo(f"metric   {group.stage}: {key}  {old} -> {new}{delta}")
+    return any(group.metrics for group in consumers)

@@ -1,0 +1,11 @@
+"""A separate evaluation stage: its metrics lie inside its output directory."""
+
+import json
+import time
+from pathlib import Path
+
+lr = float(Path("model.pkl").read_text().split()[1])
+out = Path("results/evaluate")
+out.mkdir(parents=True, exist_ok=True)
+(out / "metrics.json").write_text(json.dumps({"acc": round(1 - lr, 6)}))
+(out / "evaluated_at.txt").write_text(f"{time.time()}\n")

@@ -1,0 +1,125 @@
+"""Top-level ``metrics:``/``plots:`` (DVC 3, DVCLive): recorded on the stage that owns them.
+
+The fixture (tests/projects/dvclive) writes what DVCLive writes, in plain
+Python: ``dvclive/metrics.json`` and a step history per metric, declared at
+the top level of dvc.yaml inside the ``train`` stage's output directory; an
+``evaluate`` stage downstream whose metrics file lies in its output
+directory under a templated path (``results/evaluate//metrics.json``); and
+``nested/dvc.yaml`` with example-get-started-experiments' ``results/train``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import cli, dvc, git, stage_runs, tracking_client
+
+
+def run(root: Path, *args: str) -> None:
+    result = cli("run", *args, "-C", str(root))
+    assert result.returncode == 0, result.stderr
+
+
+def artifact_paths(root: Path, run_id: str, folder: str = "") -> set[str]:
+    client = tracking_client(root)
+    found: set[str] = set()
+    for item in client.list_artifacts(run_id, folder):
+        found |= artifact_paths(root, run_id, item.path) if item.is_dir else {item.path}
+    return found
+
+
+def history(root: Path, run_id: str, key: str) -> list[tuple[int, float]]:
+    points = tracking_client(root).get_metric_history(run_id, key)
+    return sorted((p.step, p.value) for p in points)
+
+
+@pytest.fixture
+def recorded(make_project: Callable[..., Path]) -> Path:
+    """The dvclive project, both pipelines run by dvflow, committed and pushed."""
+    root = make_project("dvclive")
+    run(root)
+    run(root, "nested/dvc.yaml")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "results")
+    pushed = dvc(root, "push", "-q")
+    assert pushed.returncode == 0, pushed.stderr
+    return root
+
+
+def test_dvclive_metrics_history_and_plots_are_recorded_on_the_training_run(
+    recorded: Path,
+) -> None:
+    runs = stage_runs(recorded)
+    client = tracking_client(recorded)
+    train = client.get_run(runs["train"])
+    assert train.data.metrics == {"train.loss": 0.59049, "step": 4.0}
+    assert history(recorded, runs["train"], "train.loss") == [
+        (0, 0.9),
+        (1, 0.81),
+        (2, 0.729),
+        (3, 0.6561),
+        (4, 0.59049),
+    ]
+    assert "plots/dvclive/plots/metrics/train/loss.tsv" in artifact_paths(
+        recorded, runs["train"], "plots"
+    )
+    record = json.loads(cli("show", runs["train"], "--json", "-C", str(recorded)).stdout)
+    assert record["metrics"] == {"train.loss": 0.59049, "step": 4.0}
+
+
+def test_a_templated_top_level_metrics_file_belongs_to_the_stage_whose_directory_holds_it(
+    recorded: Path,
+) -> None:
+    runs = stage_runs(recorded)
+    client = tracking_client(recorded)
+    assert client.get_run(runs["evaluate"]).data.metrics == {"acc": 0.9}
+    assert artifact_paths(recorded, runs["evaluate"], "plots") == set()
+
+
+def test_top_level_paths_of_a_dvcyaml_in_a_subfolder_are_relative_to_it(recorded: Path) -> None:
+    fit = stage_runs(recorded)["nested/dvc.yaml:fit"]
+    assert tracking_client(recorded).get_run(fit).data.metrics == {"eval.acc": 0.8, "step": 2.0}
+    assert history(recorded, fit, "eval.acc") == [(0, 0.5), (1, 0.7), (2, 0.8)]
+    assert artifact_paths(recorded, fit, "plots") == {
+        "plots/nested/results/train/plots/metrics/eval/acc.tsv"
+    }
+
+
+@pytest.mark.parametrize("stage", ["train", "nested/dvc.yaml:fit"])
+def test_a_rebuild_whose_directory_differs_only_in_non_metric_files_is_equivalent(
+    recorded: Path, stage: str
+) -> None:
+    result = cli("verify", stage_runs(recorded)[stage], "--rebuild", "-C", str(recorded))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.rstrip().endswith("equivalent")
+    assert "OUTSIDE tolerance" not in result.stdout
+
+
+def test_diff_of_two_model_versions_shows_their_own_and_their_evaluations_metrics(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project("dvclive")
+    run(root)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "lr 0.1")
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("lr: 0.1", "lr: 0.2"))
+    run(root)
+    result = cli("diff", "models:/churn-model/1", "models:/churn-model/2", "-C", str(root))
+    assert result.returncode == 0, result.stderr
+    assert "metric   train.loss  0.59049 -> 0.32768 (-0.26281)" in result.stdout
+    assert "metrics of evaluate (consumed this model): run " in result.stdout
+    assert "metric   evaluate: acc  0.9 -> 0.8 (-0.1)" in result.stdout
+    data = json.loads(
+        cli(
+            "diff", "models:/churn-model/1", "models:/churn-model/2", "--json", "-C", str(root)
+        ).stdout
+    )
+    [evaluate] = data["consumers"]
+    runs = stage_runs(root)
+    assert evaluate["stage"] == "evaluate" and evaluate["b_run"] == runs["evaluate"]
+    assert evaluate["metrics"]["acc"]["old"] == 0.9 and evaluate["metrics"]["acc"]["new"] == 0.8
