@@ -71,6 +71,12 @@ def _isolate(monkeypatch: pytest.MonkeyPatch, session_home: Path) -> None:
     monkeypatch.setenv("DVC_SITE_CACHE_DIR", str(session_home / "dvc-site"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    # As an activated virtualenv does: stage commands saying 'python x.py' find
+    # the test environment's interpreter (with MLflow), also when pytest was
+    # started as .venv/bin/python -m pytest without activating it.
+    bindir = str(Path(sys.executable).parent)
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != bindir:
+        monkeypatch.setenv("PATH", bindir + os.pathsep + os.environ.get("PATH", ""))
     for key in ("AUTHOR", "COMMITTER"):
         monkeypatch.setenv(f"GIT_{key}_NAME", "Test User")
         monkeypatch.setenv(f"GIT_{key}_EMAIL", "test@example.com")

@@ -85,6 +85,18 @@ def init(path: str, remote: str | None, force: bool, ci: bool) -> None:
     help="Stop (exit 4) when the tracking server does not answer, instead of recording "
     "to the local spool for 'dvflow sync' (default: 'require_tracking' in dvflow.yaml).",
 )
+@click.option("-f", "--force", is_flag=True, help="Run stages even if nothing changed.")
+@click.option(
+    "-s", "--single-item", is_flag=True, help="Run only STAGES, not the stages they depend on."
+)
+@click.option("--downstream", is_flag=True, help="Run STAGES and the stages that depend on them.")
+@click.option(
+    "--keep-going",
+    is_flag=True,
+    help="After a stage fails, go on with the stages that do not depend on it.",
+)
+@click.option("--pull", is_flag=True, help="Pull missing data from the DVC remote as needed.")
+@click.option("--dry", is_flag=True, help="Print what would run; run and record nothing.")
 def run(
     *,
     stages: tuple[str, ...],
@@ -94,17 +106,26 @@ def run(
     all_pipelines: bool,
     push: bool | None,
     require_tracking: bool | None,
+    **repro: bool,
 ) -> None:
     """Run the pipeline like 'dvc repro [STAGES]' and record every stage in MLflow.
 
     When the tracking server does not answer, before or during the run, the
     pipeline goes on and its records go to a local spool (.dvflow/spool/);
-    'dvflow sync' uploads them later.
+    'dvflow sync' uploads them later. The flags -f, -s, --downstream,
+    --keep-going, --pull and --dry mean what they mean for 'dvc repro'.
     """
     from ._pipeline import run_pipeline
+    from ._repro import ReproFlags, dry_run
 
     if stages and all_pipelines:
         raise click.UsageError("give STAGES or --all-pipelines, not both")
+    flags = ReproFlags(**repro)
+    if flags.dry:
+        for stage in dry_run(path, stages, all_pipelines=all_pipelines, flags=flags):
+            click.echo(f"  {stage.name:<20} {stage.action:<13} {stage.cmd}")
+        click.echo("dry run: nothing ran, nothing recorded")
+        return
     result = run_pipeline(
         path,
         stages,
@@ -114,6 +135,7 @@ def run(
         push=push,
         require_tracking=require_tracking,
         on_progress=render_progress,
+        flags=flags,
     )
     render_pipeline(result)
 

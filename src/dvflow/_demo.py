@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -89,6 +90,15 @@ def _set_trees(root: Path, count: int) -> None:
     params.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def _stage_path() -> str:
+    """The demo is dvflow's own project: its stages run on dvflow's Python (scikit-learn, MLflow).
+
+    Like an activated virtualenv, so 'python src/train.py' works also when
+    dvflow was started as .venv/bin/dvflow without activating its venv.
+    """
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
 def run_demo(
     directory: str | os.PathLike[str] = "dvflow-demo",
     *,
@@ -110,20 +120,21 @@ def run_demo(
     _git.commit_all(root, "demo: wine pipeline")
 
     runs = []
+    path = _stage_path()
     step("run 1: every stage runs")
-    runs.append(run_pipeline(root, on_progress=on_progress))
+    runs.append(run_pipeline(root, on_progress=on_progress, stage_path=path))
     _git.commit_all(root, "demo: results of run 1")
     bind_commit(root)
 
     step("run 2: train.n_estimators 40 -> 80; prepare is up to date, train and evaluate run")
     _set_trees(root, 80)
-    runs.append(run_pipeline(root, on_progress=on_progress))
+    runs.append(run_pipeline(root, on_progress=on_progress, stage_path=path))
     _git.commit_all(root, "demo: more trees")
     bind_commit(root)
 
     step("run 3: back to 40 trees; DVC restores train and evaluate from its run-cache")
     _set_trees(root, 40)
-    runs.append(run_pipeline(root, on_progress=on_progress))
+    runs.append(run_pipeline(root, on_progress=on_progress, stage_path=path))
     _git.commit_all(root, "demo: back to 40 trees")
     bind_commit(root)
 

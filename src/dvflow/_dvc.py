@@ -23,6 +23,7 @@ from ._exceptions import DvcError, DvflowError, InvalidFileError, ProjectError
 
 if TYPE_CHECKING:
     from ._dvcfiles import CloudVersions
+    from ._repro import ReproFlags
 
 _EXIT_STATUS = re.compile(r"exited with (-?\d+)")
 _POINTER_FILES = (":(glob)**/dvc.lock", ":(glob)**/*.dvc")
@@ -106,16 +107,25 @@ class DvcProject:
     def close(self) -> None:
         self.repo.close()
 
-    def plan(self, targets: Sequence[str], *, all_pipelines: bool = False) -> list[Any]:
-        """Stages ``dvc repro TARGETS`` (or ``dvc repro -P``) would visit, upstream first."""
+    def plan(
+        self,
+        targets: Sequence[str],
+        *,
+        all_pipelines: bool = False,
+        flags: ReproFlags | None = None,
+    ) -> list[Any]:
+        """Stages ``dvc repro TARGETS`` (``-P``, ``-s``, ``--downstream``) would visit, in order."""
         from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
 
+        single, downstream = (flags.single_item, flags.downstream) if flags else (False, False)
         with in_repo(self.root):
             stages = (
                 [] if all_pipelines else collect_stages(self.repo, list(targets) or ["dvc.yaml"])
             )
+            if single and not all_pipelines:
+                return stages
             graph = get_active_graph(self.repo.index.graph)
-            return list(plan_repro(graph, stages))
+            return list(plan_repro(graph, stages, downstream=downstream and not all_pipelines))
 
     def stage_name(self, stage: Any) -> str:
         """``train`` for the root dvc.yaml, ``sub/dvc.yaml:train`` elsewhere.
@@ -514,6 +524,7 @@ class DvcProject:
         around_stage: Callable[[Any, Callable[..., Any]], Any],
         *,
         all_pipelines: bool = False,
+        flags: ReproFlags | None = None,
     ) -> None:
         """Run ``dvc repro`` in-process, wrapping each stage with ``around_stage``."""
         from dvc.repo.reproduce import _reproduce_stage
@@ -526,6 +537,7 @@ class DvcProject:
                 None if all_pipelines else list(targets) or None,
                 all_pipelines=all_pipelines,
                 repro_fn=repro_fn,
+                **(flags.dvc_kwargs() if flags else {}),
             )
 
 
@@ -573,6 +585,8 @@ class StageLogWatcher(logging.Handler):
             self.status = "restored"
         elif message.startswith("Running stage"):
             self.status = "ran"
+        elif message.startswith("Pulling data for"):  # --pull fetched the outputs
+            self.status = "restored"
         elif "didn't change, skipping" in message and self.status is None:
             self.status = "up-to-date"
 

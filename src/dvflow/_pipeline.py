@@ -24,7 +24,7 @@ from ._dvcfiles import (
     pointer_from_entry,
     read_lock,
 )
-from ._environment import environment_info, installed_packages, stage_path
+from ._environment import StageInterpreter, command_path
 from ._exceptions import (
     DvflowError,
     InterruptedRunError,
@@ -50,6 +50,7 @@ from ._record import (
 )
 from ._redact import Redactor, redactor_for
 from ._registry import Registration, register_stage_models
+from ._repro import ReproFlags
 from ._results import PipelineRun, Progress, ProgressCallback, StageRun
 from ._spool import FallbackTracker
 from ._tracking import display_uri
@@ -69,6 +70,8 @@ def run_pipeline(
     push: bool | None = None,
     require_tracking: bool | None = None,
     on_progress: ProgressCallback | None = None,
+    flags: ReproFlags | None = None,
+    stage_path: str | None = None,
 ) -> PipelineRun:
     """Run the DVC pipeline at ``path`` like ``dvc repro`` and record every stage.
 
@@ -79,12 +82,19 @@ def run_pipeline(
     server does not answer, the run records to the local spool (``dvflow
     sync`` uploads it later) unless ``require_tracking`` (default:
     ``require_tracking`` in dvflow.yaml), which raises TrackingError instead.
+    ``flags`` are ``dvc repro``'s (``dry_run`` does ``--dry``). Stage
+    commands get the caller's PATH, as under ``dvc repro``, unless
+    ``stage_path`` replaces it.
 
     Raises StageFailedError when a stage fails, InterruptedRunError on
     SIGTERM or Ctrl-C; in both cases the MLflow runs are ended as FAILED or
     KILLED and the repository is left consistent.
     """
+    if flags is not None and flags.dry:
+        raise ValueError("a dry run records nothing: call dry_run()")
     root, pipeline = preflight(Path(path))
+    # Ask the stages' python about itself while the store opens.
+    interpreter = StageInterpreter(stage_path or command_path())
     config = load_config(root, tracking_uri=tracking_uri, experiment=experiment)
     if push is not None:
         config = dataclasses.replace(config, push=push)
@@ -105,7 +115,17 @@ def run_pipeline(
         try:
             if config.push:
                 check_remote_for_push(project)
-            session = _Session(root, config, project, pipeline, emit, tracker=tracker)
+            session = _Session(
+                root,
+                config,
+                project,
+                pipeline,
+                emit,
+                tracker=tracker,
+                interpreter=interpreter,
+                flags=flags or ReproFlags(),
+                stage_path=stage_path,
+            )
             return session.run(targets, all_pipelines=all_pipelines)
         finally:
             project.close()
@@ -125,9 +145,13 @@ class _Session:
         emit: ProgressCallback,
         *,
         tracker: FallbackTracker,
+        interpreter: StageInterpreter,
+        flags: ReproFlags,
+        stage_path: str | None,
     ) -> None:
         self.root, self.config, self.project, self.emit = root, config, project, emit
-        self.tracker = tracker
+        self.tracker, self.interpreter, self.flags = tracker, interpreter, flags
+        self.stage_path = stage_path  # None: the caller's PATH, as under dvc repro
         self.redactor: Redactor = redactor_for(root)
         self.results: list[StageRun] = []
         self.failure: tuple[str, BaseException, str | None] | None = None
@@ -142,7 +166,7 @@ class _Session:
     # -- the run ------------------------------------------------------------
 
     def run(self, targets: Sequence[str], *, all_pipelines: bool = False) -> PipelineRun:
-        planned = self.project.plan(targets, all_pipelines=all_pipelines)
+        planned = self.project.plan(targets, all_pipelines=all_pipelines, flags=self.flags)
         plan = [s for s in planned if self.project.is_tracked_stage(s)]
         self.infos = {self.project.stage_name(s): self.project.describe(s) for s in plan}
         self.project.check_params(plan)
@@ -156,7 +180,6 @@ class _Session:
         deps = sorted({d for info in self.infos.values() for d in info.deps})
         self.code = _git.code_state(self.root, deps)
         self.patch = self.redactor.redact_bytes(self.code.patch) if self.code.patch else b""
-        self.environment = environment_info()
         # A cloud-versioned remote keeps files at their own paths under version
         # ids, not at files/md5/...
         self.remote_versioned = self.project.remote_is_versioned()
@@ -166,6 +189,8 @@ class _Session:
         self.parent_id = self.tracker.create_run(
             self.experiment_id, self._run_name(), self._tags("pipeline"), None
         )
+        self.stage_env = self.interpreter.environment()
+        self.environment = self.stage_env.info
         status = "FINISHED"
         try:
             with sigterm_interrupts():
@@ -206,7 +231,7 @@ class _Session:
         stage state and could restore an old output from the run-cache.
         """
         try:
-            self.project.reproduce(targets, self._around_stage, all_pipelines=all_pipelines)
+            self.project.reproduce(targets, self._around_stage, **self._repro_args(all_pipelines))
         except BaseException:
             if self.lost is None:
                 raise
@@ -214,7 +239,10 @@ class _Session:
             return
         self.project.close()
         self.project = DvcProject(self.root)
-        self.project.reproduce(targets, self._around_stage, all_pipelines=all_pipelines)
+        self.project.reproduce(targets, self._around_stage, **self._repro_args(all_pipelines))
+
+    def _repro_args(self, all_pipelines: bool) -> dict[str, Any]:
+        return {"all_pipelines": all_pipelines, "flags": self.flags}
 
     def _reason(self, exc: BaseException) -> str:
         if is_command_failure(exc):
@@ -269,12 +297,14 @@ class _Session:
             tags = self._tags("stage") | {"dvflow.stage": info.name, "dvflow.status": "running"}
             run_id = self.tracker.create_run(self.experiment_id, info.name, tags, self.parent_id)
         self.open_run = run_id
+        if index == 1 and (notice := self.stage_env.notice()):
+            self.emit(Progress("notice", 0, 0, message=notice))
         self.emit(Progress("stage-start", index, self.total, info.name, run_id=run_id))
         on_server = not self.tracker.spooled
-        env = self.tracker.stage_env(self.experiment_id, run_id) | {
-            "PATH": stage_path(),
-            STAGE_ENV: str(self.root),
-        }
+        # As under dvc repro: the caller's PATH and environment, plus MLflow's run.
+        env = self.tracker.stage_env(self.experiment_id, run_id) | {STAGE_ENV: str(self.root)}
+        if self.stage_path is not None:
+            env["PATH"] = self.stage_path
         watcher, tail = _Watcher(), StderrTail()
         start = time.monotonic()
         try:
@@ -570,7 +600,7 @@ class _Session:
     def _log_parent_artifacts(self) -> None:
         if self.patch:
             self.tracker.log_bytes(self.parent_id, self.patch, PATCH_ARTIFACT)
-        packages = "\n".join(installed_packages()) + "\n"
+        packages = "\n".join(self.stage_env.packages) + "\n"
         self.tracker.log_bytes(self.parent_id, packages.encode(), PACKAGES_ARTIFACT)
 
     def _end_open_run(self, mlflow_status: str) -> None:
