@@ -198,15 +198,17 @@ class RunChecks:
             self.add("data", "pass", f"{len(paths)} DVC object(s) are in the {where}")
 
     def _environment(self, record: ProvenanceRecord) -> None:
-        from ._environment import environment_info, installed_packages
+        from ._environment import StageInterpreter, command_path
 
-        then, now = record.environment, environment_info()
+        # The record describes the stages' interpreter: compare with today's.
+        stage = StageInterpreter(command_path()).environment()
+        then, now = record.environment, stage.info
         changed = [
             f"{key} {then.get(key)} -> {now.get(key)}"
             for key in ("python", "dvc", "mlflow")
             if then.get(key) != now.get(key)
         ]
-        packages = self._package_changes(installed_packages())
+        packages = self._package_changes(stage.packages)
         if packages:
             changed.append(f"{len(packages)} package(s) changed: {', '.join(packages[:5])}")
         if changed:
