@@ -71,10 +71,15 @@ def test_lineage_of_a_model_version_walks_back_to_added_and_imported_roots(
     assert train["attrs"]["commit"] == history.results and train["attrs"]["dirty"] is True
     assert features.endswith(".dir")
     assert (f"run:{train_run}", "model:lin-model/2", "registered-from") in edges(data)
-    assert (f"data:{features}", f"run:{train_run}", "consumed") in edges(data)
-    featurize = [n for n in nodes(data, "run") if n["label"] == "featurize"]
-    assert len(featurize) == 1 and featurize[0]["attrs"]["status"] == "ran"
-    assert (featurize[0]["id"], f"data:{features}", "produced") in edges(data)
+    assert (f"data:{features}:features", f"run:{train_run}", "consumed") in edges(data)
+    # The producer followed is the featurize run of train's own pipeline run
+    # (up to date), which leads on to the run that made the bytes.
+    featurize = {
+        n["attrs"]["status"]: n["id"] for n in nodes(data, "run") if n["label"] == "featurize"
+    }
+    assert set(featurize) == {"up-to-date", "ran"}
+    assert (featurize["up-to-date"], f"data:{features}:features", "produced") in edges(data)
+    assert (featurize["ran"], featurize["up-to-date"], "restored-from") in edges(data)
     sources = {n["label"]: n["attrs"] for n in nodes(data, "source")}
     assert sources["data/raw.txt.dvc"]["how"] == "dvc add"
     assert sources["data/raw.txt.dvc"]["commit"] == history.first
@@ -92,24 +97,25 @@ def test_lineage_of_a_run_id_and_of_an_md5_agree(history: HistoryRepo) -> None:
     assert by_run["roots"] == [f"run:{run_id}"]
     model_md5 = lock_md5(history.root, history.results, "model/model.bin")
     by_md5 = graph(history.root, "lineage", model_md5)
-    assert by_md5["roots"] == [f"data:{model_md5}"]
-    assert (f"run:{run_id}", f"data:{model_md5}", "produced") in edges(by_md5)
+    assert by_md5["roots"] == [f"data:{model_md5}:model/model.bin"]
+    assert (f"run:{run_id}", f"data:{model_md5}:model/model.bin", "produced") in edges(by_md5)
     assert {n["id"] for n in by_run["nodes"]} <= {n["id"] for n in by_md5["nodes"]}
 
 
 def test_lineage_of_a_path_at_a_tag_finds_the_run_that_made_it(history: HistoryRepo) -> None:
     data = graph(history.root, "lineage", "model/model.bin@v1.0")
     model_md5 = lock_md5(history.root, "v1.0", "model/model.bin")
-    assert data["roots"] == [f"data:{model_md5}"]
+    assert data["roots"] == [f"data:{model_md5}:model/model.bin"]
     producer = version_run(history.root, "lin-model", "1")
-    assert (f"run:{producer}", f"data:{model_md5}", "produced") in edges(data)
+    assert (f"run:{producer}", f"data:{model_md5}:model/model.bin", "produced") in edges(data)
 
 
 def test_lineage_where_the_pipeline_ran_without_dvflow_comes_from_git_history(
     history: HistoryRepo,
 ) -> None:
     data = graph(history.root, "lineage", "model/model.bin")  # the work tree: main
-    assert data["roots"] == [f"data:{lock_md5(history.root, 'main', 'model/model.bin')}"]
+    md5 = lock_md5(history.root, "main", "model/model.bin")
+    assert data["roots"] == [f"data:{md5}:model/model.bin"]
     assert not nodes(data, "run")
     stages = {n["label"]: n["attrs"] for n in nodes(data, "stage")}
     assert set(stages) == {"featurize", "train"}
@@ -322,7 +328,7 @@ def test_short_ids_as_printed_by_the_tree_are_targets(history: HistoryRepo) -> N
     by_prefix = graph(history.root, "lineage", run_id[:12])
     assert by_prefix["roots"] == [f"run:{run_id}"]
     md5 = lock_md5(history.root, "v1.0", "model/model.bin")
-    assert graph(history.root, "lineage", md5[:8])["roots"] == [f"data:{md5}"]
+    assert graph(history.root, "lineage", md5[:8])["roots"] == [f"data:{md5}:model/model.bin"]
 
 
 def test_paths_may_be_written_from_the_current_folder(history: HistoryRepo) -> None:

@@ -84,19 +84,25 @@ class Commit:
 
 
 def refs(root: Path) -> dict[str, str]:
-    """Every branch and tag, by full ref name, with the commit it points at."""
+    """Every branch, remote-tracking branch and tag, by full ref name, with its commit.
+
+    A fresh clone or a CI checkout has most branches only as
+    ``refs/remotes/origin/*``; their symbolic ``origin/HEAD`` only repeats one
+    of them and is left out.
+    """
     out = _git(
         root,
         "for-each-ref",
-        "--format=%(refname)%00%(objecttype)%00%(objectname)%00%(*objectname)",
+        "--format=%(refname)%00%(objecttype)%00%(objectname)%00%(*objectname)%00%(symref)",
         "refs/heads",
+        "refs/remotes",
         "refs/tags",
     )
     found: dict[str, str] = {}
     for line in out.splitlines():
-        name, kind, obj, peeled = line.split("\0")
+        name, kind, obj, peeled, symref = line.split("\0")
         sha = peeled if kind == "tag" else obj
-        if sha:
+        if sha and not symref and kind in ("commit", "tag"):
             found[name] = sha
     return found
 
@@ -179,6 +185,31 @@ def read_blobs(root: Path, blobs: Iterable[str]) -> dict[str, bytes]:
     return contents
 
 
+def read_named(root: Path, names: Iterable[str]) -> dict[str, bytes]:
+    """``{name: contents}`` of objects named like ``<commit>:<path>`` (absent ones left out).
+
+    ``git cat-file --batch`` answers in the order asked, which is how each
+    answer finds its name.
+    """
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return {}
+    out = _run_batch(root, ["cat-file", "--batch"], "\n".join(wanted) + "\n")
+    contents: dict[str, bytes] = {}
+    pos = 0
+    for name in wanted:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].decode().split()
+        pos = end + 1
+        if len(header) < 3 or header[-1] in ("missing", "ambiguous"):
+            continue
+        size = int(header[2])
+        if header[1] == "blob":
+            contents[name] = out[pos : pos + size]
+        pos += size + 1
+    return contents
+
+
 def _run_batch(root: Path, args: list[str], stdin: str) -> bytes:
     proc = subprocess.run(
         ["git", *args], cwd=root, input=stdin.encode(), capture_output=True, check=False
@@ -202,35 +233,71 @@ def tree_files(root: Path, rev: str) -> dict[str, str]:
 # -- parsing committed files ----------------------------------------------------
 
 
-def parse_file(path: str, data: bytes) -> list[Entry]:
+def parse_file(path: str, data: bytes, pipeline: bytes | None = None) -> list[Entry]:
     """The entries of one committed file; a file that does not parse gives none.
 
     History holds whatever was committed, broken YAML included: one bad
-    commit must not stop lineage for all the others.
+    commit must not stop lineage for all the others. ``pipeline`` is the
+    ``dvc.yaml`` beside a ``dvc.lock`` (same commit): ``dvc.lock`` writes a
+    ``wdir`` stage's paths from its ``wdir`` without saying which it is.
     """
-    try:
-        doc = yaml.load(data, Loader=_Loader)  # noqa: S506 - a safe loader, C-accelerated
-    except (yaml.YAMLError, ValueError):
-        return []
+    doc = _load(data)
     if not isinstance(doc, dict):
         return []
     if posixpath.basename(path) == "dvc.lock":
-        return list(_stage_entries(path, doc))
+        return list(_stage_entries(path, doc, stage_wdirs(pipeline)))
     entry = _dvc_file_entry(path, doc)
     return [entry] if entry else []
+
+
+def _load(data: bytes | None) -> Any:
+    if not data:
+        return None
+    try:
+        return yaml.load(data, Loader=_Loader)  # noqa: S506 - a safe loader, C-accelerated
+    except (yaml.YAMLError, ValueError):
+        return None
+
+
+def pipeline_path(lock: str) -> str:
+    """The ``dvc.yaml`` that goes with a ``dvc.lock``."""
+    return posixpath.join(posixpath.dirname(lock), "dvc.yaml")
+
+
+def stage_wdirs(pipeline: bytes | None) -> dict[str, str]:
+    """``{stage: wdir}`` of the stages of a ``dvc.yaml`` that set one.
+
+    ``foreach`` stages keep theirs under ``do:``; a templated ``wdir``
+    cannot be resolved here and is left out (paths then stay as written).
+    """
+    doc = _load(pipeline)
+    stages = doc.get("stages") if isinstance(doc, dict) else None
+    if not isinstance(stages, dict):
+        return {}
+    found = {}
+    for name, stage in stages.items():
+        body = stage.get("do") if isinstance(stage, dict) and "do" in stage else stage
+        wdir = body.get("wdir") if isinstance(body, dict) else None
+        if isinstance(wdir, str) and wdir and "${" not in wdir:
+            found[str(name)] = wdir
+    return found
 
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _stage_entries(path: str, doc: Mapping[str, Any]) -> Iterator[Entry]:
+def _stage_entries(path: str, doc: Mapping[str, Any], wdirs: Mapping[str, str]) -> Iterator[Entry]:
     stages = doc.get("stages")
     if not isinstance(stages, dict):
         return
-    base = posixpath.dirname(path)
+    folder = posixpath.dirname(path)
     for name, body in sorted(stages.items()):
         if not isinstance(body, dict):
             continue
+        # 'name@item' is one item of a foreach or matrix stage.
+        wdir = wdirs.get(str(name)) or wdirs.get(str(name).partition("@")[0]) or "."
+        base = posixpath.normpath(posixpath.join(folder, wdir)) if folder else wdir
+        base = "" if base == "." else base
         yield Entry(
             kind="stage",
             file=path,

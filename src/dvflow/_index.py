@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _history
+from . import _history, _listings
 from ._exceptions import IndexFileError
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 INDEX_DIR = ".dvflow"
 INDEX_NAME = "index.sqlite"
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 # Runs are synced again from a little before the newest one seen: clocks of
 # the machines recording to one server differ, and re-reading is harmless.
 SYNC_OVERLAP_MS = 10 * 60 * 1000
@@ -69,13 +69,16 @@ CREATE TABLE models(
 CREATE INDEX models_md5 ON models(md5);
 CREATE INDEX models_run ON models(run_id);
 CREATE TABLE aliases(name TEXT, alias TEXT, version TEXT, PRIMARY KEY(name, alias));
+CREATE TABLE dirs(dir TEXT PRIMARY KEY, found INTEGER);
+CREATE TABLE dir_files(dir TEXT, relpath TEXT, md5 TEXT, PRIMARY KEY(dir, relpath)) WITHOUT ROWID;
+CREATE INDEX dir_files_md5 ON dir_files(md5);
 """
 
 
 _TABLES = (
     *("commits", "refs", "ref_commits", "entry_refs", "changes", "entries", "blob_entries"),
     "entry_io",
-    *("runs", "run_io", "models", "aliases"),
+    *("runs", "run_io", "models", "aliases", "dirs", "dir_files"),
 )
 
 
@@ -238,12 +241,24 @@ class Index:
             "INSERT OR REPLACE INTO changes VALUES(?, ?, ?, ?)",
             [(c.commit, c.path, c.blob, c.old) for c in changes],
         )
-        paths = {c.blob: c.path for c in changes if c.blob}
+        # The oldest commit of each new blob (git log lists the newest first):
+        # a rebuild and an incremental update then read the same dvc.yaml.
+        first = {c.blob: c for c in changes if c.blob}
         seen = {row[0] for row in db.execute("SELECT DISTINCT blob FROM blob_entries").fetchall()}
-        new = {blob: path for blob, path in paths.items() if blob not in seen}
+        new = {blob: c for blob, c in first.items() if blob not in seen}
         contents = _history.read_blobs(self.root, new)
+        pipelines = _history.read_named(
+            self.root,
+            (
+                f"{c.commit}:{_history.pipeline_path(c.path)}"
+                for c in new.values()
+                if c.path.rpartition("/")[2] == "dvc.lock"
+            ),
+        )
         for blob, data in contents.items():
-            for entry in _history.parse_file(new[blob], data):
+            change = new[blob]
+            pipeline = pipelines.get(f"{change.commit}:{_history.pipeline_path(change.path)}")
+            for entry in _history.parse_file(change.path, data, pipeline):
                 self._add_entry(db, blob, entry)
 
     @staticmethod
@@ -295,6 +310,68 @@ class Index:
                 "JOIN blob_entries be ON be.blob = c.blob WHERE rc.ref = ?",
                 (name,),
             )
+        if gone:
+            self._forget_unreachable(db)
+
+    @staticmethod
+    def _forget_unreachable(db: sqlite3.Connection) -> None:
+        """Drop what only deleted or force-pushed refs held: a rebuild would not read it."""
+        for statement in (
+            "DELETE FROM commits WHERE sha NOT IN (SELECT sha FROM ref_commits)",
+            "DELETE FROM changes WHERE sha NOT IN (SELECT sha FROM commits)",
+            "DELETE FROM blob_entries WHERE blob NOT IN (SELECT blob FROM changes)",
+            "DELETE FROM entries WHERE id NOT IN (SELECT entry FROM blob_entries)",
+            "DELETE FROM entry_io WHERE entry NOT IN (SELECT id FROM entries)",
+            "DELETE FROM entry_refs WHERE entry NOT IN (SELECT id FROM entries)",
+        ):
+            db.execute(statement)
+
+    # -- directory listings -------------------------------------------------
+
+    def update_dirs(self) -> int:
+        """Read the listing of every directory version not read yet; returns how many.
+
+        From DVC's cache (tried again while missing: a ``dvc pull`` may bring
+        it), or once from the work tree for the versions its DVC files name.
+        """
+        wanted = [
+            (str(md5), found)
+            for md5, found in self.db.execute(
+                "SELECT io.md5, d.found FROM (SELECT md5 FROM entry_io UNION "
+                "SELECT md5 FROM run_io) io LEFT JOIN dirs d ON d.dir = io.md5 "
+                "WHERE io.md5 LIKE '%.dir' AND (d.found IS NULL OR d.found = 0)"
+            )
+        ]
+        if not wanted:
+            return 0
+        folders = _listings.cache_folders(self.root)
+        listings = {md5: _listings.from_cache(folders, md5) for md5, _ in wanted}
+        untried = {md5 for md5, found in wanted if found is None and listings[md5] is None}
+        if untried:
+            listings |= self._worktree_listings(untried)
+        read = {md5: listing for md5, listing in listings.items() if listing is not None}
+        if not read and not untried:
+            return 0
+        with self.writing() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO dirs VALUES(?, ?)",
+                [(md5, int(md5 in read)) for md5, _ in wanted if md5 in read or md5 in untried],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO dir_files VALUES(?, ?, ?)",
+                [(md5, rel, m) for md5, listing in read.items() for rel, m in listing.items()],
+            )
+        return len(read)
+
+    def _worktree_listings(self, md5s: set[str]) -> dict[str, _listings.Listing | None]:
+        from ._lineage import _worktree_entries
+
+        found: dict[str, _listings.Listing | None] = {}
+        for entry in _worktree_entries(self.root):
+            for path, md5 in (*entry.deps, *entry.outs):
+                if md5 in md5s and found.get(md5) is None:
+                    found[md5] = _listings.from_worktree(self.root, path, md5)
+        return found
 
     # -- MLflow -------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from ._exceptions import GitError, InvalidArgumentError, TargetNotFoundError
 from ._git import rev_parse
 
 Direction = Literal["upstream", "downstream"]
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
 
 
@@ -129,11 +129,27 @@ def resolve(db: sqlite3.Connection, root: Path, target: str, cwd: Path | None = 
         return [_resolve_model(db, text)]
     if _HEX_PREFIX.match(text):
         found = _by_prefix(db, text)
+        if found and found.startswith("data:"):
+            return _paths_of(db, found.partition(":")[2])
         if found:
             return [found]
     if _MD5.match(text):
         raise TargetNotFoundError(target)
-    return [f"data:{md5}" for md5 in _resolve_path(root, text, cwd)]
+    return [f"data:{md5}:{path}" for path, md5 in _resolve_path(db, root, text, cwd)]
+
+
+def _paths_of(db: sqlite3.Connection, md5: str) -> list[str]:
+    """A data node per path that had these bytes: content alone is not identity."""
+    paths = {
+        str(row[0])
+        for row in db.execute(
+            "SELECT path FROM entry_io WHERE md5 = ?1 UNION SELECT path FROM run_io WHERE md5 = ?1 "
+            "UNION SELECT json_extract(tags, '$.\"dvflow.model_path\"') FROM models WHERE md5 = ?1",
+            (md5,),
+        )
+        if row[0]
+    }
+    return [f"data:{md5}:{path}" for path in sorted(paths or {md5})]
 
 
 _HEX_PREFIX = re.compile(r"^[0-9a-f]{7,32}(\.dir)?$")
@@ -193,11 +209,14 @@ def _resolve_model(db: sqlite3.Connection, text: str) -> str:
     return f"model:{name}/{version}"
 
 
-def _resolve_path(root: Path, text: str, cwd: Path | None) -> list[str]:
-    """The md5 of ``path`` at ``rev`` (committed files), or in the work tree's DVC files.
+def _resolve_path(
+    db: sqlite3.Connection, root: Path, text: str, cwd: Path | None
+) -> list[tuple[str, str]]:
+    """``(path, md5)`` of ``path`` at ``rev`` (committed files), or in the work tree's DVC files.
 
     The path is taken from the repository root, or else from ``cwd`` when
-    that is a folder inside the repository.
+    that is a folder inside the repository. A file inside a tracked folder
+    is found in that folder's listing.
     """
     raw, _, rev = text.partition("@")
     candidates = [posixpath.normpath(raw)]
@@ -210,12 +229,37 @@ def _resolve_path(root: Path, text: str, cwd: Path | None) -> list[str]:
         outs = sorted({m for e in entries for p, m in e.outs if p == path})
         deps = sorted({m for e in entries for p, m in e.deps if p == path})
         if outs or deps:
-            return outs or deps
+            return [(path, m) for m in outs or deps]
+    for path in candidates:
+        held = _inside_folders(db, entries, path)
+        if held:
+            return held
     where = f"at {rev}" if rev else "in the work tree's dvc.lock or .dvc files"
     raise TargetNotFoundError(
         text,
         hint=f"No DVC-tracked path {candidates[0]!r} {where}; paths are relative to the repo root.",
     )
+
+
+def _inside_folders(
+    db: sqlite3.Connection, entries: list[_history.Entry], path: str
+) -> list[tuple[str, str]]:
+    """``(path, md5)`` of a file as the listings of the tracked folders holding it give it."""
+    folders = {
+        (p, m)
+        for e in entries
+        for p, m in (*e.outs, *e.deps)
+        if m.endswith(".dir") and path.startswith(p + "/")
+    }
+    found = set()
+    for folder, md5 in sorted(folders):
+        row = db.execute(
+            "SELECT md5 FROM dir_files WHERE dir = ? AND relpath = ?",
+            (md5, path[len(folder) + 1 :]),
+        ).fetchone()
+        if row:
+            found.add((path, str(row[0])))
+    return sorted(found)
 
 
 def _entries_at(root: Path, rev: str, text: str) -> list[_history.Entry]:
@@ -227,7 +271,16 @@ def _entries_at(root: Path, rev: str, text: str) -> list[_history.Entry]:
         ) from None
     files = _history.tree_files(root, commit)
     blobs = _history.read_blobs(root, files.values())
-    return [e for p, b in files.items() for e in _history.parse_file(p, blobs.get(b, b""))]
+    pipelines = _history.read_named(
+        root, (f"{commit}:{_history.pipeline_path(p)}" for p in files if p.endswith("dvc.lock"))
+    )
+    return [
+        e
+        for p, b in files.items()
+        for e in _history.parse_file(
+            p, blobs.get(b, b""), pipelines.get(f"{commit}:{_history.pipeline_path(p)}")
+        )
+    ]
 
 
 def _worktree_entries(root: Path) -> Iterator[_history.Entry]:
@@ -238,7 +291,9 @@ def _worktree_entries(root: Path) -> Iterator[_history.Entry]:
         if rel and (rel.endswith(".dvc") or rel.split("/")[-1] == "dvc.lock"):
             file = root / rel
             if file.is_file():
-                yield from _history.parse_file(rel, file.read_bytes())
+                pipeline = root / _history.pipeline_path(rel)
+                beside = pipeline.read_bytes() if pipeline.is_file() else None
+                yield from _history.parse_file(rel, file.read_bytes(), beside)
 
 
 def build_graph(

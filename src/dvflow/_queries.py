@@ -51,15 +51,27 @@ def open_index(
 
     ``sync``: True always re-reads the store, False never, None when it changed.
     """
-    from ._tracking import check_existing_store, display_uri
-
     config = load_config(root, tracking_uri=tracking_uri)
     index = Index(root)
     if rebuild:
         index.clear()
     git = index.update_git()
+    try:
+        index, stats, warnings = _update_store(index, git, config.tracking_uri, sync, rebuild)
+        # Last: the listings of directory versions that Git and the store named.
+        index.update_dirs()
+    except BaseException:
+        index.close()
+        raise
+    return index, stats, warnings
+
+
+def _update_store(
+    index: Index, git: UpdateStats, uri: str, sync: bool | None, rebuild: bool
+) -> tuple[Index, UpdateStats, list[str]]:
+    from ._tracking import check_existing_store, display_uri
+
     warnings: list[str] = []
-    uri = config.tracking_uri
     if sync is False or not (sync or rebuild or index.store_stale(uri, SERVER_MAX_AGE_S)):
         return index, git, warnings
     try:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ._lineage import Graph, Node
 
 _SHAPES = {
     "data": "note",
+    "code": "tab",
     "run": "box",
     "stage": "box",
     "source": "folder",
@@ -24,12 +25,23 @@ def to_json(graph: Graph) -> str:
     return json.dumps(graph.to_dict(), sort_keys=True, separators=(",", ":"))
 
 
-def describe(node: Node) -> str:
-    """One line naming a node and what identifies it."""
+def describe(node: Node, refs: Mapping[tuple[str, ...], str] | None = None) -> str:
+    """One line naming a node and what identifies it.
+
+    ``refs`` names long ref lists once (``refs A``) instead of on every node.
+    """
     a = node.attrs
-    if node.kind == "data":
-        refs = f"  [{', '.join(a['refs'])}]" if a.get("refs") else ""
-        return f"data {node.label}  md5 {_short(a['md5'])}{refs}"
+    if node.kind in ("data", "code"):
+        names = tuple(a.get("refs") or ())
+        shown = (refs or {}).get(names) or ", ".join(names)
+        bits = [f"{node.kind} {node.label}", f"md5 {_short(a['md5'])}"]
+        bits += [f"[{shown}]"] if shown else []
+        if a.get("same_content_as"):
+            bits += [f"same content as {', '.join(a['same_content_as'])}"]
+        if a.get("also_produced_by"):
+            others = ", ".join(_short_id(i) for i in a["also_produced_by"])
+            bits += [f"same content also produced by {others}"]
+        return "  ".join(bits)
     if node.kind == "run":
         name = f"run {node.label}" if a.get("stage") else "pipeline run"
         bits = [name, a["run_id"][:12], f"({a.get('status')})"]
@@ -73,6 +85,11 @@ def _params_bits(changed: dict[str, list[str | None]]) -> list[str]:
     return [f"params: {shown}{more}"]
 
 
+def _short_id(node_id: str) -> str:
+    kind, _, key = node_id.partition(":")
+    return f"{'run' if kind == 'run' else 'stage entry'} {key[:12]}"
+
+
 def _short(md5: str) -> str:
     return md5[:8] + (".dir" if md5.endswith(".dir") else "")
 
@@ -83,29 +100,62 @@ def to_tree(graph: Graph) -> str:
     An impact tree ends with what the target reaches, models first: the
     line a user reads when asking "which models did this data end up in?".
     """
-    lines = list(_Tree(graph).lines())
+    legend = _ref_legend(graph)
+    lines = [f"refs {name}: {', '.join(names)}" for names, name in legend.items()]
+    lines += list(_Tree(graph, legend).lines())
     if graph.direction == "downstream":
         lines += ["", summary(graph)]
     return "\n".join(lines)
 
 
+# A ref list longer than this is printed once, in a legend, and named on nodes.
+_REFS_INLINE = 3
+
+
+def _ref_legend(graph: Graph) -> dict[tuple[str, ...], str]:
+    """``{ref list: name}`` for each distinct long ref list, named A, B, ... in order met."""
+    legend: dict[tuple[str, ...], str] = {}
+    for node in graph.nodes.values():
+        names = tuple(node.attrs.get("refs") or ())
+        if len(names) > _REFS_INLINE and names not in legend:
+            legend[names] = _letters(len(legend))
+    return legend
+
+
+def _letters(n: int) -> str:
+    text = ""
+    n += 1
+    while n:
+        n, rest = divmod(n - 1, 26)
+        text = chr(ord("A") + rest) + text
+    return text
+
+
 def summary(graph: Graph) -> str:
     models = sorted(graph.of_kind("model"), key=lambda n: n.label)
     shown = [n.label + "".join(f" @{a}" for a in n.attrs.get("aliases") or []) for n in models]
+    derived = [n for n in graph.of_kind("data") if n.id not in graph.roots]
     counts = (
-        f"{len(graph.of_kind('data')) - 1} derived data version(s), "
+        f"{len(derived)} derived data version(s), "
         f"{len(graph.of_kind('run'))} stage run(s), "
         f"{len(graph.of_kind('stage'))} stage(s) from Git history"
     )
     return f"reaches {counts}; model versions: {', '.join(shown) or 'none'}"
 
 
-_EDGE_WORDS = {"restored-from": "restored from: ", "imported": "", "part-of": ""}
+_EDGE_WORDS = {
+    "restored-from": "restored from: ",
+    "imported": "",
+    "part-of": "",
+    "contains": "inside ",
+    "contained-in": "in folder ",
+}
 
 
 class _Tree:
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, legend: Mapping[tuple[str, ...], str]) -> None:
         self.graph = graph
+        self.legend = {names: f"refs {name}" for names, name in legend.items()}
         self.children: dict[str, list[tuple[str, str]]] = {}
         for edge in graph.edges:
             parent, child = (
@@ -128,7 +178,7 @@ class _Tree:
     def _node(self, node_id: str, lead: str, branch: str, edge: str) -> Iterator[str]:
         # Recursive over depth only: lineage is as deep as the pipeline is long.
         again = node_id in self.shown
-        text = _EDGE_WORDS.get(edge, "") + describe(self.graph.nodes[node_id])
+        text = _EDGE_WORDS.get(edge, "") + describe(self.graph.nodes[node_id], self.legend)
         yield f"{lead}{branch}{text}" + ("  (see above)" if again else "")
         if again:
             return

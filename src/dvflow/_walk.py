@@ -19,6 +19,17 @@ _CHUNK = 500
 _SOURCE_EDGES = {"import": "imported", "add": "added"}
 
 
+def data_key(path: str, md5: str) -> str:
+    """The key of a data node: one path at one md5 (content alone is not identity)."""
+    return f"{md5}:{path}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``(path, md5)`` of a data node's key."""
+    md5, _, path = key.partition(":")
+    return path, md5
+
+
 class Walker:
     """Builds a Graph by walking the index from the target's nodes."""
 
@@ -26,17 +37,20 @@ class Walker:
         self.db = db
         self.graph = Graph(direction, target)
         self._stage_outputs: dict[str, set[frozenset[str]]] | None = None
+        # Producers of a data version other than the one the walk followed.
+        self.also: dict[str, set[str]] = {}
 
     def walk(self, roots: Sequence[str]) -> Graph:
         self.graph.roots = list(roots)
         for node_id in roots:
             kind, _, key = node_id.partition(":")
-            self._node(kind, key, key)
+            label = split_key(key)[0] if kind == "data" else key
+            self._node(kind, key, label)
         frontier = list(roots)
         step = self._upstream if self.graph.direction == "upstream" else self._downstream
         while frontier:
             frontier = step(_group(frontier))
-        _Attributes(self.db, self.graph).fill()
+        _Attributes(self.db, self.graph, self.also).fill()
         return self.graph
 
     # -- building blocks
@@ -44,6 +58,9 @@ class Walker:
     def _node(self, kind: str, key: str, label: str) -> tuple[str, bool]:
         node_id = f"{kind}:{key}"
         return node_id, self.graph.add(Node(node_id, kind, label))
+
+    def _data(self, path: str, md5: str) -> tuple[str, bool]:
+        return self._node("data", data_key(path, md5), path)
 
     def _link(self, source: tuple[str, bool], target: tuple[str, bool], kind: str) -> list[str]:
         """Link two nodes; returns the ids of those the link added to the graph."""
@@ -53,10 +70,17 @@ class Walker:
     def _old(self, node_id: str) -> tuple[str, bool]:
         return node_id, False
 
-    def _rows(self, query: str, keys: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    def _rows(self, query: str, keys: Iterable[str]) -> Iterator[tuple[Any, ...]]:
+        keys = list(keys)
         for start in range(0, len(keys), _CHUNK):
             chunk = list(keys[start : start + _CHUNK])
             yield from self.db.execute(query.format(",".join("?" * len(chunk))), chunk)
+
+    def _io(self, query: str, wanted: set[tuple[str, str]]) -> Iterator[tuple[Any, ...]]:
+        """Rows ``(path, md5, ...)`` of ``query`` (selected by md5) for the wanted pairs only."""
+        for row in self._rows(query, sorted({md5 for _, md5 in wanted})):
+            if (row[0], row[1]) in wanted:
+                yield row
 
     # -- upstream: from what was made to what made it
 
@@ -68,15 +92,16 @@ class Walker:
             ):
                 model = self._node("model", f"{name}/{version}", f"{name} v{version}")
                 new += self._link(model, self._old(f"alias:{name}@{alias}"), "aliased-as")
-        for key, run_id, md5 in self._rows(
-            "SELECT m.name || '/' || m.version, r.run_id, m.md5 FROM models m "
+        for key, run_id, md5, path in self._rows(
+            "SELECT m.name || '/' || m.version, r.run_id, m.md5, "
+            "json_extract(m.tags, '$.\"dvflow.model_path\"') FROM models m "
             "LEFT JOIN runs r ON r.run_id = m.run_id WHERE m.name || '/' || m.version IN ({})",
             by_kind.get("model", []),
         ):
             if run_id:
                 source = self._node("run", run_id, run_id)
             elif md5:
-                source = self._node("data", md5, md5)
+                source = self._data(path or self._some_path(md5), md5)
             else:
                 continue
             new += self._link(source, self._old(f"model:{key}"), "registered-from")
@@ -89,8 +114,7 @@ class Walker:
         for run_id, path, md5 in self._rows(
             "SELECT run_id, path, md5 FROM run_io WHERE role='in' AND run_id IN ({})", runs
         ):
-            data = self._node("data", md5, path)
-            new += self._link(data, self._old(f"run:{run_id}"), "consumed")
+            new += self._link(self._data(path, md5), self._old(f"run:{run_id}"), "consumed")
         for run_id, producer in self._rows(
             "SELECT r.run_id, p.run_id FROM runs r JOIN runs p ON p.run_id = r.produced_by "
             "WHERE r.run_id IN ({})",
@@ -102,38 +126,83 @@ class Walker:
             "SELECT entry, path, md5 FROM entry_io WHERE role='dep' AND entry IN ({})",
             by_kind.get("entry", []),
         ):
-            data = self._node("data", md5, path)
-            new += self._link(data, self._old(f"entry:{entry}"), "consumed")
-        return new + self._producers(by_kind.get("data", []))
+            new += self._link(self._data(path, md5), self._old(f"entry:{entry}"), "consumed")
+        return new + self._producers([split_key(k) for k in by_kind.get("data", [])])
 
-    def _producers(self, data: Sequence[str]) -> list[str]:
-        """Who made each data version: a dvflow run, else a committed stage, else a source."""
+    def _some_path(self, md5: str) -> str:
+        row = self.db.execute(
+            "SELECT path FROM (SELECT path, md5 FROM entry_io UNION SELECT path, md5 FROM run_io) "
+            "WHERE md5 = ? ORDER BY path LIMIT 1",
+            (md5,),
+        ).fetchone()
+        return str(row[0]) if row else md5
+
+    def _producers(self, data: Sequence[tuple[str, str]]) -> list[str]:
+        """Who made each data version: a dvflow run, else a committed stage, else a source.
+
+        Of several producers of the same bytes, the one its consumer can have
+        used is followed (see ``_Choice``); the others are only named.
+        """
         new: list[str] = []
-        # Every run that made the bytes itself; a data version only ever
-        # restored or found up to date shows the first run that has it.
-        made: dict[str, list[tuple[str, str | None]]] = {}
-        for md5, run_id, status in self._rows(
-            "SELECT io.md5, r.run_id, r.dvflow_status FROM run_io io "
-            "JOIN runs r ON r.run_id = io.run_id "
-            "WHERE io.role='out' AND r.kind='stage' AND io.md5 IN ({}) "
-            "ORDER BY r.dvflow_status != 'ran', r.start_time",
-            data,
+        wanted = set(data)
+        runs: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+        for row in self._io(
+            "SELECT io.path, io.md5, r.run_id, r.dvflow_status, r.parent_id, r.start_time, "
+            "r.end_time FROM run_io io JOIN runs r ON r.run_id = io.run_id "
+            "WHERE io.role='out' AND r.kind='stage' AND io.md5 IN ({})",
+            wanted,
         ):
-            runs = made.setdefault(md5, [])
-            if not runs or (status == "ran" and runs[0][1] == "ran"):
-                runs.append((run_id, status))
-        for md5, runs in made.items():
-            for run_id, _ in runs:
-                run = self._node("run", run_id, run_id)
-                new += self._link(run, self._old(f"data:{md5}"), "produced")
-        rest = [m for m in data if m not in made]
-        for md5, entry, kind in self._rows(
-            "SELECT DISTINCT io.md5, e.id, e.kind FROM entry_io io JOIN entries e "
+            runs.setdefault((row[0], row[1]), []).append(row[2:])
+        entries: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for path, md5, entry, kind in self._io(
+            "SELECT DISTINCT io.path, io.md5, e.id, e.kind FROM entry_io io JOIN entries e "
             "ON e.id = io.entry WHERE io.role='out' AND io.md5 IN ({})",
-            rest,
+            wanted,
         ):
-            source = self._node("entry", entry, entry)
-            new += self._link(source, self._old(f"data:{md5}"), _SOURCE_EDGES.get(kind, "produced"))
+            entries.setdefault((path, md5), []).append((entry, kind))
+        choice = _Choice(self.db, self.graph, (f"data:{data_key(*p)}" for p in data))
+        for pair in data:
+            node_id = f"data:{data_key(*pair)}"
+            chosen, others = choice.producers(node_id, runs.get(pair, []), entries.get(pair, []))
+            for made, kind in chosen:
+                key = made.partition(":")[2]
+                new += self._link(
+                    self._node(made.partition(":")[0], key, key), self._old(node_id), kind
+                )
+            if others:
+                self.also.setdefault(node_id, set()).update(others)
+        orphans = [pair for pair in data if pair not in runs and pair not in entries]
+        return new + self._containers(orphans, upstream=True)
+
+    def _containers(self, data: Sequence[tuple[str, str]], *, upstream: bool) -> list[str]:
+        """Link files to the directory versions whose ``.dir`` listing holds them."""
+        new: list[str] = []
+        wanted = set(data)
+        listed: dict[str, list[tuple[str, str]]] = {}
+        for folder, rel, md5 in self._rows(
+            "SELECT dir, relpath, md5 FROM dir_files WHERE md5 IN ({})",
+            sorted({md5 for _, md5 in wanted}),
+        ):
+            listed.setdefault(folder, []).append((rel, md5))
+        for path, folder in self._rows(
+            "SELECT DISTINCT path, md5 FROM (SELECT path, md5 FROM entry_io UNION ALL "
+            "SELECT path, md5 FROM run_io) WHERE md5 IN ({})",
+            sorted(listed),
+        ):
+            for rel, md5 in listed[folder]:
+                file = (f"{path}/{rel}", md5)
+                if file not in wanted:
+                    continue
+                if upstream:
+                    new += self._link(
+                        self._data(path, folder), self._old(f"data:{data_key(*file)}"), "contains"
+                    )
+                else:
+                    new += self._link(
+                        self._old(f"data:{data_key(*file)}"),
+                        self._data(path, folder),
+                        "contained-in",
+                    )
         return new
 
     # -- downstream: from what was used to what was made of it
@@ -152,7 +221,7 @@ class Walker:
         for run_id, path, md5 in self._rows(
             "SELECT run_id, path, md5 FROM run_io WHERE role='out' AND run_id IN ({})", runs
         ):
-            new += self._link(self._old(f"run:{run_id}"), self._node("data", md5, path), "produced")
+            new += self._link(self._old(f"run:{run_id}"), self._data(path, md5), "produced")
         for run_id, name, version in self._rows(
             "SELECT run_id, name, version FROM models WHERE run_id IN ({})", runs
         ):
@@ -162,35 +231,44 @@ class Walker:
             "SELECT entry, path, md5 FROM entry_io WHERE role='out' AND entry IN ({})",
             by_kind.get("entry", []),
         ):
-            data = self._node("data", md5, path)
-            new += self._link(self._old(f"entry:{entry}"), data, "produced")
-        return new + self._consumers(by_kind.get("data", []))
+            new += self._link(self._old(f"entry:{entry}"), self._data(path, md5), "produced")
+        data = [split_key(k) for k in by_kind.get("data", [])]
+        return new + self._consumers(data) + self._containers(data, upstream=False)
 
-    def _consumers(self, data: Sequence[str]) -> list[str]:
+    def _consumers(self, data: Sequence[tuple[str, str]]) -> list[str]:
         new: list[str] = []
-        for md5, run_id in self._rows(
-            "SELECT io.md5, io.run_id FROM run_io io JOIN runs r ON r.run_id = io.run_id "
+        wanted = set(data)
+        for path, md5, run_id in self._io(
+            "SELECT io.path, io.md5, io.run_id FROM run_io io JOIN runs r ON r.run_id = io.run_id "
             "WHERE io.role='in' AND r.kind='stage' AND io.md5 IN ({})",
-            data,
+            wanted,
         ):
             new += self._link(
-                self._old(f"data:{md5}"), self._node("run", run_id, run_id), "consumed"
+                self._old(f"data:{data_key(path, md5)}"),
+                self._node("run", run_id, run_id),
+                "consumed",
             )
         pairs = list(
-            self._rows(
-                "SELECT DISTINCT md5, entry FROM entry_io WHERE role='dep' AND md5 IN ({})", data
+            self._io(
+                "SELECT DISTINCT path, md5, entry FROM entry_io WHERE role='dep' AND md5 IN ({})",
+                wanted,
             )
         )
-        covered = self._covered({entry for _, entry in pairs})
-        for md5, entry in pairs:
+        covered = self._covered({entry for _, _, entry in pairs})
+        for path, md5, entry in pairs:
             if entry not in covered:
                 target = self._node("entry", entry, entry)
-                new += self._link(self._old(f"data:{md5}"), target, "consumed")
-        for md5, name, version in self._rows(
-            "SELECT md5, name, version FROM models WHERE md5 IN ({})", data
+                new += self._link(self._old(f"data:{data_key(path, md5)}"), target, "consumed")
+        for md5, name, version, path in self._rows(
+            "SELECT md5, name, version, json_extract(tags, '$.\"dvflow.model_path\"') "
+            "FROM models WHERE md5 IN ({})",
+            sorted({md5 for _, md5 in wanted}),
         ):
-            model = self._node("model", f"{name}/{version}", f"{name} v{version}")
-            new += self._link(self._old(f"data:{md5}"), model, "registered-from")
+            for file in [p for p, m in wanted if m == md5 and (path is None or p == path)]:
+                model = self._node("model", f"{name}/{version}", f"{name} v{version}")
+                new += self._link(
+                    self._old(f"data:{data_key(file, md5)}"), model, "registered-from"
+                )
         return new
 
     def _covered(self, entries: set[str]) -> set[str]:
@@ -228,17 +306,108 @@ class Walker:
         }
 
 
+class _Choice:
+    """Which of several producers of one data version its consumers can have used.
+
+    The producer in the same pipeline run (or the same ``dvc.lock``) first;
+    else the latest run that ended before the consumer started; a data
+    version nothing in the walk consumed yet shows the run that first made it.
+    """
+
+    def __init__(self, db: sqlite3.Connection, graph: Graph, data: Iterable[str]) -> None:
+        wanted = set(data)
+        self.consumers: dict[str, list[str]] = {}
+        for edge in graph.edges:
+            if edge.source in wanted:
+                self.consumers.setdefault(edge.source, []).append(edge.target)
+        ids = {t for targets in self.consumers.values() for t in targets}
+        runs = sorted(t.partition(":")[2] for t in ids if t.startswith("run:"))
+        entries = sorted(t.partition(":")[2] for t in ids if t.startswith("entry:"))
+        self.runs = {
+            row[0]: (row[1], row[2])
+            for row in _chunked(
+                db, "SELECT run_id, parent_id, start_time FROM runs WHERE run_id IN ({})", runs
+            )
+        }
+        self.blobs: dict[str, set[str]] = {}
+        for entry, blob in _chunked(
+            db, "SELECT entry, blob FROM blob_entries WHERE entry IN ({})", entries
+        ):
+            self.blobs.setdefault(entry, set()).add(blob)
+        self.db = db
+
+    def producers(
+        self, node_id: str, runs: Sequence[tuple[Any, ...]], entries: Sequence[tuple[str, str]]
+    ) -> tuple[list[tuple[str, str]], set[str]]:
+        """The ``(node id, edge kind)`` producers to follow, and the ids of the others."""
+        every = {f"run:{r[0]}" for r in runs} | {f"entry:{e}" for e, _ in entries}
+        targets = self.consumers.get(node_id, [])
+        chosen = [(f"run:{r}", "produced") for r in self._runs(runs, targets)]
+        same = self._same_lock(entries, targets)
+        if same or not chosen:
+            chosen = [(f"entry:{e}", _SOURCE_EDGES.get(k, "produced")) for e, k in same or entries]
+        return chosen, every - {c for c, _ in chosen}
+
+    def _runs(self, runs: Sequence[tuple[Any, ...]], targets: Sequence[str]) -> list[str]:
+        consumers = [self.runs[t[4:]] for t in targets if t[4:] in self.runs]
+        if not runs:
+            return []
+        parents = {parent for parent, _ in consumers if parent}
+        same = [r[0] for r in runs if r[2] and r[2] in parents]
+        if same:
+            return same
+        if not consumers:
+            made = [r for r in runs if r[1] == "ran"] or list(runs)
+            return [min(made, key=lambda r: (r[3] or 0, r[0]))[0]]
+        found = set()
+        for _, start in consumers:
+            before = [r for r in runs if r[4] is not None and start and r[4] <= start]
+            pool = [r for r in before if r[1] == "ran"] or before
+            if pool:
+                found.add(max(pool, key=lambda r: (r[4], r[0]))[0])
+        return sorted(found)
+
+    def _same_lock(
+        self, entries: Sequence[tuple[str, str]], targets: Sequence[str]
+    ) -> list[tuple[str, str]]:
+        blobs = {b for t in targets if t.startswith("entry:") for b in self.blobs.get(t[6:], ())}
+        if not blobs:
+            return []
+        mine = {
+            entry
+            for entry, blob in _chunked(
+                self.db,
+                "SELECT entry, blob FROM blob_entries WHERE entry IN ({})",
+                sorted({e for e, _ in entries}),
+            )
+            if blob in blobs
+        }
+        return [(e, k) for e, k in entries if e in mine]
+
+
+def _chunked(db: sqlite3.Connection, query: str, keys: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    for start in range(0, len(keys), _CHUNK):
+        chunk = list(keys[start : start + _CHUNK])
+        yield from db.execute(query.format(",".join("?" * len(chunk))), chunk)
+
+
 class _Attributes:
     """Reads what identifies each node, in bulk, once the walk is done."""
 
-    def __init__(self, db: sqlite3.Connection, graph: Graph) -> None:
+    def __init__(
+        self, db: sqlite3.Connection, graph: Graph, also: Mapping[str, set[str]] | None = None
+    ) -> None:
         self.db, self.graph = db, graph
+        self.also = also or {}
 
-    def _rows(self, query: str, keys: Iterable[str]) -> Iterator[tuple[Any, ...]]:
+    def _rows(
+        self, query: str, keys: Iterable[str], *, twice: bool = False
+    ) -> Iterator[tuple[Any, ...]]:
         keys = list(keys)
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start : start + _CHUNK]
-            yield from self.db.execute(query.format(",".join("?" * len(chunk))), chunk)
+            args = chunk * 2 if twice else chunk
+            yield from self.db.execute(query.format(",".join("?" * len(chunk))), args)
 
     def _keys(self, kind: str) -> dict[str, Node]:
         return {n.id.partition(":")[2]: n for n in self.graph.nodes.values() if n.kind == kind}
@@ -385,34 +554,68 @@ class _Attributes:
             }
 
     def _data(self) -> None:
-        """Each data version's path and the branches and tags whose history commits it."""
-        nodes = self._keys("data")
-        refs: dict[str, set[str]] = {}
-        for md5, names in self._rows(
-            "SELECT md5, GROUP_CONCAT(ref, char(10)) FROM (SELECT DISTINCT io.md5, er.ref "
-            "FROM entry_io io JOIN entry_refs er ON er.entry = io.entry "
-            "WHERE io.role = 'out' AND io.md5 IN ({})) "
-            "GROUP BY md5",
-            nodes,
+        """Each data version's path, md5, other paths with its bytes, and refs holding it."""
+        nodes = {n.id: n for n in self.graph.nodes.values() if n.kind == "data"}
+        pairs = {node_id: split_key(node_id.partition(":")[2]) for node_id in nodes}
+        md5s = sorted({md5 for _, md5 in pairs.values()})
+        refs: dict[tuple[str, str], set[str]] = {}
+        for path, md5, ref in self._rows(
+            "SELECT DISTINCT io.path, io.md5, er.ref FROM entry_io io "
+            "JOIN entry_refs er ON er.entry = io.entry WHERE io.md5 IN ({})",
+            md5s,
         ):
-            refs[md5] = {_short_ref(ref) for ref in names.split("\n")}
-        unnamed = [md5 for md5, node in nodes.items() if node.label == md5]
-        paths: dict[str, str] = {}
-        for table in ("entry_io", "run_io"):
-            for md5, path in self._rows(
-                f"SELECT md5, path FROM {table} WHERE md5 IN ({{}})",  # noqa: S608 - fixed names
-                [m for m in unnamed if m not in paths],
-            ):
-                paths.setdefault(md5, path)
-        for md5, node in nodes.items():
-            node.label = paths.get(md5, node.label)
-            names = refs.get(md5, set())
+            refs.setdefault((path, md5), set()).add(_short_ref(ref))
+        paths: dict[str, set[str]] = {}
+        for path, md5 in self._rows(
+            "SELECT path, md5 FROM entry_io WHERE md5 IN ({0}) UNION "
+            "SELECT path, md5 FROM run_io WHERE md5 IN ({0})",
+            md5s,
+            twice=True,
+        ):
+            paths.setdefault(md5, set()).add(path)
+        code = _CodePaths(self.db)
+        for node_id, node in nodes.items():
+            path, md5 = pairs[node_id]
+            names = refs.get((path, md5), set())
             # HEAD is only worth naming when no branch or tag holds the data.
             node.attrs = {
-                "path": node.label,
+                "path": path,
                 "md5": md5,
                 "refs": sorted(names - {"HEAD"} or names),
+                "same_content_as": sorted(paths.get(md5, set()) - {path}),
+                "also_produced_by": sorted(self.also.get(node_id, ())),
             }
+            if code.is_code(path):
+                node.kind = "code"
+
+
+class _CodePaths:
+    """Paths that DVC never stored: code and other files Git tracks, drawn as code.
+
+    A dependency is data when it, a folder above it, or a path inside it was
+    ever an output (of a stage, ``dvc add`` or a dvflow run).
+    """
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.outs = {
+            str(row[0])
+            for row in db.execute(
+                "SELECT path FROM entry_io WHERE role='out' UNION "
+                "SELECT path FROM run_io WHERE role='out'"
+            )
+        }
+        self.above = {parent for out in self.outs for parent in _parents(out)}
+
+    def is_code(self, path: str) -> bool:
+        if path in self.outs or path in self.above:
+            return False
+        return not any(parent in self.outs for parent in _parents(path))
+
+
+def _parents(path: str) -> Iterator[str]:
+    while "/" in path:
+        path = path.rpartition("/")[0]
+        yield path
 
 
 def _group(ids: Iterable[str]) -> dict[str, list[str]]:
@@ -432,7 +635,7 @@ def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[str 
 
 
 def _short_ref(ref: str) -> str:
-    for prefix in ("refs/heads/", "refs/tags/"):
+    for prefix in ("refs/heads/", "refs/tags/", "refs/remotes/"):
         if ref.startswith(prefix):
             return ref[len(prefix) :]
     return ref

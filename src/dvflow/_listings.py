@@ -1,0 +1,101 @@
+"""What files a directory version holds: DVC's ``.dir`` listings, for lineage through folders.
+
+A stage that depends on ``data/`` consumed every file in it, so a file's
+impact goes on through each directory version that lists it, and a file
+inside an output directory was made by that directory's producer. DVC
+keeps a listing in its cache for every directory it stored (outputs and
+``dvc add``); a directory dependency tracked by Git (code, or a folder
+holding ``.dvc`` files) has none there, so its current version is listed
+from the work tree when its hash matches. Nothing here imports DVC.
+"""
+
+from __future__ import annotations
+
+import configparser
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from ._dvcfiles import dir_md5
+
+Listing = dict[str, str]
+# Listing a folder from the work tree hashes its files; past this size the
+# query would wait on the disk for a link the cache usually gives anyway.
+WORKTREE_LIMIT = 512 * 1024 * 1024
+
+
+def cache_folders(root: Path) -> list[Path]:
+    """Where DVC keeps objects: the default cache, or ``cache.dir`` from its config."""
+    folders = [root / ".dvc" / "cache"]
+    for name in ("config", "config.local"):
+        configured = _configured_cache(root / ".dvc" / name)
+        if configured:
+            folders.insert(0, (root / ".dvc" / configured).resolve())
+    return folders
+
+
+def _configured_cache(path: Path) -> str | None:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return None
+    value = parser.get("cache", "dir", fallback=None)
+    return value.strip().strip("'\"") if value else None
+
+
+def from_cache(folders: Iterable[Path], md5: str) -> Listing | None:
+    """The listing of one ``.dir`` md5, from the cache (DVC 3 and DVC 2 layouts)."""
+    for folder in folders:
+        for base in (folder / "files" / "md5", folder):
+            path = base / md5[:2] / md5[2:]
+            try:
+                data = json.loads(path.read_bytes())
+            except (OSError, ValueError):
+                continue
+            listing = _parse(data)
+            if listing is not None:
+                return listing
+    return None
+
+
+def _parse(data: object) -> Listing | None:
+    if not isinstance(data, list):
+        return None
+    listing = {}
+    for item in data:
+        if isinstance(item, dict) and item.get("relpath") and item.get("md5"):
+            listing[str(item["relpath"])] = str(item["md5"])
+    return listing
+
+
+def from_worktree(root: Path, path: str, md5: str) -> Listing | None:
+    """The listing of the folder ``path`` as it is now, if its ``.dir`` md5 is ``md5``."""
+    folder = root / path
+    if not folder.is_dir():
+        return None
+    files = []
+    total = 0
+    for current, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if d not in (".git", ".dvc")]
+        for name in names:
+            file = Path(current) / name
+            if not file.is_file():
+                continue
+            total += file.stat().st_size
+            if total > WORKTREE_LIMIT:
+                return None
+            files.append(file)
+    listing = {f.relative_to(folder).as_posix(): _md5(f) for f in files}
+    entries = [{"relpath": rel, "md5": m} for rel, m in listing.items()]
+    return listing if dir_md5(entries) == md5 else None
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
