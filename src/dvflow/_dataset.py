@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from mlflow.data.dataset import Dataset
 from mlflow.data.dataset_source import DatasetSource
@@ -38,13 +38,23 @@ class DvcDatasetSource(DatasetSource):
 
     @property
     def uri(self) -> str:
+        """``dvc:///PATH?repo=…&rev=…&md5=…&remote=…``.
+
+        The path is the URI's path, as in a model's ``dvc:///PATH@MD5``
+        source; the repository (itself a URL or a local path) is a query
+        value, so no ``//`` joins the two.
+        """
         query = {
             k: v
-            for k, v in (("rev", self.rev), ("md5", self.md5), ("remote", self.remote_uri))
+            for k, v in (
+                ("repo", self.repo),
+                ("rev", self.rev),
+                ("md5", self.md5),
+                ("remote", self.remote_uri),
+            )
             if v
         }
-        suffix = f"?{urlencode(query)}" if query else ""
-        return f"dvc://{quote(self.repo, safe='/:@')}//{quote(self.path)}{suffix}"
+        return f"dvc:///{quote(self.path.lstrip('/'))}?{urlencode(query)}"
 
     @staticmethod
     def _get_source_type() -> str:
@@ -65,8 +75,13 @@ class DvcDatasetSource(DatasetSource):
     @classmethod
     def _resolve(cls, raw_source: Any) -> DvcDatasetSource:
         parts = urlsplit(str(raw_source))
-        repo, _, path = (parts.netloc + parts.path).partition("//")
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        if "repo" in query:
+            repo, path = query["repo"], unquote(parts.path.lstrip("/"))
+        else:
+            # Sources logged before: dvc://REPO//PATH?rev=… (a URL repo has '//' too).
+            repo, _, quoted = (parts.netloc + parts.path).rpartition("//")
+            path = unquote(quoted)
         return cls(repo, path, query.get("rev"), query.get("md5"), query.get("remote"))
 
     def to_dict(self) -> dict[str, Any]:
