@@ -123,3 +123,25 @@ def test_diff_of_two_model_versions_shows_their_own_and_their_evaluations_metric
     runs = stage_runs(root)
     assert evaluate["stage"] == "evaluate" and evaluate["b_run"] == runs["evaluate"]
     assert evaluate["metrics"]["acc"]["old"] == 0.9 and evaluate["metrics"]["acc"]["new"] == 0.8
+
+
+def test_a_history_is_keyed_like_its_final_value_when_a_stage_has_several_metrics_files() -> None:
+    from dvflow._declared import history_key
+
+    tsv = "results/train/plots/metrics/eval/acc.tsv"
+    assert history_key(tsv, ["results/train/metrics.json"]) == "eval.acc"
+    several = ["results/train/metrics.json", "scores.json"]
+    assert history_key(tsv, several) == "results/train/metrics.json:eval.acc"
+    assert history_key("results/train/plots/images/x.tsv", several) is None
+
+
+def test_a_final_value_that_ends_its_history_is_not_logged_twice() -> None:
+    from dvflow._declared import MetricPoint, metric_points
+
+    history = [MetricPoint("loss", 0.5, 1000, 0), MetricPoint("loss", 0.25, 2000, 1)]
+    points = metric_points({"loss": 0.25, "step": 1.0}, history, now_ms=5000)
+    assert points == [*history, MetricPoint("step", 1.0, 5000, 0)]
+    # A final value the history does not end with wins at the last step.
+    assert metric_points({"loss": 0.2}, history, now_ms=5000)[-1] == MetricPoint(
+        "loss", 0.2, 5000, 1
+    )

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from ._dvcfiles import read_metrics_file
+from ._dvcfiles import read_metrics_file, repo_path
 
 # Where DVCLive writes its step histories, under its directory.
 _HISTORY_DIR = "plots/metrics"
@@ -42,10 +42,10 @@ def normalize(path: str, base: str = "") -> str:
     """``path`` (relative to the folder ``base``) as a repository-relative path.
 
     DVC writes templated paths as ``out//x`` and users write ``./x``; both
-    must compare equal to ``out/x`` and ``x``.
+    must compare equal to ``out/x`` and ``x``. ``""`` for the root itself.
     """
-    joined = posixpath.normpath(posixpath.join(base, path.replace("\\", "/")))
-    return joined.lstrip("/") if joined != "." else ""
+    joined = repo_path("" if base == "." else base, path)
+    return "" if joined == "." else joined
 
 
 def inside(path: str, outs: Iterable[str]) -> bool:
@@ -103,7 +103,7 @@ def history_key(tsv: str, metric_files: Sequence[str]) -> str | None:
     key = name.removesuffix(".tsv").replace("/", ".")
     present = sorted(set(metric_files))
     if len(present) > 1:
-        sibling = normalize(posixpath.join(base, "metrics.json"))
+        sibling = normalize(posixpath.join(base.lstrip("/"), "metrics.json"))
         if sibling in present:
             return f"{sibling}:{key}"
     return key
