@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ._tracking import Tracker
 
 EXIT_CODES = {"stale": 10, "remote": 11, "recorded": 12, "release": 13}
+_ALWAYS = "always changed"  # what 'dvc status' says of an always_changed stage
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ def check_project(
     from ._dvc import DvcProject
     from ._tracking import open_project
 
-    root, config, tracker = open_project(path, tracking_uri)
+    top, config, tracker = open_project(path, tracking_uri)
+    root = dvc_root(top, Path(path).resolve())
     entries = _worktree_entries(root)
     tags = list(release) or _tags_at_head(root)
     project = DvcProject(root)
@@ -62,12 +64,39 @@ def check_project(
         checks = [
             _stale(project),
             _remote(project, entries),
-            _recorded(tracker, config.experiment, entries),
+            _recorded(tracker, config.experiment, _lock_keys(root)),
             _release(root, tracker, tags, alias),
         ]
     finally:
         project.close()
     return GateResult(tuple(checks), _diagram(root, config.tracking_uri), tuple(tags))
+
+
+def dvc_root(top: Path, start: Path) -> Path:
+    """The DVC project holding ``start``: the nearest folder with a ``.dvc``, up to ``top``.
+
+    ``dvc init --subdir`` puts several DVC projects in one Git repository
+    (DESIGN trap 16); ``check -C sub`` checks the one in ``sub``.
+    """
+    for folder in (start, *start.parents):
+        if (folder / ".dvc").is_dir():
+            return folder
+        if folder == top:
+            break
+    return top
+
+
+def _lock_keys(root: Path) -> dict[str, str]:
+    """Stage -> outputs key of every dvc.lock in the work tree, as ``dvflow run`` tags runs."""
+    from ._bind import lock_keys
+    from ._dvcfiles import read_lock
+
+    listed = _git._git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    keys: dict[str, str] = {}
+    for rel in listed.split("\0"):
+        if rel.split("/")[-1] == "dvc.lock" and (root / rel).is_file():
+            keys.update(lock_keys(rel, read_lock(root / rel)))
+    return keys
 
 
 def _worktree_entries(root: Path) -> list[_history.Entry]:
@@ -82,6 +111,13 @@ def _tags_at_head(root: Path) -> list[str]:
 
 def _stale(project: DvcProject) -> Check:
     changed, missing = project.status()
+    # An always_changed stage (or one with no deps) is never "up to date" by
+    # design: a standard DVC feature, reported rather than failing every gate.
+    always = sorted(s for s, why in changed.items() if set(why) == {_ALWAYS})
+    changed = {s: [w for w in why if w != _ALWAYS] for s, why in changed.items() if s not in always}
+    note = f" ({missing} path(s) not in the work tree were not compared)" if missing else ""
+    if always:
+        note += f"; {', '.join(always)} always run(s) (always_changed), not compared"
     if changed:
         shown = "; ".join(f"{stage}: {', '.join(why)}" for stage, why in sorted(changed.items()))
         return Check(
@@ -90,7 +126,6 @@ def _stale(project: DvcProject) -> Check:
             f"not up to date with its code and params: {shown}",
             "Run 'dvflow run' and commit dvc.lock.",
         )
-    note = f" ({missing} path(s) not in the work tree were not compared)" if missing else ""
     return Check("stale", "pass", f"dvc.lock is up to date with the code and params{note}")
 
 
@@ -117,24 +152,23 @@ def _remote(project: DvcProject, entries: list[_history.Entry]) -> Check:
     return Check("remote", "pass", f"all {len(outs)} output(s) of dvc.lock are in the DVC remote")
 
 
-def _recorded(tracker: Tracker, experiment: str, entries: list[_history.Entry]) -> Check:
-    from ._dvcfiles import Pointer, outputs_key
-
-    stages = [e for e in entries if e.kind == "stage" and e.outs]
+def _recorded(tracker: Tracker, experiment: str, keys: dict[str, str]) -> Check:
+    # Only a finished run that ran the command made the outputs: an
+    # 'up-to-date' (or restored) run over outputs plain 'dvc repro' made has
+    # no producer to link to, and proves nothing.
     exp = tracker.experiment_id(experiment)
-    unrecorded = []
-    for entry in stages:
-        key = outputs_key([Pointer(p, m) for p, m in entry.outs])
-        if key and not tracker.runs_with_outputs(exp, entry.stage_key, key):
-            unrecorded.append(entry.stage_key)
+    unrecorded = [
+        stage for stage, key in keys.items() if not tracker.find_producer(exp, stage, key)
+    ]
     if unrecorded:
         return Check(
             "recorded",
             "fail",
             f"no recorded run made the outputs of: {', '.join(sorted(unrecorded))}",
-            "Run the pipeline with 'dvflow run' (not 'dvc repro') and commit its dvc.lock.",
+            "Run the pipeline with 'dvflow run' (not 'dvc repro'; 'dvflow run -f' if they "
+            "are already up to date) and commit its dvc.lock.",
         )
-    return Check("recorded", "pass", f"every stage's outputs ({len(stages)}) have a recorded run")
+    return Check("recorded", "pass", f"every stage's outputs ({len(keys)}) have a recorded run")
 
 
 def _release(root: Path, tracker: Tracker, tags: Sequence[str], alias: str) -> Check:

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from ._dvcfiles import Pointer, declared_paths, read_metrics_file
+from ._declared import normalize, owned, read_metrics
+from ._dvcfiles import Pointer, declared_paths
 from ._exceptions import RebuildError
 from ._record import PATCH_ARTIFACT, ProvenanceRecord
 from ._yaml import load_yaml_file
@@ -254,21 +255,37 @@ def _outputs(tree: Path, stage: str) -> dict[str, str]:
 
 
 def _metrics(tree: Path, stage: str) -> dict[str, float]:
+    """The rebuilt stage's metrics, keyed as ``dvflow run`` recorded them.
+
+    Its own ``metrics:`` (relative to its ``wdir``) and the top-level ones of
+    its dvc.yaml that lie inside its outputs (DVCLive's layout).
+    """
     dvcfile, _, name = stage.rpartition(":")
     folder = posixpath.dirname(dvcfile) if dvcfile else ""
     pipeline = load_yaml_file(tree / folder / "dvc.yaml") or {}
-    body = (pipeline.get("stages") or {}).get(name) if isinstance(pipeline, dict) else None
-    files = sorted(
-        p
-        for p in declared_paths(body.get("metrics") if isinstance(body, dict) else None)
-        if (tree / folder / p).is_file()
-    )
-    values: dict[str, float] = {}
-    for name_ in files:
-        prefix = f"{posixpath.join(folder, name_)}:" if len(files) > 1 else ""
-        for key, value in read_metrics_file(tree / folder / name_).items():
-            values[prefix + key] = value
-    return values
+    stages = pipeline.get("stages") if isinstance(pipeline, dict) else None
+    body = stages.get(name) if isinstance(stages, dict) else None
+    body = body if isinstance(body, dict) else {}
+    wdir = normalize(str(body.get("wdir") or ""), folder)
+    own = [normalize(p, wdir) for p in declared_paths(body.get("metrics"))]
+    top = owned(_top_level_metrics(tree, stage), _outputs(tree, stage))
+    return read_metrics(tree, [*own, *top])
+
+
+def _top_level_metrics(tree: Path, stage: str) -> list[str]:
+    """The top-level ``metrics:`` of the stage's dvc.yaml, from the repository root."""
+    dvcfile = stage.rpartition(":")[0] or "dvc.yaml"
+    pipeline = load_yaml_file(tree / dvcfile) if (tree / dvcfile).is_file() else None
+    declared = declared_paths(pipeline.get("metrics") if isinstance(pipeline, dict) else None)
+    if not any("${" in p for p in declared):
+        return [normalize(p, posixpath.dirname(dvcfile)) for p in declared]
+    from ._dvc import DvcProject
+
+    project = DvcProject(tree)  # templated: as DVC resolves them
+    try:
+        return sorted(project.declared_files(project.plan([stage]), "metrics"))
+    finally:
+        project.close()
 
 
 def _compare(
