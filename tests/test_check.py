@@ -127,3 +127,41 @@ def test_an_unwritable_summary_is_a_warning_and_keeps_the_gate_code(experiment: 
     result = cli("check", "--summary", "/nonexistent/summary.md", "-C", str(experiment))
     assert result.returncode == 10, result.stderr
     assert "warning: cannot write the summary" in result.stderr
+
+
+def _committed_and_pushed(root: Path, message: str) -> None:
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", message)
+    dvc(root, "push", "-q")  # raises if it fails
+
+
+def test_an_always_changed_stage_is_reported_not_failed(make_project: Callable[..., Path]) -> None:
+    root = make_project("always")
+    ran = cli("run", "-C", str(root))
+    assert ran.returncode == 0, ran.stderr
+    _committed_and_pushed(root, "results")
+    result = cli("check", "-C", str(root))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "pass  stale" in result.stdout
+    assert "snapshot always run(s) (always_changed), not compared" in result.stdout
+
+
+def test_an_up_to_date_run_over_outputs_dvc_repro_made_is_not_a_recorded_run(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project("basic")
+    dvc(root, "repro", "-q")
+    _committed_and_pushed(root, "made by plain dvc repro")
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("epochs: 3", "epochs: 4"))
+    # train runs; prepare is up to date, recorded with no run that made its outputs.
+    ran = cli("run", "-C", str(root))
+    assert ran.returncode == 0, ran.stderr
+    _committed_and_pushed(root, "more epochs")
+    result = cli("check", "-C", str(root))
+    assert result.returncode == 12, result.stdout + result.stderr
+    assert "no recorded run made the outputs of: prepare\n" in result.stdout
+    forced = cli("run", "-f", "-C", str(root))  # what the hint says
+    assert forced.returncode == 0, forced.stderr
+    assert not git(root, "status", "--porcelain")  # same bytes, now made by a recorded run
+    assert cli("check", "-C", str(root)).returncode == 0

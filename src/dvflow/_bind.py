@@ -10,8 +10,10 @@ their digests keep proving what the run saw when it ran.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from . import _git
 from ._dvcfiles import LOCK_FILE, outputs_key, pointer_from_entry
@@ -36,13 +38,24 @@ def _stage_keys(root: Path, commit: str) -> dict[str, str]:
         stages = data.get("stages") if isinstance(data, dict) else None
         if not isinstance(stages, dict):
             raise InvalidFileError(lock_path, f"no 'stages' mapping at commit {commit[:8]}")
-        folder = str(PurePosixPath(lock_path).parent)
-        for name, entry in stages.items():
-            outs = entry.get("outs") if isinstance(entry, dict) else None
-            pointers = [pointer_from_entry(o) for o in outs or [] if isinstance(o, dict)]
-            key = outputs_key(pointers)
-            if key:
-                keys[name if folder == "." else f"{folder}/dvc.yaml:{name}"] = key
+        keys.update(lock_keys(lock_path, stages))
+    return keys
+
+
+def lock_keys(lock_path: str, stages: Mapping[str, Any]) -> dict[str, str]:
+    """Stage name (as runs are tagged) -> outputs key, for the stages of one dvc.lock.
+
+    Computed from the paths as dvc.lock writes them (normalised), exactly as
+    ``dvflow run`` tags its runs, so that a key found here names those runs.
+    """
+    folder = str(PurePosixPath(lock_path).parent)
+    keys: dict[str, str] = {}
+    for name, entry in stages.items():
+        outs = entry.get("outs") if isinstance(entry, dict) else None
+        pointers = [pointer_from_entry(o) for o in outs or [] if isinstance(o, dict)]
+        key = outputs_key(pointers)
+        if key:
+            keys[name if folder == "." else f"{folder}/dvc.yaml:{name}"] = key
     return keys
 
 
