@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,19 +39,10 @@ class PlannedStage:
 
     name: str
     cmd: str
-    action: str  # "would run" | "would restore" | "up to date"
-
-
-class _DryWatcher(logging.Handler):
-    """DVC's dry run says "is cached" for a stage its run-cache would restore."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.INFO)
-        self.cached = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if isinstance(record.msg, str) and "is cached - skipping run" in record.msg:
-            self.cached = True
+    # "would run" (DVC's run-cache may then restore it instead) or "up to date".
+    # DVC's dry run cannot tell a restore apart: it matches the run-cache
+    # against the dependencies' old hashes.
+    action: str
 
 
 def dry_run(
@@ -67,7 +57,7 @@ def dry_run(
     Like DVC's own dry run, a stage below one that would run shows as up to
     date when its own inputs have not changed yet.
     """
-    from ._dvc import DvcProject
+    from ._dvc import DvcProject, quiet_dvc
     from ._project import preflight
 
     root, _ = preflight(Path(path))
@@ -78,23 +68,22 @@ def dry_run(
     def around(stage: Any, call: Any) -> Any:
         if not project.is_tracked_stage(stage):
             return call()
-        watcher = _DryWatcher()
-        logger = logging.getLogger("dvc")
-        old_level = logger.level
-        logger.addHandler(watcher)
-        logger.setLevel(min(old_level or logging.INFO, logging.INFO))
         try:
             returned = call()
-        finally:
-            logger.removeHandler(watcher)
-            logger.setLevel(old_level)
+        except Exception:
+            # DVC's dry run cannot hash an input an upstream stage has not
+            # made yet; that stage would run, so this one would too.
+            if not any(p.action == "would run" for p in planned):
+                raise
+            returned = stage
         info = project.describe(stage)
-        action = "would restore" if watcher.cached else "would run" if returned else "up to date"
+        action = "would run" if returned else "up to date"
         planned.append(PlannedStage(info.name, info.cmd, action))
         return returned
 
     try:
-        project.reproduce(targets, around, all_pipelines=all_pipelines, flags=flags)
+        with quiet_dvc():  # the plan below says it all, once
+            project.reproduce(targets, around, all_pipelines=all_pipelines, flags=flags)
     finally:
         project.close()
     return planned
