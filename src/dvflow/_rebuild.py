@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +92,7 @@ def rebuild(
         step("fetching the recorded inputs")
         prepare_dvc(root, tree, project)
         materialize(project, tree, [p for p in record.inputs if p.cache_path and p.md5])
+        restore_inputs(project, root, tree, record.inputs)
         step(f"re-running stage {stage} (run-cache off)")
         tail = _run_stage(tree, stage)
         rebuilt = _outputs(tree, stage)
@@ -185,14 +186,104 @@ def materialize(project: DvcProject, tree: Path, inputs: list[Pointer]) -> None:
         copy_object(project, pointer.md5, tree / pointer.path)
 
 
+def restore_inputs(project: DvcProject, root: Path, tree: Path, inputs: Sequence[Pointer]) -> None:
+    """Make every recorded input hold its recorded md5 in ``tree``, or refuse.
+
+    The commit does not always hold the inputs a run read: a ``cache: false``
+    output tracked by Git may have been rewritten by an upstream stage of
+    the same run (DESIGN trap 15). Such an input is taken from DVC's cache
+    or the project's work tree when either holds exactly the recorded bytes;
+    otherwise re-running would judge the stage on inputs it never saw.
+    """
+    wrong = []
+    for pointer in inputs:
+        if (
+            not pointer.md5
+            or not _inside(pointer.path)
+            or _matches(tree / pointer.path, pointer.md5)
+        ):
+            continue
+        if not _restore(project, root / pointer.path, tree / pointer.path, pointer.md5):
+            wrong.append(pointer)
+    if wrong:
+        named = ", ".join(f"{p.path} (md5 {p.md5})" for p in wrong)
+        raise RebuildError(
+            f"cannot restore the input(s) the run read: {named}; the recorded commit, "
+            "DVC's cache and the work tree hold other content",
+            hint="Rebuild a run whose inputs are committed or cached "
+            "(for a 'cache: false' output, commit it after the run that wrote it).",
+        )
+
+
+def _inside(path: str) -> bool:
+    """Is ``path`` inside the repository (not an external dependency or a URL)?"""
+    return (
+        bool(path)
+        and "://" not in path
+        and not posixpath.isabs(path)
+        and not path.startswith("../")
+    )
+
+
+def _restore(project: DvcProject, local: Path, dest: Path, md5: str) -> bool:
+    """Copy ``md5`` to ``dest`` from DVC's cache or the project's work tree, if either has it."""
+    if not project.missing_in_cache([md5]):
+        copy_object(project, md5, dest)
+    elif _matches(local, md5):
+        _replace(dest)
+        if local.is_dir():
+            shutil.copytree(local, dest, symlinks=False)
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(local, dest)
+    return _matches(dest, md5)
+
+
+def _matches(path: Path, md5: str) -> bool:
+    """Does ``path`` hold ``md5``, as DVC hashes it (DVC 3, or DVC 2's text-normalised md5)?"""
+    return md5 in (tree_md5(path, legacy=False), tree_md5(path, legacy=True))
+
+
+def tree_md5(path: Path, *, legacy: bool = False) -> str | None:
+    """DVC's md5 of a file (its bytes), or of a directory (``.dir``, from its files' md5s).
+
+    ``legacy``: DVC 2 hashed text files with CRLF line ends turned into LF.
+    """
+    from ._dvcfiles import dir_md5
+
+    if path.is_file():
+        return _file_md5(path, legacy)
+    if not path.is_dir():
+        return None
+    files = [
+        {"relpath": f.relative_to(path).as_posix(), "md5": _file_md5(f, legacy)}
+        for f in sorted(path.rglob("*"))
+        if f.is_file()
+    ]
+    return dir_md5(files)
+
+
+def _file_md5(path: Path, legacy: bool) -> str:
+    import hashlib
+
+    data = path.read_bytes()
+    if legacy and b"\0" not in data[:8000]:
+        data = data.replace(b"\r\n", b"\n")
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def _replace(dest: Path) -> None:
+    if dest.is_dir() and not dest.is_symlink():
+        shutil.rmtree(dest)
+    elif dest.exists() or dest.is_symlink():
+        dest.unlink()
+
+
 def copy_object(project: DvcProject, md5: str, dest: Path) -> None:
     """Write the file (or directory, from its ``.dir`` listing) ``md5`` names at ``dest``."""
     import json
 
-    if dest.is_dir() and not dest.is_symlink():
-        shutil.rmtree(dest)
-    elif dest.exists():
-        dest.unlink()
+    _replace(dest)
     source = project.object_path(md5)
     if not md5.endswith(".dir"):
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +306,19 @@ def _run_stage(tree: Path, stage: str) -> str:
     for key in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         env.pop(key, None)
     proc = subprocess.run(
-        [sys.executable, "-m", "dvc", "repro", "--single-item", "--force", "--no-run-cache", stage],
+        # --no-commit: a rebuild's throwaway outputs must not reach the project's
+        # cache, nor its run-cache, where a later 'dvc repro' would restore them.
+        [
+            sys.executable,
+            "-m",
+            "dvc",
+            "repro",
+            "--single-item",
+            "--force",
+            "--no-run-cache",
+            "--no-commit",
+            stage,
+        ],
         cwd=tree,
         env=env,
         capture_output=True,
@@ -240,15 +343,59 @@ def _lock_entry(tree: Path, stage: str) -> Mapping[str, object]:
     return entry if isinstance(entry, dict) else {}
 
 
+def stage_body(tree: Path, stage: str) -> Mapping[str, object]:
+    """The ``dvc.yaml`` definition of dvflow's stage name (``train``, ``train@0``,
+    ``sub/dvc.yaml:train``); for ``foreach``/``matrix`` items, their template."""
+    dvcfile, _, name = stage.rpartition(":")
+    path = tree / (dvcfile or "dvc.yaml")
+    pipeline = load_yaml_file(path) if path.is_file() else None
+    stages = pipeline.get("stages") if isinstance(pipeline, dict) else None
+    body = stages.get(name.partition("@")[0]) if isinstance(stages, dict) else None
+    if isinstance(body, dict) and "foreach" in body and isinstance(body.get("do"), dict):
+        body = body["do"]
+    return body if isinstance(body, dict) else {}
+
+
+def stage_wdir(tree: Path, stage: str) -> str:
+    """The folder, from the repository root, that a stage's paths are relative to.
+
+    Its ``dvc.yaml``'s folder joined with its ``wdir`` (DESIGN trap 12); ``""``
+    for the repository root.
+    """
+    from ._dvcfiles import repo_path
+
+    folder = posixpath.dirname(stage.rpartition(":")[0])
+    wdir = str(stage_body(tree, stage).get("wdir") or ".")
+    if "${" in wdir:
+        wdir = _resolved_wdir(tree, stage)
+        return "" if wdir == "." else wdir
+    path = repo_path(folder, wdir)
+    return "" if path == "." else path
+
+
+def _resolved_wdir(tree: Path, stage: str) -> str:
+    """A templated ``wdir``, as DVC resolves it."""
+    from ._dvc import DvcProject
+
+    project = DvcProject(tree)
+    try:
+        for found in project.plan([stage]):
+            if project.stage_name(found) == stage:
+                return project.describe(found).wdir
+    finally:
+        project.close()
+    raise RebuildError(f"stage {stage} is not in the recorded commit's dvc.yaml")
+
+
 def _outputs(tree: Path, stage: str) -> dict[str, str]:
     from ._dvcfiles import pointer_from_entry
 
-    folder = posixpath.dirname(stage.rpartition(":")[0])
+    wdir = stage_wdir(tree, stage)
     outs = _lock_entry(tree, stage).get("outs")
     found: dict[str, str] = {}
     for entry in outs if isinstance(outs, list) else []:
         if isinstance(entry, dict):
-            pointer = pointer_from_entry(entry, wdir=folder)
+            pointer = pointer_from_entry(entry, wdir=wdir)
             if pointer.md5:
                 found[pointer.path] = pointer.md5
     return found
@@ -260,14 +407,8 @@ def _metrics(tree: Path, stage: str) -> dict[str, float]:
     Its own ``metrics:`` (relative to its ``wdir``) and the top-level ones of
     its dvc.yaml that lie inside its outputs (DVCLive's layout).
     """
-    dvcfile, _, name = stage.rpartition(":")
-    folder = posixpath.dirname(dvcfile) if dvcfile else ""
-    pipeline = load_yaml_file(tree / folder / "dvc.yaml") or {}
-    stages = pipeline.get("stages") if isinstance(pipeline, dict) else None
-    body = stages.get(name) if isinstance(stages, dict) else None
-    body = body if isinstance(body, dict) else {}
-    wdir = normalize(str(body.get("wdir") or ""), folder)
-    own = [normalize(p, wdir) for p in declared_paths(body.get("metrics"))]
+    wdir = stage_wdir(tree, stage)
+    own = [normalize(p, wdir) for p in declared_paths(stage_body(tree, stage).get("metrics"))]
     top = owned(_top_level_metrics(tree, stage), _outputs(tree, stage))
     return read_metrics(tree, [*own, *top])
 
