@@ -39,6 +39,8 @@ class Walker:
         self._stage_outputs: dict[str, set[frozenset[str]]] | None = None
         # Producers of a data version other than the one the walk followed.
         self.also: dict[str, set[str]] = {}
+        # Folders reached from one file in them: the other files are not its lineage.
+        self._from_file: set[tuple[str, str]] = set()
 
     def walk(self, roots: Sequence[str]) -> Graph:
         self.graph.roots = list(roots)
@@ -70,11 +72,14 @@ class Walker:
     def _old(self, node_id: str) -> tuple[str, bool]:
         return node_id, False
 
-    def _rows(self, query: str, keys: Iterable[str]) -> Iterator[tuple[Any, ...]]:
+    def _rows(
+        self, query: str, keys: Iterable[str], *, twice: bool = False
+    ) -> Iterator[tuple[Any, ...]]:
         keys = list(keys)
         for start in range(0, len(keys), _CHUNK):
             chunk = list(keys[start : start + _CHUNK])
-            yield from self.db.execute(query.format(",".join("?" * len(chunk))), chunk)
+            args = chunk * 2 if twice else chunk
+            yield from self.db.execute(query.format(",".join("?" * len(chunk))), args)
 
     def _io(self, query: str, wanted: set[tuple[str, str]]) -> Iterator[tuple[Any, ...]]:
         """Rows ``(path, md5, ...)`` of ``query`` (selected by md5) for the wanted pairs only."""
@@ -172,7 +177,56 @@ class Walker:
             if others:
                 self.also.setdefault(node_id, set()).update(others)
         orphans = [pair for pair in data if pair not in runs and pair not in entries]
-        return new + self._containers(orphans, upstream=True)
+        return (
+            new
+            + self._containers(orphans, upstream=True)
+            + self._contents(orphans, roles=("out",), upstream=True)
+        )
+
+    def _contents(
+        self, data: Sequence[tuple[str, str]], *, roles: tuple[str, ...], upstream: bool
+    ) -> list[str]:
+        """Link directory versions to the files in them that DVC files name elsewhere.
+
+        Upstream, a folder nothing produced (a dependency tracked by Git) was
+        made of files that were produced (``dvc add``ed inside it); downstream,
+        a stage may read one file of an output folder.
+        """
+        folders = {
+            md5: path
+            for path, md5 in data
+            if md5.endswith(".dir") and (path, md5) not in self._from_file
+        }
+        files: dict[str, set[tuple[str, str]]] = {}
+        for folder, rel, md5 in self._rows(
+            "SELECT dir, relpath, md5 FROM dir_files WHERE dir IN ({})", sorted(folders)
+        ):
+            files.setdefault(md5, set()).add((f"{folders[folder]}/{rel}", folder))
+        new: list[str] = []
+        for path, md5, folder in self._named_files(files, roles):
+            file = self._data(path, md5)
+            dir_node = self._old(f"data:{data_key(folders[folder], folder)}")
+            if upstream:
+                new += self._link(file, dir_node, "contained-in")
+            else:
+                new += self._link(dir_node, file, "contains")
+        return new
+
+    def _named_files(
+        self, files: Mapping[str, set[tuple[str, str]]], roles: tuple[str, ...]
+    ) -> Iterator[tuple[str, str, str]]:
+        """``(path, md5, folder md5)`` of listed files that DVC files name in ``roles``."""
+        for path, md5, role in self._rows(
+            "SELECT DISTINCT path, md5, role FROM entry_io WHERE md5 IN ({0}) UNION "
+            "SELECT DISTINCT path, md5, role FROM run_io WHERE md5 IN ({0})",
+            sorted(files),
+            twice=True,
+        ):
+            if role not in roles:
+                continue
+            for file, folder in files[md5]:
+                if file == path:
+                    yield path, md5, folder
 
     def _containers(self, data: Sequence[tuple[str, str]], *, upstream: bool) -> list[str]:
         """Link files to the directory versions whose ``.dir`` listing holds them."""
@@ -193,6 +247,7 @@ class Walker:
                 file = (f"{path}/{rel}", md5)
                 if file not in wanted:
                     continue
+                self._from_file.add((path, folder))
                 if upstream:
                     new += self._link(
                         self._data(path, folder), self._old(f"data:{data_key(*file)}"), "contains"
@@ -233,7 +288,12 @@ class Walker:
         ):
             new += self._link(self._old(f"entry:{entry}"), self._data(path, md5), "produced")
         data = [split_key(k) for k in by_kind.get("data", [])]
-        return new + self._consumers(data) + self._containers(data, upstream=False)
+        return (
+            new
+            + self._consumers(data)
+            + self._containers(data, upstream=False)
+            + self._contents(data, roles=("in", "dep"), upstream=False)
+        )
 
     def _consumers(self, data: Sequence[tuple[str, str]]) -> list[str]:
         new: list[str] = []
