@@ -219,3 +219,15 @@ def test_targets_a_user_copies_from_dvflow_output_or_gets_wrong(recorded: Path) 
     assert run_id in pipeline.stderr
     loose = cli("verify", run_id, "--rtol", "0.1", "-C", str(recorded))
     assert loose.returncode == 2 and "apply to --rebuild only" in loose.stderr
+
+
+def test_a_rebuild_leaves_the_projects_cache_and_run_cache_untouched(recorded: Path) -> None:
+    cache = recorded / ".dvc" / "cache"
+    before = sorted(p.relative_to(cache) for p in cache.rglob("*"))
+    assert any(p.parts[0] == "runs" for p in before)
+    run_id = stage_runs(recorded)["noisy"]
+    result = cli("verify", run_id, "--rebuild", "-C", str(recorded))
+    assert result.returncode == 1, result.stderr  # noisy: new bytes every time
+    # Its throwaway output is not in the run-cache, where the next dvc repro
+    # would restore it in place of the recorded one.
+    assert sorted(p.relative_to(cache) for p in cache.rglob("*")) == before
