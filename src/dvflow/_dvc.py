@@ -103,6 +103,10 @@ class DvcProject:
             self.repo = Repo(str(root))
         # dvflow reports what happened itself; DVC's "git add ..." advice is noise here.
         self.repo.scm_context.quiet = True
+        # Stages are named from the git root: a 'dvc init --subdir' project's
+        # stages are 'sub/dvc.yaml:name', as lineage reads them from history.
+        top = getattr(self.repo.scm, "root_dir", None) or root
+        self.prefix = _rel(Path(os.path.realpath(top)), os.path.realpath(root))  # "." at the top
 
     def close(self) -> None:
         self.repo.close()
@@ -128,11 +132,13 @@ class DvcProject:
             return list(plan_repro(graph, stages, downstream=downstream and not all_pipelines))
 
     def stage_name(self, stage: Any) -> str:
-        """``train`` for the root dvc.yaml, ``sub/dvc.yaml:train`` elsewhere.
+        """``train`` for the git root's dvc.yaml, ``sub/dvc.yaml:train`` elsewhere.
 
         Independent of the working directory, unlike DVC's ``addressing``.
         """
         dvcfile = _rel(self.root, stage.dvcfile.path)
+        if self.prefix != ".":
+            dvcfile = f"{self.prefix}/{dvcfile}"
         return stage.name if dvcfile == "dvc.yaml" else f"{dvcfile}:{stage.name}"
 
     def describe(self, stage: Any) -> StageInfo:

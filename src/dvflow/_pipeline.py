@@ -42,12 +42,12 @@ from ._record import (
     PATCH_ARTIFACT,
     RECORD_ARTIFACT,
     STDERR_ARTIFACT,
-    CodeInfo,
     ProvenanceRecord,
     canonical_json,
     parse_record,
     sha256_hex,
 )
+from ._recording import PointerReader, code_info, run_tags
 from ._redact import Redactor, redactor_for
 from ._registry import Registration, register_stage_models
 from ._repro import ReproFlags
@@ -170,21 +170,18 @@ class _Session:
         plan = [s for s in planned if self.project.is_tracked_stage(s)]
         self.infos = {self.project.stage_name(s): self.project.describe(s) for s in plan}
         self.project.check_params(plan)
-        self.tracked = self.project.tracked_paths()
         self.top_metrics = self.project.declared_files(plan, "metrics")
         self.top_plots = self.project.declared_files(plan, "plots")
         self.total = len(plan)
         self.experiment_id = self.tracker.experiment_id(
             self.config.experiment, self.config.artifact_location
         )
-        deps = sorted({d for info in self.infos.values() for d in info.deps})
-        self.code = _git.code_state(self.root, deps)
+        self.git_root = _git.find_root(self.root)
+        prefix = Path(os.path.relpath(self.root, self.git_root)).as_posix()
+        self.io = PointerReader(self.project, self.redactor, "" if prefix == "." else prefix)
+        deps = sorted({self.io.in_repo(d) for info in self.infos.values() for d in info.deps})
+        self.code = _git.code_state(self.git_root, deps)
         self.patch = self.redactor.redact_bytes(self.code.patch) if self.code.patch else b""
-        # A cloud-versioned remote keeps files at their own paths under version
-        # ids, not at files/md5/...
-        self.remote_versioned = self.project.remote_is_versioned()
-        self.remote_url = self.project.remote_url()
-        self.cache_dir = self.project.cache_dir()
         self.started = _now_iso()
         self.parent_id = self.tracker.create_run(
             self.experiment_id, self._run_name(), self._tags("pipeline"), None
@@ -351,8 +348,8 @@ class _Session:
     def _stage_finished(self, info: StageInfo, run_id: str, status: str, seconds: float) -> None:
         lock = read_lock(self.root / Path(info.dvcfile).parent / LOCK_FILE)
         entry = lock.get(info.lock_key) or {}
-        inputs = self._pointers(entry.get("deps"), info.wdir)
-        outputs = self._pointers(entry.get("outs"), info.wdir)
+        inputs = self.io.pointers(entry.get("deps"), info.wdir)
+        outputs = self.io.pointers(entry.get("outs"), info.wdir)
         params = {k: self.redactor.redact(v) for k, v in params_from_lock(entry).items()}
         metrics = self._metrics(info)
         outs = [e for e in entry.get("outs") or [] if isinstance(e, dict)]
@@ -384,14 +381,14 @@ class _Session:
         if producer:
             tags["dvflow.produced_by"] = producer
         if self.config.push:
-            self.pusher.push_outputs(self.project, info.name, outputs)
-            self.pusher.push_inputs(self.project, inputs)
+            self.pusher.push_outputs(self.project, info.name, self.io.local(outputs))
+            self.pusher.push_inputs(self.project, self.io.local(inputs))
         digest, published = self._publish(run_id, record, tags)
         self.stage_io.append((inputs, outputs))
         self.registered += register_stage_models(
             self.tracker,
-            self.root,
-            dvcfile=info.dvcfile,
+            self.git_root,
+            dvcfile=self.io.in_repo(info.dvcfile),
             record=parse_record(published),
             record_sha=digest,
             stage_io=self.stage_io,
@@ -430,7 +427,7 @@ class _Session:
                 self.tracker.log_bytes(
                     run_id, self.redactor.redact(stderr).encode(), STDERR_ARTIFACT
                 )
-            inputs = self._pointers(attempted.get("deps"), info.wdir)
+            inputs = self.io.pointers(attempted.get("deps"), info.wdir)
             params = {k: self.redactor.redact(v) for k, v in params_from_lock(attempted).items()}
             self.tracker.log_params(run_id, params)
             self._log_inputs(run_id, inputs)
@@ -461,30 +458,6 @@ class _Session:
 
     # -- pieces -------------------------------------------------------------
 
-    def _pointers(self, entries: Any, wdir: str) -> list[Pointer]:
-        if not isinstance(entries, list):
-            return []
-        remote = self.redactor.redact(self.remote_url) if self.remote_url else None
-        pointers = []
-        for entry in entries:
-            if not isinstance(entry, dict):
-                continue
-            pointer = pointer_from_entry(entry, wdir=wdir)
-            if self._in_dvc(pointer.path):
-                pointer = pointer_from_entry(
-                    entry,
-                    wdir=wdir,
-                    cache_dir=self.cache_dir,
-                    remote_url=remote,
-                    versioned=self.remote_versioned,
-                )
-            pointers.append(pointer)
-        return pointers
-
-    def _in_dvc(self, path: str) -> bool:
-        """Is ``path`` stored by DVC (an output or .dvc-tracked), not code in git?"""
-        return any(path == t or path.startswith(t.rstrip("/") + "/") for t in self.tracked)
-
     def _metric_files(self, info: StageInfo) -> list[str]:
         """The stage's own metrics files and the top-level ones inside its outputs."""
         return sorted(set(info.metrics) | set(owned(self.top_metrics, info.outs)))
@@ -512,39 +485,12 @@ class _Session:
     def _log_inputs(self, run_id: str, inputs: Sequence[Pointer]) -> None:
         from ._dataset import dataset_for
 
-        repo = self.redactor.redact(self.code.remote_url or str(self.root))
+        repo = self.redactor.redact(self.code.remote_url or str(self.git_root))
         datasets = [dataset_for(p, repo, self.code.commit) for p in inputs if p.md5]
         self.tracker.log_datasets(run_id, datasets)
 
-    def _code_info(self) -> CodeInfo:
-        return {
-            "commit": self.code.commit,
-            "branch": self.code.branch,
-            "dirty": self.code.dirty,
-            "patch_sha256": sha256_hex(self.patch) if self.patch else None,
-            "patch_artifact": PATCH_ARTIFACT if self.patch else None,
-            "repo_url": self.redactor.redact(self.code.remote_url)
-            if self.code.remote_url
-            else None,
-        }
-
     def _tags(self, kind: str) -> dict[str, str]:
-        from . import __version__
-
-        tags = {
-            "dvflow.kind": kind,
-            "dvflow.version": __version__,
-            "dvflow.git_dirty": str(self.code.dirty).lower(),
-            "mlflow.source.name": "dvflow run",
-            "mlflow.source.type": "LOCAL",
-        }
-        if self.code.commit:
-            tags["dvflow.git_commit"] = tags["mlflow.source.git.commit"] = self.code.commit
-        if self.code.branch:
-            tags["dvflow.git_branch"] = tags["mlflow.source.git.branch"] = self.code.branch
-        if self.patch:
-            tags["dvflow.patch_sha256"] = sha256_hex(self.patch)
-        return {k: self.redactor.redact(v) for k, v in tags.items()}
+        return run_tags(kind, self.code, self.patch, self.redactor)
 
     def _record(
         self,
@@ -563,7 +509,7 @@ class _Session:
         return ProvenanceRecord(
             kind=kind,
             status=mlflow_status,
-            code=self._code_info(),
+            code=code_info(self.code, self.patch, self.redactor, self.io.prefix),
             stage={"name": info.name, "cmd": info.cmd, "status": status, "produced_by": producer}
             if info
             else None,

@@ -180,16 +180,30 @@ def _params_files(pipeline: Mapping[str, Any]) -> set[str]:
     return files
 
 
-def preflight(path: Path) -> tuple[Path, dict[str, Any]]:
-    """Every check that can fail before a single stage runs."""
+def dvc_root(path: Path) -> Path:
+    """The DVC project holding ``path``: the nearest folder with ``.dvc/``, up to the git root.
+
+    With ``dvc init --subdir`` one git repository holds several DVC projects
+    in subfolders; each runs where it is, as ``dvc repro`` in it would.
+    """
     if not path.is_dir():
         raise ProjectError(f"no such folder: {path}", hint="Pass -C the project's folder.")
-    root = _git.find_root(path.resolve())
-    if not (root / ".dvc").is_dir():
-        raise ProjectError(
-            f"{root} is a git repository but not a DVC project",
-            hint="Run 'dvflow init' to set up DVC and MLflow here.",
-        )
+    top = _git.find_root(path.resolve())
+    for folder in (path.resolve(), *path.resolve().parents):
+        if (folder / ".dvc").is_dir():
+            return folder
+        if folder == top:
+            break
+    raise ProjectError(
+        f"{top} is a git repository but not a DVC project",
+        hint="Run 'dvflow init' to set up DVC and MLflow here (or pass -C the folder of "
+        "a 'dvc init --subdir' project).",
+    )
+
+
+def preflight(path: Path) -> tuple[Path, dict[str, Any]]:
+    """Every check that can fail before a single stage runs; returns the DVC project's root."""
+    root = dvc_root(path)
     pipeline = read_pipeline(root)
     read_lock(root / LOCK_FILE)
     check_params_files(root, _params_files(pipeline))

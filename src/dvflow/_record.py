@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from ._dvcfiles import Pointer
 from ._exceptions import InvalidFileError
@@ -28,6 +28,9 @@ class CodeInfo(TypedDict):
     patch_sha256: str | None
     patch_artifact: str | None
     repo_url: str | None
+    # The DVC project's folder when it is not the git root (dvc init --subdir);
+    # every path in a record is relative to the git root.
+    dvc_root: NotRequired[str]
 
 
 class StageInfo(TypedDict):

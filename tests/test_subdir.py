@@ -1,0 +1,72 @@
+"""DVC projects in subfolders of one git repository (dvc init --subdir): run each where it is."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from conftest import PROJECTS, cli, dvc, git, stage_runs, tracking_client
+from dvflow._record import RECORD_ARTIFACT
+
+
+def _monorepo(tmp_path: Path, template_db: Path) -> Path:
+    root = tmp_path / "monorepo"
+    shutil.copytree(PROJECTS / "monorepo", root)
+    git(root, "init", "-q")
+    for sub in ("proj-a", "proj-b"):
+        made = dvc(root / sub, "init", "--subdir", "-q")
+        assert made.returncode == 0, made.stderr
+        shutil.copy(template_db, root / sub / "mlflow.db")
+    added = dvc(root / "proj-a", "add", "data/raw.txt")
+    assert added.returncode == 0, added.stderr
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "two DVC projects")
+    return root
+
+
+def _record(project: Path, run_id: str) -> dict:
+    local = tracking_client(project).download_artifacts(
+        run_id, RECORD_ARTIFACT, str(project.parent.parent / run_id)
+    )
+    return json.loads(Path(local).read_text())
+
+
+def test_run_with_cwd_flag_runs_the_subproject_and_records_repo_relative_paths(
+    tmp_path: Path, template_db: Path
+) -> None:
+    root = _monorepo(tmp_path, template_db)
+    result = cli("run", "-C", "proj-a", cwd=root)
+    assert result.returncode == 0, result.stderr
+    project = root / "proj-a"
+    assert (project / "clean.txt").read_text() == "ALPHA\nBETA\n"
+    assert not (root / "proj-b" / "count.txt").exists()
+
+    runs = stage_runs(project)
+    assert set(runs) == {"proj-a/dvc.yaml:prepare"}
+    record = _record(project, runs["proj-a/dvc.yaml:prepare"])
+    assert record["code"]["commit"] == git(root, "rev-parse", "HEAD").strip()
+    assert record["code"]["dirty"] is False
+    assert record["code"]["dvc_root"] == "proj-a"
+    inputs = {p["path"]: p for p in record["inputs"]}
+    assert set(inputs) == {"proj-a/prepare.py", "proj-a/data/raw.txt"}
+    assert (root / inputs["proj-a/data/raw.txt"]["cache_path"]).is_file()
+    (output,) = record["outputs"]
+    assert output["path"] == "proj-a/clean.txt"
+    assert (root / output["cache_path"]).is_file()
+    assert output["md5"] in (project / "dvc.lock").read_text()
+
+
+def test_run_from_inside_a_subproject_runs_that_project(
+    tmp_path: Path, template_db: Path
+) -> None:
+    root = _monorepo(tmp_path, template_db)
+    result = cli("run", cwd=root / "proj-b")
+    assert result.returncode == 0, result.stderr
+    assert (root / "proj-b" / "count.txt").read_text() == "1 2 3\n"
+    assert set(stage_runs(root / "proj-b")) == {"proj-b/dvc.yaml:count"}
+
+    nested = cli("run", cwd=root / "proj-a" / "data")
+    assert nested.returncode == 0, nested.stderr
+    assert set(stage_runs(root / "proj-a")) == {"proj-a/dvc.yaml:prepare"}
+    assert "proj-a/dvc.yaml:prepare" in nested.stdout and "ran" in nested.stdout
