@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import cli, git, tracking_client
+from conftest import PROJECTS, cli, git, tracking_client
 from history_repo import HistoryRepo, dvc, set_param
 
 
@@ -165,3 +166,27 @@ def test_an_up_to_date_run_over_outputs_dvc_repro_made_is_not_a_recorded_run(
     assert forced.returncode == 0, forced.stderr
     assert not git(root, "status", "--porcelain")  # same bytes, now made by a recorded run
     assert cli("check", "-C", str(root)).returncode == 0
+
+
+def test_check_in_a_subdir_project_checks_that_dvc_project(
+    tmp_path: Path, template_db: Path
+) -> None:
+    root = tmp_path / "monorepo"  # one git repository, two 'dvc init --subdir' projects
+    shutil.copytree(PROJECTS / "monorepo", root)
+    git(root, "init", "-q")
+    for sub in ("proj-a", "proj-b"):
+        dvc(root / sub, "init", "--subdir", "-q")
+        dvc(root / sub, "remote", "add", "-d", "storage", str(tmp_path / f"remote-{sub}"))
+        shutil.copy(template_db, root / sub / "mlflow.db")
+    dvc(root / "proj-a", "add", "data/raw.txt")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "two DVC projects")
+    ran = cli("run", "-C", "proj-a", cwd=root)
+    assert ran.returncode == 0, ran.stderr
+    _committed_and_pushed(root / "proj-a", "proj-a results")
+    result = cli("check", "-C", "proj-a", cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every stage's outputs (1) have a recorded run" in result.stdout
+    other = cli("check", "-C", str(root / "proj-b"))
+    assert other.returncode == 10, other.stdout + other.stderr  # proj-b never ran
+    assert "FAIL  stale" in other.stdout and "count" in other.stdout

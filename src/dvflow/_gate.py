@@ -52,11 +52,16 @@ def check_project(
     tracking_uri: str | None = None,
 ) -> GateResult:
     """Run the gate on the work tree at ``path``; ``release`` tags default to those at HEAD."""
+    from ._config import load_config
     from ._dvc import DvcProject
-    from ._tracking import open_project
+    from ._tracking import Tracker, check_existing_store
 
-    top, config, tracker = open_project(path, tracking_uri)
+    top = _git.find_root(Path(path).resolve())
     root = dvc_root(top, Path(path).resolve())
+    # A subdirectory DVC project keeps its own dvflow settings and store.
+    config = load_config(root, tracking_uri=tracking_uri)
+    check_existing_store(config.tracking_uri)
+    tracker = Tracker(config.tracking_uri)
     entries = _worktree_entries(root)
     tags = list(release) or _tags_at_head(root)
     project = DvcProject(root)
@@ -64,7 +69,7 @@ def check_project(
         checks = [
             _stale(project),
             _remote(project, entries),
-            _recorded(tracker, config.experiment, _lock_keys(root)),
+            _recorded(tracker, config.experiment, _lock_keys(root, top)),
             _release(root, tracker, tags, alias),
         ]
     finally:
@@ -86,16 +91,22 @@ def dvc_root(top: Path, start: Path) -> Path:
     return top
 
 
-def _lock_keys(root: Path) -> dict[str, str]:
-    """Stage -> outputs key of every dvc.lock in the work tree, as ``dvflow run`` tags runs."""
+def _lock_keys(root: Path, top: Path) -> dict[str, str]:
+    """Stage -> outputs key of every dvc.lock of the DVC project at ``root``, as runs are tagged.
+
+    Stages are named from the git root ``top`` (``sub/dvc.yaml:train`` in a
+    subdirectory project), as ``dvflow run`` names them.
+    """
     from ._bind import lock_keys
     from ._dvcfiles import read_lock
 
-    listed = _git._git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    listed = _git._git(
+        root, "ls-files", "-z", "--full-name", "--cached", "--others", "--exclude-standard"
+    )
     keys: dict[str, str] = {}
     for rel in listed.split("\0"):
-        if rel.split("/")[-1] == "dvc.lock" and (root / rel).is_file():
-            keys.update(lock_keys(rel, read_lock(root / rel)))
+        if rel.split("/")[-1] == "dvc.lock" and (top / rel).is_file():
+            keys.update(lock_keys(rel, read_lock(top / rel)))
     return keys
 
 
