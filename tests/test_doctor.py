@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import cli, git
+import pytest
+
+from conftest import PROJECTS, cli, dvc, free_port, git
 
 
 def lines(stdout: str) -> dict[str, str]:
@@ -79,3 +82,58 @@ def test_no_remote_is_a_warning_with_the_command_to_add_one(
     result = cli("doctor", "-C", str(root))
     assert result.returncode == 0, result.stdout
     assert lines(result.stdout)["remote"].startswith("warn no default DVC remote")
+
+
+def remote_line(root: Path) -> tuple[int, str, str]:
+    """doctor's exit code, its ``remote`` line and everything it said."""
+    result = cli("doctor", "-C", str(root))
+    return result.returncode, lines(result.stdout).get("remote", ""), result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_an_http_remote_nobody_answers_is_unreachable_not_a_missing_bucket(
+    make_project: Callable[..., Path], scheme: str
+) -> None:
+    root = make_project("basic")
+    url = f"{scheme}://127.0.0.1:{free_port()}/store"
+    assert dvc(root, "remote", "add", "--local", "-d", "-f", "storage", url).returncode == 0
+    code, remote, said = remote_line(root)
+    assert code == 1, said
+    assert remote.startswith(f"FAIL {url} does not answer: "), said
+    assert "bucket" not in said and "Traceback" not in said
+    assert "endpointurl" in said  # the hint names what to check
+
+
+def test_doctor_in_a_subdir_project_reads_that_projects_dvc_config(
+    tmp_path: Path, template_db: Path
+) -> None:
+    """``dvc init --subdir``: one Git repository, a .dvc/config per DVC project."""
+    root = tmp_path / "monorepo"
+    shutil.copytree(PROJECTS / "monorepo", root)
+    git(root, "init", "-q")
+    for sub in ("proj-a", "proj-b"):
+        assert dvc(root / sub, "init", "--subdir", "-q").returncode == 0
+        shutil.copy(template_db, root / sub / "mlflow.db")
+    store = tmp_path / "a-store"
+    store.mkdir()
+    assert dvc(root / "proj-a", "remote", "add", "-d", "storage", str(store)).returncode == 0
+    # proj-b's own config commits a secret; proj-a's does not.
+    b_config = root / "proj-b" / ".dvc" / "config"
+    b_config.write_text(
+        b_config.read_text()
+        + "[core]\n    remote = b\n['remote \"b\"']\n    url = s3://b-bucket/store\n"
+        + "    secret_access_key = planted-b-secret\n"
+    )
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "two DVC projects")
+
+    a = cli("doctor", "-C", "proj-a", cwd=root)
+    found = lines(a.stdout)
+    assert found["remote"] == f"pass {store} is reachable", a.stdout + a.stderr
+    assert found["secrets"].startswith("pass"), a.stdout
+    b = cli("doctor", "-C", str(root / "proj-b"))
+    found = lines(b.stdout)
+    assert found["secrets"].startswith("FAIL credentials committed in .dvc/config: remote b"), (
+        b.stdout
+    )
+    assert "planted-b-secret" not in b.stdout + b.stderr

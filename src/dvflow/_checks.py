@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._dvcfiles import Pointer
-from ._exceptions import DvflowError, InvalidFileError
+from ._exceptions import DvflowError, InvalidFileError, RemoteError
 from ._record import (
     DIGEST_TAG,
     PACKAGES_ARTIFACT,
@@ -179,6 +179,9 @@ class RunChecks:
                 if project.remote_url()
                 else project.missing_in_cache(sorted(paths))
             )
+        except RemoteError as exc:  # it names the remote and what went wrong
+            self.add("data", "fail", exc.message, exc.hint)
+            return
         except DvflowError as exc:
             self.add("data", "fail", f"cannot check the DVC remote: {exc.message}", exc.hint)
             return

@@ -23,7 +23,7 @@ from typing import Any
 from . import _git
 from ._checks import Check
 from ._config import load_config
-from ._exceptions import DvflowError
+from ._exceptions import DvflowError, ProjectError, RemoteError
 from ._redact import Redactor, redactor_for
 
 _USERINFO = re.compile(r"://[^/@\s]+:[^/@\s]+@")
@@ -38,7 +38,7 @@ _CREDENTIAL_KEYS = re.compile(
 
 def doctor(path: str | os.PathLike[str] = ".", *, tracking_uri: str | None = None) -> list[Check]:
     """Run every check on the project at ``path``."""
-    root = _git.find_root(Path(path).resolve())
+    root = _project_root(Path(path))
     redact = redactor_for(root).redact
     shared = _sections(root / ".dvc" / "config")
     local = _sections(root / ".dvc" / "config.local")
@@ -51,6 +51,16 @@ def doctor(path: str | os.PathLike[str] = ".", *, tracking_uri: str | None = Non
     checks.append(_spool(root))
     checks.append(_gitignore(root))
     return checks
+
+
+def _project_root(path: Path) -> Path:
+    """The DVC project at ``path`` (a 'dvc init --subdir' one has its own .dvc/config)."""
+    from ._project import dvc_root
+
+    try:
+        return dvc_root(path)
+    except ProjectError:  # a git repository without DVC: the remote check says so
+        return _git.find_root(path.resolve())
 
 
 def _sections(path: Path) -> dict[str, dict[str, str]]:
@@ -137,6 +147,9 @@ def _remote(root: Path, redact: Any) -> list[Check]:
             ]
         try:
             state = project.remote_state()
+        except RemoteError as exc:
+            detail = f"{redact(url)} {exc.problem}: {redact(exc.detail)}"
+            return [Check("remote", "fail", detail, exc.hint)]
         except DvflowError as exc:
             return [Check("remote", "fail", f"{redact(url)}: {redact(exc.message)}", exc.hint)]
         checks = [_remote_check(redact(url), state)]
@@ -152,6 +165,13 @@ def _remote_check(url: str, state: str) -> Check:
         return Check("remote", "pass", f"{url} is reachable")
     if state == "empty":
         return Check("remote", "pass", f"{url} is reachable (empty until the first 'dvc push')")
+    if url.startswith(("http://", "https://")):  # the server answered: nothing there yet
+        return Check(
+            "remote",
+            "warn",
+            f"{url} answers but has nothing there yet",
+            "The first 'dvc push' creates it, if the server accepts uploads.",
+        )
     if "://" in url:  # a bucket or container: DVC does not create it
         return Check(
             "remote",

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._capture import logger_level
-from ._exceptions import DvcError, DvflowError, InvalidFileError, ProjectError
+from ._exceptions import DvcError, DvflowError, InvalidFileError, ProjectError, RemoteError
+from ._remote import (
+    check_bucket,
+    classify,
+    describe,
+    raise_if_unanswered,
+    remote_errors,
+    remote_listing,
+)
 
 if TYPE_CHECKING:
     from ._dvcfiles import CloudVersions
@@ -27,10 +35,6 @@ if TYPE_CHECKING:
 
 _EXIT_STATUS = re.compile(r"exited with (-?\d+)")
 _POINTER_FILES = (":(glob)**/dvc.lock", ":(glob)**/*.dvc")
-_REMOTE_HINT = (
-    "Check the remote's URL, endpoint ('endpointurl') and the credentials that resolve: "
-    "'dvc remote modify --local NAME OPTION VALUE', or the cloud's environment variables."
-)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ def dvc_errors() -> Iterator[None]:
         cause = exc.__cause__
         if isinstance(cause, DvflowError):
             raise cause from exc
+        if cause is not None and classify(cause) != "error":  # e.g. a pull without credentials
+            raise RemoteError(None, classify(cause), describe(cause)) from exc
         raise DvcError(str(cause or exc)) from exc
 
 
@@ -274,13 +280,15 @@ class DvcProject:
         """
         if self.remote_is_versioned():
             return self._missing_in_versioned_remote(md5s, jobs)
-        with dvc_errors(), in_repo(self.root):
+        with dvc_errors(), in_repo(self.root), remote_errors(self.remote_url()):
             odb = self.repo.cloud.get_remote_odb(None, "status")
             wanted = set(md5s)
             for md5 in sorted(m for m in wanted if m.endswith(".dir")):
                 wanted |= self._dir_files(md5, odb)
-            present = set(odb.oids_exist(sorted(wanted), jobs=jobs))
-        return sorted(wanted - present)
+            missing = sorted(wanted - set(odb.oids_exist(sorted(wanted), jobs=jobs)))
+            if missing:
+                check_bucket(self.repo.cloud.get_remote(None, "status"), self.remote_url())
+        return missing
 
     def _missing_in_versioned_remote(self, md5s: Sequence[str], jobs: int | None) -> list[str]:
         """``missing_in_remote`` for a cloud-versioned remote.
@@ -299,14 +307,13 @@ class DvcProject:
                 needed[md5] = {md5}
         files = sorted({f for group in needed.values() for f in group})
         candidates = [(md5, where) for md5 in files for where in versions.files.get(md5, ())]
-        with dvc_errors(), in_repo(self.root):
+        with dvc_errors(), in_repo(self.root), remote_errors(self.remote_url()):
             remote = self.repo.cloud.get_remote(None, "status")
             fs = remote.fs
             paths = [fs.version_path(fs.join(remote.path, p), v) for _, (p, v) in candidates]
-            try:
-                found = fs.exists(paths, batch_size=jobs) if paths else []
-            except Exception as exc:
-                raise DvcError(f"remote unreachable: {exc}", hint=_REMOTE_HINT) from exc
+            found = fs.exists(paths, batch_size=jobs) if paths else []
+            if not all(found):
+                check_bucket(self.repo.cloud.get_remote(None, "status"), self.remote_url())
         present = {md5 for (md5, _), ok in zip(candidates, found, strict=True) if ok}
         return sorted(md5 for md5, group in needed.items() if not group <= present)
 
@@ -350,10 +357,11 @@ class DvcProject:
 
         if self.remote_url() and self.remote_is_versioned():
             return self._fetch_versions(md5s)
-        with dvc_errors(), in_repo(self.root), quiet_dvc():
+        url = self.remote_url()
+        with dvc_errors(), in_repo(self.root), quiet_dvc(), remote_errors(url):
             for _ in range(2):
                 missing = self.missing_in_cache(md5s)
-                if not missing or not self.remote_url():
+                if not missing or not url:
                     break
                 self.repo.cloud.pull([HashInfo("md5", m) for m in missing])
             return self.missing_in_cache(md5s)
@@ -370,7 +378,12 @@ class DvcProject:
 
         versions = self.cloud_versions()
         odb = self.repo.cache.local
-        with dvc_errors(), in_repo(self.root), tempfile.TemporaryDirectory() as tmp:
+        with (
+            dvc_errors(),
+            in_repo(self.root),
+            remote_errors(self.remote_url()),
+            tempfile.TemporaryDirectory() as tmp,
+        ):
             for md5 in md5s:
                 listing = versions.dirs.get(md5)
                 if listing and not Path(odb.oid_to_path(md5)).is_file():
@@ -387,8 +400,6 @@ class DvcProject:
                         odb.add(source, fs, md5)
                     except FileNotFoundError:
                         continue
-                    except Exception as exc:
-                        raise DvcError(f"remote unreachable: {exc}", hint=_REMOTE_HINT) from exc
                     break
         return self.missing_in_cache(md5s)
 
@@ -420,22 +431,25 @@ class DvcProject:
                 return local
             if self.remote_is_versioned():
                 return self.cloud_versions().dirs.get(md5, {})
-            return self._listing(md5, self.repo.cloud.get_remote_odb(None, "diff"))
+            with remote_errors(self.remote_url()):
+                found = self._listing(md5, self.repo.cloud.get_remote_odb(None, "diff"))
+                if not found:
+                    check_bucket(self.repo.cloud.get_remote(None, "diff"), self.remote_url())
+                return found
 
     def _listing(self, md5: str, odb: Any) -> dict[str, str]:
         import json
 
         local = Path(self.repo.cache.local.oid_to_path(md5))
-        try:
-            if local.is_file():
+        if not local.is_file():
+            listing = remote_listing(odb, md5) if odb is not None else []
+        else:
+            try:
                 listing = json.loads(local.read_text(encoding="utf-8"))
-            elif odb is not None:
-                with odb.fs.open(odb.oid_to_path(md5), "r") as fobj:
-                    listing = json.load(fobj)
-            else:
-                return {}
-        except (OSError, ValueError):
-            return {}  # the .dir object itself is then reported missing
+            except (OSError, ValueError):
+                return {}  # the .dir object itself is then reported missing
+        if not isinstance(listing, list):
+            return {}
         return {
             str(e["relpath"]): str(e["md5"])
             for e in listing
@@ -478,45 +492,40 @@ class DvcProject:
 
         ``exists``; ``empty``: its bucket (or container) answers but holds
         nothing under the remote's path yet, as before the first ``dvc push``;
-        ``missing``: the folder or bucket does not exist. Refused credentials
-        or an endpoint that does not answer raise a DvcError.
+        ``missing``: the folder or bucket does not exist. No credentials,
+        refused ones or an endpoint that does not answer raise a RemoteError.
         """
         from dvc_objects.fs.base import ObjectFileSystem
 
-        with dvc_errors(), in_repo(self.root):
+        with dvc_errors(), in_repo(self.root), remote_errors(self.remote_url()):
             remote = self.repo.cloud.get_remote(None, "doctor")
             fs = remote.fs
             bucket = str(remote.path).split("/", maxsplit=1)[0]
-            try:
-                if fs.exists(remote.path):
-                    return "exists"
-                if isinstance(fs, ObjectFileSystem) and bucket != remote.path:
-                    return "empty" if fs.exists(bucket) else "missing"
-                return "missing"
-            except Exception as exc:
-                raise DvcError(f"remote unreachable: {exc}", hint=_REMOTE_HINT) from exc
+            if fs.exists(remote.path):
+                return "exists"
+            raise_if_unanswered(fs, remote.path)
+            if isinstance(fs, ObjectFileSystem) and bucket != remote.path:
+                return "empty" if fs.exists(bucket) else "missing"
+            return "missing"
 
     def bucket_versioning(self) -> str:
         """S3 bucket versioning status of the default remote: Enabled, Suspended or ''."""
-        with dvc_errors(), in_repo(self.root):
+        with dvc_errors(), in_repo(self.root), remote_errors(self.remote_url()):
             remote = self.repo.cloud.get_remote(None, "doctor")
             bucket = str(remote.path).split("/")[0]
-            try:
-                answer = remote.fs.fs.call_s3("get_bucket_versioning", Bucket=bucket)
-            except Exception as exc:
-                raise DvcError(f"{type(exc).__name__}: {exc}", hint=_REMOTE_HINT) from exc
+            answer = remote.fs.fs.call_s3("get_bucket_versioning", Bucket=bucket)
             return str(answer.get("Status", ""))
 
     def push_paths(self, paths: Sequence[str]) -> int:
         """Push these outputs to the default remote (a DvcError when it refuses)."""
         if not paths:
             return 0
-        with dvc_errors(), in_repo(self.root), quiet_dvc():
+        with dvc_errors(), in_repo(self.root), quiet_dvc(), remote_errors(self.remote_url()):
             return int(self.repo.push(targets=[str(self.root / p) for p in paths]) or 0)
 
     def push(self, *, all_commits: bool = False) -> int:
         """Push cached outputs to the default remote; returns how many objects went."""
-        with dvc_errors(), in_repo(self.root), quiet_dvc():
+        with dvc_errors(), in_repo(self.root), quiet_dvc(), remote_errors(self.remote_url()):
             return int(self.repo.push(all_commits=all_commits) or 0)
 
     def cache_dir(self) -> str | None:

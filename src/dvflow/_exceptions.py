@@ -19,6 +19,7 @@ code (see ``docs/cli.md``)::
     │   └── IndexFileError           the lineage index cannot be opened
     ├── GitError                     exit 3  a git command failed
     ├── DvcError                     exit 3  DVC refused (translated DvcException)
+    │   └── RemoteError              the DVC remote: no credentials, refused, no answer, no bucket
     ├── TrackingError                exit 4  the MLflow store cannot be used
     ├── NotFoundError                exit 5  unknown run id, missing record
     │   ├── TargetNotFoundError      nothing in Git or MLflow matches a target
@@ -160,6 +161,45 @@ class DvcError(DvflowError):
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(f"DVC: {message}", hint=hint or "Run 'dvc status' to see what DVC sees.")
+
+
+_REMOTE_PROBLEMS = {
+    "no-credentials": "found no credentials",
+    "refused": "refused the credentials",
+    "unreachable": "does not answer",
+    "missing-bucket": "has no such bucket or container",
+    "error": "failed",
+}
+_REMOTE_HINTS = {
+    "no-credentials": "Give the remote credentials: 'dvc remote modify --local NAME "
+    "access_key_id ...' (or account_key, credentialpath...), or the cloud's environment "
+    "variables (AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS, "
+    "AZURE_STORAGE_CONNECTION_STRING).",
+    "refused": "Check the keys that resolve ('.dvc/config.local', then the environment) "
+    "and that they may read and write the bucket.",
+    "unreachable": "Check the remote's URL and endpoint ('endpointurl'), the network and "
+    "any proxy; 'dvflow doctor' checks the remote.",
+    "missing-bucket": "Create the bucket or container first (DVC does not), or fix the "
+    "remote's URL: 'dvc remote modify NAME url URL'.",
+    "error": "Check the remote with 'dvflow doctor'.",
+}
+
+
+class RemoteError(DvcError):
+    """The DVC remote cannot be used; ``reason`` says why (see ``_remote``)."""
+
+    def __init__(self, url: str | None, reason: str, detail: str) -> None:
+        from ._redact import Redactor
+
+        redact = Redactor().redact
+        self.url, self.reason, self.detail = url, reason, redact(detail)
+        self.problem = _REMOTE_PROBLEMS.get(reason, "failed")
+        where = f"the DVC remote {redact(url)}" if url else "the DVC remote"
+        DvflowError.__init__(
+            self,
+            f"{where} {self.problem}: {self.detail}",
+            hint=_REMOTE_HINTS.get(reason, _REMOTE_HINTS["error"]),
+        )
 
 
 class TrackingError(DvflowError):

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from . import _git, _history
 from ._checks import Check
 from ._dvcfiles import model_artifacts
+from ._exceptions import DvcError
 
 if TYPE_CHECKING:
     from ._dvc import DvcProject
@@ -151,7 +152,10 @@ def _remote(project: DvcProject, entries: list[_history.Entry]) -> Check:
         return Check("remote", "pass", "no DVC outputs to check")
     if not project.remote_url():
         return Check("remote", "fail", "no DVC remote is set", "Add one: 'dvc remote add -d'.")
-    missing = project.missing_in_remote(sorted(outs))
+    try:
+        missing = project.missing_in_remote(sorted(outs))
+    except DvcError as exc:  # no credentials, refused, no answer, no bucket
+        return Check("remote", "fail", exc.message, exc.hint)
     if missing:
         named = sorted({outs.get(m, "files of a directory") for m in missing})
         return Check(

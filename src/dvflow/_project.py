@@ -13,7 +13,7 @@ from . import _git
 from ._config import CONFIG_FILE, DEFAULT_ARTIFACTS_DIR, DEFAULT_TRACKING_URI, STATE_DIR
 from ._dvc import DvcProject, in_repo, quiet_dvc
 from ._dvcfiles import LOCK_FILE, PARAMS_FILE, check_params_files, read_lock, read_pipeline
-from ._exceptions import DvcError, ProjectError
+from ._exceptions import DvcError, ProjectError, RemoteError
 from ._redact import redactor_for
 
 REMOTE_NAME = "storage"
@@ -221,12 +221,14 @@ def check_remote_for_push(project: DvcProject) -> None:
     redact = redactor_for(project.root).redact
     try:
         state = project.remote_state()
+    except RemoteError:  # it names the remote and the cause already
+        raise
     except DvcError as exc:
         raise DvcError(
             f"push is on but the DVC remote {redact(url)} cannot be used: {redact(exc.message)}",
             hint=exc.hint,
         ) from None
-    if state == "missing" and "://" in url:
+    if state == "missing" and "://" in url and not url.startswith(("http://", "https://")):
         raise DvcError(
             f"push is on but the DVC remote's bucket or container does not exist ({redact(url)})",
             hint="Create it first (DVC does not), or fix the URL: 'dvflow doctor' checks it.",
