@@ -43,6 +43,7 @@ from ._queries import IndexStatus, impact, lineage, update_index
 from ._rebuild import Rebuild
 from ._record import ProvenanceRecord
 from ._registry import Promotion, Registration, promote, register_model
+from ._repro import PlannedStage, ReproFlags, dry_run
 from ._results import PipelineRun, Progress, StageRun
 from ._show import RecordCheck, check_record, load_record
 from ._sync import SyncResult, sync_spool
@@ -70,6 +71,7 @@ __all__ = [
     "NotAGitRepoError",
     "NotFoundError",
     "PipelineRun",
+    "PlannedStage",
     "Pointer",
     "Progress",
     "ProjectError",
@@ -82,6 +84,7 @@ __all__ = [
     "RecordTamperedError",
     "Registration",
     "RemoteError",
+    "ReproFlags",
     "RunNotFoundError",
     "StageFailedError",
     "StageRun",
@@ -93,6 +96,7 @@ __all__ = [
     "__version__",
     "bind_commit",
     "check_record",
+    "dry_run",
     "impact",
     "init_project",
     "lineage",

@@ -328,21 +328,27 @@ class Index:
 
     # -- directory listings -------------------------------------------------
 
-    def update_dirs(self) -> int:
+    def update_dirs(self, changed: bool) -> int:
         """Read the listing of every directory version not read yet; returns how many.
 
         From DVC's cache (tried again while missing: a ``dvc pull`` may bring
         it), or once from the work tree for the versions its DVC files name.
+        New versions are looked for only when Git or the store brought some
+        (``changed``): a warm query does not scan every md5.
         """
-        wanted = [
-            (str(md5), found)
-            for md5, found in self.db.execute(
-                "SELECT io.md5, d.found FROM (SELECT md5 FROM entry_io UNION "
-                "SELECT md5 FROM run_io) io LEFT JOIN dirs d ON d.dir = io.md5 "
-                "WHERE io.md5 LIKE '%.dir' AND (d.found IS NULL OR d.found = 0)"
-            )
-        ]
+        scan = changed or self.meta("dirs_scanned") is None
+        query = (
+            "SELECT io.md5, d.found FROM (SELECT md5 FROM entry_io UNION "
+            "SELECT md5 FROM run_io) io LEFT JOIN dirs d ON d.dir = io.md5 "
+            "WHERE io.md5 LIKE '%.dir' AND (d.found IS NULL OR d.found = 0)"
+            if scan
+            else "SELECT dir, found FROM dirs WHERE found = 0"
+        )
+        wanted = [(str(md5), found) for md5, found in self.db.execute(query)]
         if not wanted:
+            if scan:
+                with self.writing() as db:
+                    self._set_meta(db, "dirs_scanned", "1")
             return 0
         folders = _listings.cache_folders(self.root)
         listings = {md5: _listings.from_cache(folders, md5) for md5, _ in wanted}
@@ -350,9 +356,10 @@ class Index:
         if untried:
             listings |= self._worktree_listings(untried)
         read = {md5: listing for md5, listing in listings.items() if listing is not None}
-        if not read and not untried:
+        if not read and not untried and not scan:
             return 0
         with self.writing() as db:
+            self._set_meta(db, "dirs_scanned", "1")
             db.executemany(
                 "INSERT OR REPLACE INTO dirs VALUES(?, ?)",
                 [(md5, int(md5 in read)) for md5, _ in wanted if md5 in read or md5 in untried],

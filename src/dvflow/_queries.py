@@ -59,7 +59,7 @@ def open_index(
     try:
         index, stats, warnings = _update_store(index, git, config.tracking_uri, sync, rebuild)
         # Last: the listings of directory versions that Git and the store named.
-        index.update_dirs()
+        index.update_dirs(changed=bool(stats.commits or stats.refs or stats.synced_store))
     except BaseException:
         index.close()
         raise
