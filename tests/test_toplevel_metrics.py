@@ -133,6 +133,8 @@ def test_a_history_is_keyed_like_its_final_value_when_a_stage_has_several_metric
     several = ["results/train/metrics.json", "scores.json"]
     assert history_key(tsv, several) == "results/train/metrics.json:eval.acc"
     assert history_key("results/train/plots/images/x.tsv", several) is None
+    # In a 'dvc init --subdir' project, files are named from the Git root.
+    assert history_key(tsv, several, "sub") == "sub/results/train/metrics.json:eval.acc"
 
 
 def test_a_final_value_that_ends_its_history_is_not_logged_twice() -> None:

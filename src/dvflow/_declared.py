@@ -73,22 +73,24 @@ def files_under(root: Path, paths: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
-def read_metrics(root: Path, files: Iterable[str]) -> dict[str, float]:
+def read_metrics(root: Path, files: Iterable[str], folder: str = "") -> dict[str, float]:
     """The numeric values of metrics ``files``; with several, keys are ``file:key``.
 
     Otherwise ``train.json`` and ``test.json`` that both say ``acc`` would
-    overwrite each other.
+    overwrite each other. ``folder``: where ``root`` is in the Git repository
+    (a ``dvc init --subdir`` project), so ``file`` is named from the Git root
+    as records name paths.
     """
     present = sorted({f for f in files if (root / f).is_file()})
     metrics: dict[str, float] = {}
     for name in present:
-        prefix = f"{name}:" if len(present) > 1 else ""
+        prefix = f"{normalize(name, folder)}:" if len(present) > 1 else ""
         for key, value in read_metrics_file(root / name).items():
             metrics[prefix + key] = value
     return metrics
 
 
-def history_key(tsv: str, metric_files: Sequence[str]) -> str | None:
+def history_key(tsv: str, metric_files: Sequence[str], folder: str = "") -> str | None:
     """The metric key of a DVCLive history file; None if ``tsv`` is not one.
 
     ``dvclive/plots/metrics/train/loss.tsv`` is ``train.loss``, the key the
@@ -105,7 +107,7 @@ def history_key(tsv: str, metric_files: Sequence[str]) -> str | None:
     if len(present) > 1:
         sibling = normalize(posixpath.join(base.lstrip("/"), "metrics.json"))
         if sibling in present:
-            return f"{sibling}:{key}"
+            return f"{normalize(sibling, folder)}:{key}"
     return key
 
 
@@ -145,13 +147,17 @@ def read_history(path: Path, key: str, now_ms: int) -> list[MetricPoint]:
 
 
 def histories(
-    root: Path, plot_files: Iterable[str], metric_files: Sequence[str], now_ms: int
+    root: Path,
+    plot_files: Iterable[str],
+    metric_files: Sequence[str],
+    now_ms: int,
+    folder: str = "",
 ) -> list[MetricPoint]:
     """Every DVCLive history among ``plot_files``, as metric points."""
     present = [f for f in metric_files if (root / f).is_file()]  # as read_metrics counts
     points: list[MetricPoint] = []
     for tsv in sorted(set(plot_files)):
-        key = history_key(tsv, present)
+        key = history_key(tsv, present, folder)
         if key is not None:
             points += read_history(root / tsv, key, now_ms)
     return points

@@ -464,7 +464,7 @@ class _Session:
 
     def _metrics(self, info: StageInfo) -> dict[str, float]:
         """The stage's metrics; with several files, keys are prefixed ``file:key``."""
-        return read_metrics(self.root, self._metric_files(info))
+        return read_metrics(self.root, self._metric_files(info), self.io.prefix)
 
     def _plot_files(self, info: StageInfo) -> list[str]:
         """Every file of the stage's plots (a declared directory gives all its files)."""
@@ -474,12 +474,14 @@ class _Session:
     def _log_metrics(self, run_id: str, info: StageInfo, metrics: Mapping[str, float]) -> None:
         """The final values, and DVCLive's step histories under the same keys."""
         now = int(time.time() * 1000)
-        history = histories(self.root, self._plot_files(info), self._metric_files(info), now)
+        files = self._metric_files(info)
+        history = histories(self.root, self._plot_files(info), files, now, self.io.prefix)
         self.tracker.log_metric_points(run_id, metric_points(metrics, history, now))
 
     def _log_plots(self, run_id: str, info: StageInfo) -> None:
         for name in self._plot_files(info):
-            folder = str(Path("plots") / Path(name).parent).rstrip("/.")
+            # Named from the Git root, as records name paths (a --subdir project).
+            folder = str(Path("plots") / self.io.prefix / Path(name).parent).rstrip("/.")
             self.tracker.log_file(run_id, self.root / name, folder or "plots")
 
     def _log_inputs(self, run_id: str, inputs: Sequence[Pointer]) -> None:
