@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import math
 import posixpath
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -170,7 +171,8 @@ def metric_points(
 
     A final value that ends its history is not logged again (a second point
     at step 0 would break the chart); one that differs is logged at the last
-    step, later, so MLflow shows it as the metric's value.
+    step, later, so MLflow shows it as the metric's value. Keys MLflow would
+    refuse (``acc@5``) are logged with ``_`` for the characters it refuses.
     """
     last: dict[str, MetricPoint] = {}
     for point in history:
@@ -183,7 +185,15 @@ def metric_points(
             points.append(MetricPoint(key, value, now_ms, 0))
         elif not math.isclose(end.value, value, rel_tol=1e-12, abs_tol=0.0):
             points.append(MetricPoint(key, value, max(now_ms, end.timestamp_ms + 1), end.step))
-    return points
+    return [point._replace(key=mlflow_key(point.key)) for point in points]
+
+
+def mlflow_key(key: str) -> str:
+    """``key`` as MLflow accepts a metric name: its characters, and a normalised path."""
+    safe = re.sub(r"[^/\w.\- :]", "_", key)
+    if not safe or posixpath.normpath(safe) != safe or safe.startswith(("/", "..")):
+        safe = safe.replace("/", "_") or "_"
+    return "_" + safe if safe in (".", "..") or safe.startswith("..") else safe
 
 
 def _number(text: str | None) -> float | None:
