@@ -130,7 +130,7 @@ def broken(
 
 
 # Commands that go to the remote only for objects the local cache lacks.
-EMPTY_CACHE = ("checkout", "diff")
+EMPTY_CACHE = ("checkout", "diff", "run --pull")
 # command -> (arguments, exit code of its failed remote check)
 COMMANDS: dict[str, tuple[Callable[[Pushed, Path], list[str]], int]] = {
     "verify": (lambda p, _: ["verify", p.second["train"]], 1),
@@ -140,6 +140,7 @@ COMMANDS: dict[str, tuple[Callable[[Pushed, Path], list[str]], int]] = {
     "checkout": (lambda p, t: ["checkout", p.second["train"], "--into", str(t / "co")], 3),
     "diff": (lambda p, _: ["diff", p.first["prepare"], p.second["prepare"]], 3),
     "run --push": (lambda p, _: ["run", "--push"], 3),
+    "run --pull": (lambda p, _: ["run", "--pull"], 3),
     "register": (lambda p, _: ["register", p.first["train"], "--name", "clf-first"], 0),
     "doctor": (lambda p, _: ["doctor"], 1),
 }

@@ -78,6 +78,12 @@ def dvc_errors() -> Iterator[None]:
         if cause is not None and classify(cause) != "error":  # e.g. a pull without credentials
             raise RemoteError(None, classify(cause), describe(cause)) from exc
         raise DvcError(str(cause or exc)) from exc
+    except Exception as exc:
+        # DVC lets its remote's client errors through unwrapped (repro --pull,
+        # fetching the run-cache): they are the remote's problem, not a bug.
+        if classify(exc) == "error":
+            raise
+        raise RemoteError(None, classify(exc), describe(exc)) from exc
 
 
 @contextlib.contextmanager

@@ -113,8 +113,8 @@ def run_pipeline(
         project = DvcProject(root)
         session: _Session | None = None
         try:
-            if config.push:
-                check_remote_for_push(project)
+            if config.push or (flags is not None and flags.pull):
+                check_remote_for_push(project, "push" if config.push else "pull")
             session = _Session(
                 root,
                 config,

@@ -210,13 +210,14 @@ def preflight(path: Path) -> tuple[Path, dict[str, Any]]:
     return root, pipeline
 
 
-def check_remote_for_push(project: DvcProject) -> None:
-    """With push on, a remote that cannot take the outputs fails now, not after a stage."""
+def check_remote_for_push(project: DvcProject, action: str = "push") -> None:
+    """With push (or pull) on, a remote that cannot serve fails now, not after a stage."""
     url = project.remote_url()
     if url is None:
         raise DvcError(
-            "push is on but the project has no default DVC remote",
-            hint="Add one ('dvc remote add -d storage URL'), or run with --no-push.",
+            f"{action} is on but the project has no default DVC remote",
+            hint="Add one ('dvc remote add -d storage URL'), or run with "
+            + ("--no-push." if action == "push" else "no --pull."),
         )
     redact = redactor_for(project.root).redact
     try:
@@ -225,11 +226,13 @@ def check_remote_for_push(project: DvcProject) -> None:
         raise
     except DvcError as exc:
         raise DvcError(
-            f"push is on but the DVC remote {redact(url)} cannot be used: {redact(exc.message)}",
+            f"{action} is on but the DVC remote {redact(url)} cannot be used: "
+            f"{redact(exc.message)}",
             hint=exc.hint,
         ) from None
     if state == "missing" and "://" in url and not url.startswith(("http://", "https://")):
         raise DvcError(
-            f"push is on but the DVC remote's bucket or container does not exist ({redact(url)})",
+            f"{action} is on but the DVC remote's bucket or container does not exist "
+            f"({redact(url)})",
             hint="Create it first (DVC does not), or fix the URL: 'dvflow doctor' checks it.",
         )
