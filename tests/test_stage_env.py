@@ -91,4 +91,3 @@ def test_stage_python_without_mlflow_is_recorded_with_one_notice(
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED"
         assert run.data.tags["dvflow.status"] == "ran"
-

@@ -57,9 +57,7 @@ def test_run_with_cwd_flag_runs_the_subproject_and_records_repo_relative_paths(
     assert output["md5"] in (project / "dvc.lock").read_text()
 
 
-def test_run_from_inside_a_subproject_runs_that_project(
-    tmp_path: Path, template_db: Path
-) -> None:
+def test_run_from_inside_a_subproject_runs_that_project(tmp_path: Path, template_db: Path) -> None:
     root = _monorepo(tmp_path, template_db)
     result = cli("run", cwd=root / "proj-b")
     assert result.returncode == 0, result.stderr

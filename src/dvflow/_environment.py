@@ -64,6 +64,8 @@ def environment_info() -> EnvironmentInfo:
 
 def command_path() -> str:
     """The PATH DVC gives stage commands: the caller's, less what a pyenv shim put first."""
+    if "PYENV_ROOT" not in os.environ:
+        return os.environ.get("PATH", "")  # DVC changes it only under a pyenv shim
     from dvc.utils import fix_env
 
     return str(fix_env().get("PATH", ""))

@@ -1,8 +1,8 @@
 """Fails when params.yaml says flaky.fail: true (a branch independent of a -> b -> c)."""
 
 import sys
+from pathlib import Path
 
-if "fail: true" in open("params.yaml").read():
+if "fail: true" in Path("params.yaml").read_text():
     sys.exit("flaky: told to fail")
-with open("flaky.txt", "w") as out:
-    out.write("flaky ok\n")
+Path("flaky.txt").write_text("flaky ok\n")
