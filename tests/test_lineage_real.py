@@ -111,6 +111,19 @@ def test_a_file_added_inside_a_folder_dependency_reaches_the_stages_using_the_fo
     assert "0 stage run(s), 2 stage(s) from Git history" in tree.stdout, tree.stdout
 
 
+def test_a_fresh_clone_without_data_links_the_file_to_its_folder_from_git_alone(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    # As on a CI runner: no DVC cache, no data; the folder's listing comes
+    # from the files Git has and the md5 in data/images.tar.gz.dvc.
+    root = _folders(make_project)
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(root), str(clone))
+    assert not (clone / "data" / "images.tar.gz").exists()
+    data = graph(clone, "impact", "data/images.tar.gz", "--offline")
+    assert _labels(data, "stage") == {"train", "evaluate"}
+
+
 def test_lineage_of_a_file_inside_an_output_folder_finds_the_folders_producer(
     make_project: Callable[..., Path],
 ) -> None:

@@ -354,7 +354,9 @@ class Index:
         listings = {md5: _listings.from_cache(folders, md5) for md5, _ in wanted}
         untried = {md5 for md5, found in wanted if found is None and listings[md5] is None}
         if untried:
-            listings |= self._worktree_listings(untried)
+            listings |= self._git_listings(untried, folders)
+            missing = {md5 for md5 in untried if listings.get(md5) is None}
+            listings |= {k: v for k, v in self._worktree_listings(missing).items() if v}
         read = {md5: listing for md5, listing in listings.items() if listing is not None}
         if not read and not untried and not scan:
             return 0
@@ -369,6 +371,25 @@ class Index:
                 [(md5, rel, m) for md5, listing in read.items() for rel, m in listing.items()],
             )
         return len(read)
+
+    def _git_listings(
+        self, md5s: set[str], folders: Sequence[Path]
+    ) -> dict[str, _listings.Listing | None]:
+        """Listings of Git-tracked folder dependencies, from a commit whose dvc.lock names them."""
+        found: dict[str, _listings.Listing | None] = {}
+        wanted = sorted(md5s)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for md5, path, sha in self.db.execute(
+                "SELECT io.md5, io.path, MIN(c.sha) FROM entry_io io "  # noqa: S608 - only '?'s
+                "JOIN blob_entries be ON be.entry = io.entry JOIN changes c ON c.blob = be.blob "
+                f"WHERE io.role = 'dep' AND io.md5 IN ({','.join('?' * len(chunk))}) "
+                "GROUP BY io.md5, io.path",
+                chunk,
+            ):
+                if found.get(md5) is None:
+                    found[md5] = _listings.from_git(self.root, sha, path, md5, folders)
+        return found
 
     def _worktree_listings(self, md5s: set[str]) -> dict[str, _listings.Listing | None]:
         from ._lineage import _worktree_entries

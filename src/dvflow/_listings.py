@@ -93,6 +93,55 @@ def from_worktree(root: Path, path: str, md5: str) -> Listing | None:
     return listing if dir_md5(entries) == md5 else None
 
 
+def from_git(
+    root: Path, commit: str, path: str, md5: str, folders: Iterable[Path]
+) -> Listing | None:
+    """The listing of the Git-tracked folder ``path`` at ``commit``, if it hashes to ``md5``.
+
+    A folder dependency that holds ``dvc add``ed files (``data/`` beside
+    ``data/images.tar.gz.dvc``) is never stored by DVC, but Git has all of
+    it: its files' bytes, and the md5 of each DVC-tracked one in its
+    ``.dvc`` file. Needs no data, so it works in a fresh clone or CI.
+    """
+    from . import _history
+    from ._git import _git
+
+    prefix = path.rstrip("/") + "/"
+    files = {}
+    for item in _git(root, "ls-tree", "-r", "-z", commit, "--", prefix).split("\0"):
+        meta, _, name = item.partition("\t")
+        parts = meta.split()
+        if name and len(parts) == 3 and parts[1] == "blob" and parts[0] != "120000":
+            files[name] = parts[2]
+    tracked = [name for name in files if name.endswith(".dvc")]
+    if not tracked:
+        return None  # a code folder: nothing in it has a producer to link to
+    blobs = _history.read_blobs(root, files.values())
+    listing = {
+        name[len(prefix) :]: hashlib.md5(blobs.get(blob, b""), usedforsecurity=False).hexdigest()
+        for name, blob in files.items()
+    }
+    for name in tracked:
+        for entry in _history.parse_file(name, blobs.get(files[name], b"")):
+            for out, out_md5 in entry.outs:
+                if not _add_tracked(listing, out[len(prefix) :], out_md5, folders):
+                    return None
+    entries = [{"relpath": rel, "md5": m} for rel, m in listing.items()]
+    return listing if dir_md5(entries) == md5 else None
+
+
+def _add_tracked(listing: Listing, rel: str, md5: str, folders: Iterable[Path]) -> bool:
+    """Put one DVC-tracked file (or folder, from its cached listing) into ``listing``."""
+    if not md5.endswith(".dir"):
+        listing[rel] = md5
+        return True
+    inner = from_cache(folders, md5)
+    if inner is None:
+        return False
+    listing.update({f"{rel}/{name}": m for name, m in inner.items()})
+    return True
+
+
 def _md5(path: Path) -> str:
     digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as handle:
