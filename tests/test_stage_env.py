@@ -91,3 +91,17 @@ def test_stage_python_without_mlflow_is_recorded_with_one_notice(
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED"
         assert run.data.tags["dvflow.status"] == "ran"
+
+
+def test_without_python_on_the_stage_path_the_record_describes_dvflows_own(
+    tmp_path: Path,
+) -> None:
+    import platform
+
+    from dvflow._environment import StageInterpreter
+
+    described = StageInterpreter(str(tmp_path)).environment()  # a PATH with no python
+    assert not described.found
+    assert described.info["python"] == platform.python_version()
+    assert described.info["mlflow"] != "not installed" and described.has_mlflow
+    assert "no working 'python'" in (described.notice() or "")
