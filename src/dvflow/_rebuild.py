@@ -297,8 +297,9 @@ def copy_object(project: DvcProject, md5: str, dest: Path) -> None:
 
 def _run_stage(tree: Path, stage: str) -> str:
     env = {
+        # The caller's PATH, as 'dvflow run' and 'dvc repro' use it: the stage's
+        # interpreter is the user's (its packages), not dvflow's.
         **os.environ,
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         # A script that logs to MLflow logs into a throwaway store, not the real one.
         "MLFLOW_TRACKING_URI": (tree.parent / "mlruns").as_uri(),
         "MLFLOW_ALLOW_FILE_STORE": "true",
