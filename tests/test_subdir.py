@@ -68,3 +68,20 @@ def test_run_from_inside_a_subproject_runs_that_project(tmp_path: Path, template
     assert nested.returncode == 0, nested.stderr
     assert set(stage_runs(root / "proj-a")) == {"proj-a/dvc.yaml:prepare"}
     assert "proj-a/dvc.yaml:prepare" in nested.stdout and "ran" in nested.stdout
+
+
+def test_show_and_bind_find_a_subproject_runs_in_its_own_store(
+    tmp_path: Path, template_db: Path
+) -> None:
+    root = _monorepo(tmp_path, template_db)
+    assert cli("run", "-C", "proj-a", cwd=root).returncode == 0
+    (run_id,) = stage_runs(root / "proj-a").values()
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "results")
+
+    shown = cli("show", run_id, "-C", "proj-a", cwd=root)
+    assert shown.returncode == 0, shown.stderr
+    assert "output    proj-a/clean.txt" in shown.stdout and "intact" in shown.stderr
+    bound = cli("bind", "-C", "proj-a", cwd=root)
+    assert bound.returncode == 0, bound.stderr
+    assert bound.stdout.startswith("bound 2 run(s)")  # the stage run and its pipeline run

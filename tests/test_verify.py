@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DVFLOW, cli, dvc, git, stage_runs, tracking_client
+from conftest import DVFLOW, PROJECTS, cli, dvc, git, stage_runs, tracking_client
 
 PICKY = {"DVFLOW_TEST_PICKY": "1"}
 
@@ -231,3 +232,24 @@ def test_a_rebuild_leaves_the_projects_cache_and_run_cache_untouched(recorded: P
     # Its throwaway output is not in the run-cache, where the next dvc repro
     # would restore it in place of the recorded one.
     assert sorted(p.relative_to(cache) for p in cache.rglob("*")) == before
+
+
+def test_a_subdir_projects_stage_rebuilds_identical(tmp_path: Path, template_db: Path) -> None:
+    root = tmp_path / "monorepo"  # one git repository, DVC project in proj-a
+    shutil.copytree(PROJECTS / "monorepo", root)
+    git(root, "init", "-q")
+    project = root / "proj-a"
+    for args in (("init", "--subdir", "-q"), ("remote", "add", "-d", "s", str(tmp_path / "r"))):
+        assert dvc(project, *args).returncode == 0
+    shutil.copy(template_db, project / "mlflow.db")
+    assert dvc(project, "add", "data/raw.txt").returncode == 0
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "a DVC project in a folder")
+    assert cli("run", "-C", "proj-a", cwd=root).returncode == 0
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "results")
+    assert dvc(project, "push", "-q").returncode == 0
+    run_id = stage_runs(project)["proj-a/dvc.yaml:prepare"]
+    result = cli("verify", run_id, "--rebuild", "-C", "proj-a", cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "identical  proj-a/clean.txt" in result.stdout

@@ -180,6 +180,16 @@ def _params_files(pipeline: Mapping[str, Any]) -> set[str]:
     return files
 
 
+def nearest_dvc_root(start: Path, top: Path) -> Path | None:
+    """The nearest folder with ``.dvc/`` from ``start`` up to the git root ``top``."""
+    for folder in (start, *start.parents):
+        if (folder / ".dvc").is_dir():
+            return folder
+        if folder == top:
+            break
+    return None
+
+
 def dvc_root(path: Path) -> Path:
     """The DVC project holding ``path``: the nearest folder with ``.dvc/``, up to the git root.
 
@@ -189,11 +199,9 @@ def dvc_root(path: Path) -> Path:
     if not path.is_dir():
         raise ProjectError(f"no such folder: {path}", hint="Pass -C the project's folder.")
     top = _git.find_root(path.resolve())
-    for folder in (path.resolve(), *path.resolve().parents):
-        if (folder / ".dvc").is_dir():
-            return folder
-        if folder == top:
-            break
+    found = nearest_dvc_root(path.resolve(), top)
+    if found is not None:
+        return found
     raise ProjectError(
         f"{top} is a git repository but not a DVC project",
         hint="Run 'dvflow init' to set up DVC and MLflow here (or pass -C the folder of "

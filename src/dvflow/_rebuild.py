@@ -90,11 +90,13 @@ def rebuild(
             step("applying the recorded patch")
             apply_patch(tree, patch)
         step("fetching the recorded inputs")
-        prepare_dvc(root, tree, project)
+        # A 'dvc init --subdir' project is a folder of the worktree; DVC runs there.
+        sub = str(record.code.get("dvc_root") or "")
+        prepare_dvc(project.root, tree / sub, project)
         materialize(project, tree, [p for p in record.inputs if p.cache_path and p.md5])
         restore_inputs(project, root, tree, record.inputs)
         step(f"re-running stage {stage} (run-cache off)")
-        tail = _run_stage(tree, stage)
+        tail = _run_stage(tree / sub, stage.removeprefix(f"{sub}/") if sub else stage)
         rebuilt = _outputs(tree, stage)
         metrics = _metrics(tree, stage)
     outputs = tuple(

@@ -53,12 +53,15 @@ def verify(
 ) -> Verification:
     """Check ``target`` (a run id, ``models:/N/V`` or ``models:/N@A``); rebuild on request."""
     from ._dvc import DvcProject
+    from ._gate import dvc_root
     from ._tracking import open_project
 
     root, _, tracker = open_project(path, tracking_uri)
+    # The DVC project may be a folder of the git repository ('dvc init --subdir').
+    dvc_dir = dvc_root(root, Path(path).resolve())
     run_id, model, record_sha = _resolve(tracker, target, root)
     checks = RunChecks(tracker, root, run_id, model, record_sha)
-    checks.run_all(DvcProject, outputs=True, extended=True)
+    checks.run_all(lambda _root: DvcProject(dvc_dir), outputs=True, extended=True)
     if checks.record is not None and checks.record.kind == "pipeline":
         stages = ", ".join(f"{s['name']} {s['run_id']}" for s in checks.record.stages)
         raise InvalidArgumentError(
@@ -75,7 +78,7 @@ def verify(
             f"{target}: no intact stage record to rebuild from",
             hint="Rebuild a stage run (or a model version made by one) whose record checks pass.",
         )
-    project = DvcProject(root)
+    project = DvcProject(dvc_dir)
     try:
         outcome = rebuild(
             root, tracker, project, checks.record, rtol=rtol, atol=atol, on_step=on_step
