@@ -13,6 +13,7 @@ lacks get an empty cache, as in a fresh clone. The failures:
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PROJECTS, _isolate, cli, dvc, free_port, git, stage_runs
-from servers import AWS_TEST_ENV, moto_auth_enforced, s3_client, unique_name
+from servers import AWS_TEST_ENV, AZURITE_ACCOUNT, moto_auth_enforced, s3_client, unique_name
 
 
 @dataclass(frozen=True)
@@ -188,3 +189,57 @@ def test_each_cloud_error_names_its_cause(
         "missing-bucket": "does not exist",
     }[kind]
     assert expected in said, said
+
+
+def azure_connection(connection_string: str, **changes: str) -> str:
+    """Azurite's connection string with some of its fields replaced."""
+    fields = dict(f.split("=", 1) for f in connection_string.strip(";").split(";"))
+    return ";".join(f"{k}={v}" for k, v in {**fields, **changes}.items()) + ";"
+
+
+@pytest.mark.parametrize(
+    ("cloud", "kind"),
+    [
+        ("azure", "refused"),
+        ("azure", "unreachable"),
+        ("azure", "missing-bucket"),
+        ("gs", "unreachable"),
+        ("gs", "missing-bucket"),
+    ],
+)
+def test_doctor_names_the_cause_on_azure_and_gcs_too(
+    cloud: str,
+    kind: str,
+    make_project: Callable[..., Path],
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = make_project("basic")
+    name = unique_name("dvc") if kind == "missing-bucket" else None
+    if cloud == "azure":
+        container = request.getfixturevalue("azure_container")
+        endpoint = f"http://127.0.0.1:{free_port()}/{AZURITE_ACCOUNT}"
+        changes = {
+            "refused": {"AccountKey": base64.b64encode(b"not the account key" * 3).decode()},
+            "unreachable": {"BlobEndpoint": endpoint},
+        }.get(kind, {})
+        url = f"azure://{name or container.name}/store"
+        connection = azure_connection(container.connection_string, **changes)
+        write_remote(root, url, connection_string=connection)
+    else:
+        bucket = request.getfixturevalue("gcs_bucket")
+        endpoint = f"http://127.0.0.1:{free_port()}" if kind == "unreachable" else bucket.endpoint
+        url = f"gs://{name or bucket.name}/store"
+        write_remote(root, url, endpointurl=endpoint, allow_anonymous_login="true")
+    result = cli("doctor", "-C", str(root), timeout=120)
+    said = result.stdout + result.stderr
+    assert result.returncode == 1, said
+    assert "Traceback" not in said, said
+    expected = {
+        "refused": "refused the credentials",
+        "unreachable": "does not answer",
+        "missing-bucket": "its bucket or container does not exist",
+    }[kind]
+    assert re.search(rf"^\s*FAIL\s+remote\s+{re.escape(url)}:? {expected}", result.stdout, re.M), (
+        said
+    )

@@ -24,6 +24,7 @@ from ._remote import (
     check_bucket,
     classify,
     describe,
+    quiet_clients,
     raise_if_unanswered,
     remote_errors,
     remote_listing,
@@ -61,7 +62,8 @@ def dvc_errors() -> Iterator[None]:
     from dvc.stage.exceptions import StageNotFound
 
     try:
-        yield
+        with quiet_clients():
+            yield
     except DvflowError:
         raise
     except (StageNotFound, MissingStageError, NoOutputOrStageError) as exc:

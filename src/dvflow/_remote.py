@@ -17,11 +17,15 @@ Only type names and messages are read: no cloud library is imported here.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
 
+from ._capture import logger_level
 from ._exceptions import DvflowError, RemoteError
+
+_CHATTY_LOGGERS = ("gcsfs", "adlfs", "s3fs")
 
 # Checked in this order: a chain that holds several causes reports the first.
 _NAMES = {
@@ -134,11 +138,21 @@ def remote_errors(url: str | None) -> Iterator[None]:
     exception type; every one of them is a remote problem, never a dvflow bug.
     """
     try:
-        yield
+        with quiet_clients():
+            yield
     except DvflowError:
         raise
     except Exception as exc:
         raise RemoteError(url, classify(exc), describe(exc)) from exc
+
+
+@contextlib.contextmanager
+def quiet_clients() -> Iterator[None]:
+    """gcsfs logs each failed retry with its traceback; the RemoteError says it once."""
+    with contextlib.ExitStack() as stack:
+        for name in _CHATTY_LOGGERS:
+            stack.enter_context(logger_level(name, logging.CRITICAL))
+        yield
 
 
 def raise_if_unanswered(fs: Any, path: str) -> None:
