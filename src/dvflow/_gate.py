@@ -53,16 +53,14 @@ def check_project(
     tracking_uri: str | None = None,
 ) -> GateResult:
     """Run the gate on the work tree at ``path``; ``release`` tags default to those at HEAD."""
-    from ._config import load_config
     from ._dvc import DvcProject
-    from ._tracking import Tracker, check_existing_store
+    from ._project import nearest_dvc_root
+    from ._tracking import open_project
 
-    top = _git.find_root(Path(path).resolve())
-    root = dvc_root(top, Path(path).resolve())
-    # A subdirectory DVC project keeps its own dvflow settings and store.
-    config = load_config(root, tracking_uri=tracking_uri)
-    check_existing_store(config.tracking_uri)
-    tracker = Tracker(config.tracking_uri)
+    top, config, tracker = open_project(path, tracking_uri)
+    # 'dvc init --subdir' puts several DVC projects in one Git repository
+    # (DESIGN trap 16): check the one holding the folder.
+    root = nearest_dvc_root(Path(path).resolve(), top) or top
     entries = _worktree_entries(root)
     tags = list(release) or _tags_at_head(root)
     project = DvcProject(root)
@@ -76,20 +74,6 @@ def check_project(
     finally:
         project.close()
     return GateResult(tuple(checks), _diagram(root, config.tracking_uri), tuple(tags))
-
-
-def dvc_root(top: Path, start: Path) -> Path:
-    """The DVC project holding ``start``: the nearest folder with a ``.dvc``, up to ``top``.
-
-    ``dvc init --subdir`` puts several DVC projects in one Git repository
-    (DESIGN trap 16); ``check -C sub`` checks the one in ``sub``.
-    """
-    for folder in (start, *start.parents):
-        if (folder / ".dvc").is_dir():
-            return folder
-        if folder == top:
-            break
-    return top
 
 
 def _lock_keys(root: Path, top: Path) -> dict[str, str]:
