@@ -243,3 +243,51 @@ def test_doctor_names_the_cause_on_azure_and_gcs_too(
     assert re.search(rf"^\s*FAIL\s+remote\s+{re.escape(url)}:? {expected}", result.stdout, re.M), (
         said
     )
+
+
+def _raised_from(error: BaseException, cause: BaseException) -> BaseException:
+    try:
+        raise error from cause
+    except BaseException as raised:  # the chain is what is tested
+        return raised
+
+
+def test_the_cloud_clients_own_exceptions_are_told_apart_and_an_md5_is_no_status() -> None:
+    """The clients' real exception classes, as s3fs, adlfs and fsspec raise or wrap them."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        ResourceNotFoundError,
+        ServiceRequestError,
+    )
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+    from dvflow._remote import classify
+
+    def s3(code: str) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": code}}, "HeadObject")
+
+    refused_http = ConnectionRefusedError(111, "Connect call failed")
+    cases = {
+        NoCredentialsError(): "no-credentials",
+        s3("InvalidAccessKeyId"): "refused",
+        _raised_from(PermissionError("Forbidden"), s3("403")): "refused",
+        ClientAuthenticationError("Server failed to authenticate the request"): "refused",
+        EndpointConnectionError(endpoint_url="http://127.0.0.1:9"): "unreachable",
+        ServiceRequestError("Cannot connect to host"): "unreachable",
+        _raised_from(FileNotFoundError("https://host/store"), refused_http): "unreachable",
+        _raised_from(FileNotFoundError("bucket"), s3("NoSuchBucket")): "missing-bucket",
+        ResourceNotFoundError("ErrorCode:ContainerNotFound"): "missing-bucket",
+        FileNotFoundError("store/files/md5/40/3f01403a9e"): "error",
+    }
+    assert {repr(e): classify(e) for e in cases} == {repr(e): r for e, r in cases.items()}
+
+
+def test_a_cloud_client_error_that_escaped_every_boundary_is_still_the_remotes() -> None:
+    """The CLI's last resort: by exception type only, so a dvflow bug stays a bug (exit 70)."""
+    from botocore.exceptions import NoCredentialsError
+
+    from dvflow._remote import escaped_client_error
+
+    escaped = escaped_client_error(_raised_from(RuntimeError("wrapped"), NoCredentialsError()))
+    assert escaped is not None and escaped.reason == "no-credentials" and escaped.exit_code == 3
+    assert escaped_client_error(KeyError("timed out 403")) is None

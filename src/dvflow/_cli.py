@@ -558,6 +558,12 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("error: interrupted", err=True)
         sys.exit(130)
     except Exception as exc:
+        from ._remote import escaped_client_error
+
+        remote = escaped_client_error(exc)  # a cloud client's error is the remote's problem
+        if remote is not None:
+            _report(remote)
+            sys.exit(remote.exit_code)
         _report(exc, f"unexpected {type(exc).__name__}: {exc}")
         click.echo("hint: this is a dvflow bug; run again with -v and report it", err=True)
         sys.exit(70)

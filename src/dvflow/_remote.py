@@ -146,6 +146,22 @@ def remote_errors(url: str | None) -> Iterator[None]:
         raise RemoteError(url, classify(exc), describe(exc)) from exc
 
 
+def escaped_client_error(exc: BaseException) -> RemoteError | None:
+    """The RemoteError for a cloud client's exception no boundary translated, if it is one.
+
+    Only exception type names count here (not messages), so that a dvflow
+    bug is never passed off as a remote problem.
+    """
+    for link in _chain(exc):
+        names = {cls.__name__ for cls in type(link).__mro__}
+        for reason, known in _NAMES.items():
+            if names & set(known) and not isinstance(link, OSError | RemoteError):
+                error = RemoteError(None, reason, describe(exc))
+                error.__cause__ = exc
+                return error
+    return None
+
+
 @contextlib.contextmanager
 def quiet_clients() -> Iterator[None]:
     """gcsfs logs each failed retry with its traceback; the RemoteError says it once."""
