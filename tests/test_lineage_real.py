@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -194,6 +196,32 @@ def test_a_run_made_after_its_consumer_is_not_offered_as_its_producer(
     producers = {s for s, t, kind in edges(data) if t == clean["id"] and kind == "produced"}
     assert producers == {f"run:{first.info.run_id}"}
     assert f"run:{second.info.run_id}" in clean["attrs"]["also_produced_by"]
+
+
+def test_a_stage_from_git_history_is_given_the_producer_of_its_own_dvc_lock(
+    make_project: Callable[..., Path],
+) -> None:
+    root = _twins(make_project)
+    first = git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    # Another branch makes the same bytes with another command line.
+    git(root, "checkout", "-q", "-b", "other")
+    with (root / "split.py").open("a") as handle:
+        handle.write("# the same rows\n")
+    _ok(dvc(root, "repro", "-q"))
+    git(root, "add", "-A")
+    later = {"GIT_COMMITTER_DATE": "2030-01-01T00:00:00 +0000"}
+    subprocess.run(
+        ["git", "commit", "-qm", "split again"], cwd=root, env={**os.environ, **later}, check=True
+    )
+    git(root, "checkout", "-q", first)
+    _ok(dvc(root, "checkout", "-q"))
+    data = graph(root, "lineage", "fit.txt", "--offline")
+    train = next(n for n in nodes(data, "data") if n["label"] == "data/train.csv")
+    producers = [s for s, t, kind in edges(data) if t == train["id"] and kind == "produced"]
+    assert len(producers) == 1
+    split = next(n for n in data["nodes"] if n["id"] == producers[0])
+    assert split["attrs"]["commit"] == git(root, "rev-parse", first).strip()
+    assert len(train["attrs"]["also_produced_by"]) == 1
 
 
 # -- branches and the index ---------------------------------------------------------

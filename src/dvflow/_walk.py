@@ -402,8 +402,32 @@ class _Choice:
         chosen = [(f"run:{r}", "produced") for r in self._runs(runs, targets)]
         same = self._same_lock(entries, targets)
         if same or not chosen:
-            chosen = [(f"entry:{e}", _SOURCE_EDGES.get(k, "produced")) for e, k in same or entries]
+            picked = self._committed_before(same or list(entries), targets)
+            chosen = [(f"entry:{e}", _SOURCE_EDGES.get(k, "produced")) for e, k in picked]
         return chosen, every - {c for c, _ in chosen}
+
+    def _committed_before(
+        self, entries: list[tuple[str, str]], targets: Sequence[str]
+    ) -> list[tuple[str, str]]:
+        """Of several entries, the latest first committed no later than the consumers."""
+        consumers = [t[6:] for t in targets if t.startswith("entry:")]
+        if len(entries) < 2 or not consumers:
+            return entries
+        first = dict(
+            _chunked(
+                self.db,
+                "SELECT be.entry, MIN(cm.time) FROM blob_entries be JOIN changes c "
+                "ON c.blob = be.blob JOIN commits cm ON cm.sha = c.sha "
+                "WHERE be.entry IN ({}) GROUP BY be.entry",
+                sorted({*consumers, *(e for e, _ in entries)}),
+            )
+        )
+        deadline = min(first.get(c, 0) for c in consumers)
+        before = [(e, k) for e, k in entries if first.get(e, 0) <= deadline]
+        if not before:
+            return entries
+        latest = max(first.get(e, 0) for e, _ in before)
+        return [(e, k) for e, k in before if first.get(e, 0) == latest]
 
     def _runs(self, runs: Sequence[tuple[Any, ...]], targets: Sequence[str]) -> list[str]:
         consumers = [self.runs[t[4:]] for t in targets if t[4:] in self.runs]
