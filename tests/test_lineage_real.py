@@ -222,6 +222,12 @@ def test_a_stage_from_git_history_is_given_the_producer_of_its_own_dvc_lock(
     split = next(n for n in data["nodes"] if n["id"] == producers[0])
     assert split["attrs"]["commit"] == git(root, "rev-parse", first).strip()
     assert len(train["attrs"]["also_produced_by"]) == 1
+    # The target itself, at a rev: that rev's dvc.lock names its producer.
+    for rev in (first, "other"):
+        at = graph(root, "lineage", f"data/train.csv@{rev}", "--offline")
+        made = [s for s, t, kind in edges(at) if t == at["roots"][0] and kind == "produced"]
+        (split,) = [n for n in at["nodes"] if n["id"] in made]
+        assert split["attrs"]["commit"] == git(root, "rev-parse", rev).strip()
 
 
 # -- branches and the index ---------------------------------------------------------

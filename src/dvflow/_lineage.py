@@ -116,11 +116,19 @@ class Graph:
 # -- resolving what the user typed ------------------------------------------------
 
 
-def resolve(db: sqlite3.Connection, root: Path, target: str, cwd: Path | None = None) -> list[str]:
+def resolve(
+    db: sqlite3.Connection,
+    root: Path,
+    target: str,
+    cwd: Path | None = None,
+    context: set[str] | None = None,
+) -> list[str]:
     """The node ids ``target`` names (a model, alias, run, md5 or path[@rev]).
 
     Run ids and md5s may be shortened to a unique prefix of 7 or more
-    characters, as the tree prints them.
+    characters, as the tree prints them. A path adds to ``context`` the
+    entries of the DVC files it was read from (at ``rev`` or in the work
+    tree): of several producers, those are the target's.
     """
     text = target.strip()
     if not text:
@@ -135,7 +143,7 @@ def resolve(db: sqlite3.Connection, root: Path, target: str, cwd: Path | None = 
             return [found]
     if _MD5.match(text):
         raise TargetNotFoundError(target)
-    return [f"data:{md5}:{path}" for path, md5 in _resolve_path(db, root, text, cwd)]
+    return [f"data:{md5}:{path}" for path, md5 in _resolve_path(db, root, text, cwd, context)]
 
 
 def _paths_of(db: sqlite3.Connection, md5: str) -> list[str]:
@@ -210,7 +218,7 @@ def _resolve_model(db: sqlite3.Connection, text: str) -> str:
 
 
 def _resolve_path(
-    db: sqlite3.Connection, root: Path, text: str, cwd: Path | None
+    db: sqlite3.Connection, root: Path, text: str, cwd: Path | None, context: set[str] | None
 ) -> list[tuple[str, str]]:
     """``(path, md5)`` of ``path`` at ``rev`` (committed files), or in the work tree's DVC files.
 
@@ -225,6 +233,8 @@ def _resolve_path(
             inside = (cwd.resolve() / raw).relative_to(root.resolve())
             candidates.append(inside.as_posix())
     entries = _entries_at(root, rev, text) if rev else list(_worktree_entries(root))
+    if context is not None:
+        context.update(e.digest for e in entries)
     for path in candidates:
         outs = sorted({m for e in entries for p, m in e.outs if p == path})
         deps = sorted({m for e in entries for p, m in e.deps if p == path})
@@ -306,5 +316,6 @@ def build_graph(
     """The lineage (``upstream``) or impact (``downstream``) graph of ``target``."""
     from ._walk import Walker
 
-    roots = resolve(db, root, target, cwd)
-    return Walker(db, direction, target).walk(roots)
+    context: set[str] = set()
+    roots = resolve(db, root, target, cwd, context)
+    return Walker(db, direction, target, context).walk(roots)

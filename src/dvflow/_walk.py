@@ -27,9 +27,17 @@ def data_key(path: str, md5: str) -> str:
 class Walker:
     """Builds a Graph by walking the index from the target's nodes."""
 
-    def __init__(self, db: sqlite3.Connection, direction: Direction, target: str) -> None:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        direction: Direction,
+        target: str,
+        context: Iterable[str] = (),
+    ) -> None:
         self.db = db
         self.graph = Graph(direction, target)
+        # The stage entries of the DVC files the target was read from.
+        self.context = frozenset(context)
         self._stage_outputs: dict[str, set[frozenset[str]]] | None = None
         # Producers of a data version other than the one the walk followed.
         self.also: dict[str, set[str]] = {}
@@ -160,6 +168,7 @@ class Walker:
         ):
             entries.setdefault((path, md5), []).append((entry, kind))
         choice = _Choice(self.db, self.graph, (f"data:{data_key(*p)}" for p in data))
+        choice.context = self.context
         for pair in data:
             node_id = f"data:{data_key(*pair)}"
             chosen, others = choice.producers(node_id, runs.get(pair, []), entries.get(pair, []))
@@ -392,6 +401,7 @@ class _Choice:
         ):
             self.blobs.setdefault(entry, set()).add(blob)
         self.db = db
+        self.context: frozenset[str] = frozenset()
 
     def producers(
         self, node_id: str, runs: Sequence[tuple[Any, ...]], entries: Sequence[tuple[str, str]]
@@ -401,6 +411,10 @@ class _Choice:
         targets = self.consumers.get(node_id, [])
         chosen = [(f"run:{r}", "produced") for r in self._runs(runs, targets)]
         same = self._same_lock(entries, targets)
+        if not targets and not chosen:
+            # The target itself, made without dvflow: its own dvc.lock or .dvc
+            # file says which stage made it.
+            same = [(e, k) for e, k in entries if e in self.context]
         if same or not chosen:
             picked = self._committed_before(same or list(entries), targets)
             chosen = [(f"entry:{e}", _SOURCE_EDGES.get(k, "produced")) for e, k in picked]
