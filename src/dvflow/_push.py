@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from ._dvc import DvcProject
 from ._dvcfiles import Pointer
-from ._exceptions import DvcError, DvflowError
+from ._exceptions import DvcError, DvflowError, RemoteError
 from ._redact import Redactor
 from ._results import Progress, ProgressCallback
 
@@ -32,11 +32,13 @@ class Pusher:
             self.pushed.update(p.path for p in outputs)
         except Exception as exc:  # whatever the remote raised, say it plainly
             # DVC wraps what its stage callback raises; run() surfaces this one.
+            fix = exc.hint if isinstance(exc, RemoteError) else None
             self.error = DvcError(
                 f"could not push the outputs of stage '{stage}' to the DVC remote "
                 f"({self._reason(exc)}); its run was marked FAILED",
-                hint="Check the remote with 'dvflow doctor'. The outputs are in the local "
-                "cache: push them with 'dvc push' once the remote works, or run again.",
+                hint=(fix or "Check the remote with 'dvflow doctor'.")
+                + " The outputs are in the local cache: push them with "
+                "'dvc push' once the remote works, or run again.",
             )
             raise self.error from exc
 
@@ -62,5 +64,7 @@ class Pusher:
         self.pushed.update(paths)
 
     def _reason(self, exc: Exception) -> str:
+        if isinstance(exc, RemoteError):  # the sentence already names the remote
+            return self.redactor.redact(f"it {exc.problem}: {exc.detail}")
         reason = exc.message if isinstance(exc, DvflowError) else str(exc)
         return self.redactor.redact(reason.removeprefix("DVC: "))

@@ -173,10 +173,14 @@ def quiet_clients() -> Iterator[None]:
 
 def raise_if_unanswered(fs: Any, path: str) -> None:
     """``exists`` is False for a server that never answered, too (fsspec's HTTP
-    file system swallows connection errors): ask again, and let those raise."""
+    file system swallows connection errors): ask again, and let only those raise.
+
+    Anything else (a local path under a file, say) stays "missing", for the
+    push itself to report.
+    """
     try:
         fs.info(path)
-    except FileNotFoundError as exc:
+    except OSError as exc:
         if classify(exc) == "unreachable":
             raise
 
