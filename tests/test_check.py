@@ -190,3 +190,11 @@ def test_check_in_a_subdir_project_checks_that_dvc_project(
     other = cli("check", "-C", str(root / "proj-b"))
     assert other.returncode == 10, other.stdout + other.stderr  # proj-b never ran
     assert "FAIL  stale" in other.stdout and "count" in other.stdout
+    # A release tag's models are read from the project's own dvc.yaml.
+    with (root / "proj-a" / "dvc.yaml").open("a") as pipeline:
+        pipeline.write("artifacts:\n  cleaner:\n    path: clean.txt\n    type: model\n")
+    git(root, "commit", "-qam", "a model")
+    git(root, "tag", "v1")
+    release = cli("check", "-C", "proj-a", cwd=root)
+    assert release.returncode == 13, release.stdout + release.stderr
+    assert "v1: model cleaner has no @production version" in release.stdout

@@ -205,7 +205,8 @@ def _release(root: Path, tracker: Tracker, tags: Sequence[str], alias: str) -> C
 def _tag_artifacts(root: Path, tag: str, dvcfile: str) -> dict[str, str]:
     import tempfile
 
-    text = _git.show_file(root, tag, dvcfile)
+    # './': relative to the DVC project's folder, as ls-tree listed it (dvc init --subdir).
+    text = _git.show_file(root, tag, f"./{dvcfile}")
     with tempfile.TemporaryDirectory(prefix="dvflow-") as tmp:
         target = Path(tmp) / dvcfile
         target.parent.mkdir(parents=True, exist_ok=True)
