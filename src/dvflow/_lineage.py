@@ -1,9 +1,11 @@
 """Lineage (upstream) and impact (downstream) graphs, answered from the index.
 
-Nodes are data versions (by md5), stage runs (MLflow), stage entries of
-committed ``dvc.lock`` files (where a pipeline ran without dvflow), sources
-(``dvc add``/``dvc import``), model versions and aliases. Edges point the way
-data flows: from what was used to what was made.
+Nodes are data versions (one repo-relative path at one md5: the same bytes
+under two paths are two nodes; Git-tracked dependencies are ``code``), stage
+runs (MLflow), stage entries of committed ``dvc.lock`` files (where a
+pipeline ran without dvflow), sources (``dvc add``/``dvc import``), model
+versions and aliases. Edges point the way data flows: from what was used to
+what was made; a file and the folder versions listing it are linked both ways.
 
 Nothing here imports MLflow or DVC: a warm index answers in milliseconds.
 """

@@ -167,8 +167,8 @@ class Walker:
             wanted,
         ):
             entries.setdefault((path, md5), []).append((entry, kind))
-        choice = _Choice(self.db, self.graph, (f"data:{data_key(*p)}" for p in data))
-        choice.context = self.context
+        keys = (f"data:{data_key(*p)}" for p in data)
+        choice = _Choice(self.db, self.graph, keys, self.context)
         for pair in data:
             node_id = f"data:{data_key(*pair)}"
             chosen, others = choice.producers(node_id, runs.get(pair, []), entries.get(pair, []))
@@ -376,11 +376,19 @@ class _Choice:
     """Which of several producers of one data version its consumers can have used.
 
     The producer in the same pipeline run (or the same ``dvc.lock``) first;
-    else the latest run that ended before the consumer started; a data
-    version nothing in the walk consumed yet shows the run that first made it.
+    else the latest run that ended before the consumer started (of stages
+    from Git, the latest first committed no later than the consumer). The
+    target itself shows the run that first made it, else the stage of the
+    DVC file it was read from (``context``).
     """
 
-    def __init__(self, db: sqlite3.Connection, graph: Graph, data: Iterable[str]) -> None:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        graph: Graph,
+        data: Iterable[str],
+        context: frozenset[str] = frozenset(),
+    ) -> None:
         wanted = set(data)
         self.consumers: dict[str, list[str]] = {}
         for edge in graph.edges:
@@ -401,7 +409,7 @@ class _Choice:
         ):
             self.blobs.setdefault(entry, set()).add(blob)
         self.db = db
-        self.context: frozenset[str] = frozenset()
+        self.context = context
 
     def producers(
         self, node_id: str, runs: Sequence[tuple[Any, ...]], entries: Sequence[tuple[str, str]]
