@@ -111,6 +111,7 @@ def test_a_file_added_inside_a_folder_dependency_reaches_the_stages_using_the_fo
     assert (data["roots"][0], folder["id"], "contained-in") in edges(data)
     tree = cli("impact", "data/images.tar.gz", "--offline", "-C", str(root))
     assert "0 stage run(s), 2 stage(s) from Git history" in tree.stdout, tree.stdout
+    assert "└── in folder: data data  md5 " in tree.stdout
 
 
 def test_a_fresh_clone_without_data_links_the_file_to_its_folder_from_git_alone(

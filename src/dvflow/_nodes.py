@@ -204,7 +204,7 @@ class Attributes:
             twice=True,
         ):
             paths.setdefault(md5, set()).add(path)
-        code = _CodePaths(self.db)
+        code = CodePaths(self.db)
         for node_id, node in nodes.items():
             path, md5 = pairs[node_id]
             names = refs.get((path, md5), set())
@@ -241,7 +241,7 @@ _REFS_QUERY = {
 }
 
 
-class _CodePaths:
+class CodePaths:
     """Paths that DVC never stored: code and other files Git tracks, drawn as code.
 
     A dependency is data when it, a folder above it, or a path inside it was

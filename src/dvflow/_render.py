@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ._lineage import Graph, Node
+from ._lineage import Edge, Graph, Node
 
 _SHAPES = {
     "data": "note",
@@ -147,9 +147,18 @@ _EDGE_WORDS = {
     "restored-from": "restored from: ",
     "imported": "",
     "part-of": "",
-    "contains": "inside ",
-    "contained-in": "in folder ",
+    # Folder links read from the child's side: a folder above, or a file in it.
+    "folder": "in folder: ",
+    "file": "holds: ",
 }
+
+
+def _child_word(edge: Edge, child: str) -> str:
+    """The edge's word as the child's line says it (folder links read both ways)."""
+    if edge.kind not in ("contains", "contained-in"):
+        return edge.kind
+    folder = edge.source if edge.kind == "contains" else edge.target
+    return "folder" if child == folder else "file"
 
 
 class _Tree:
@@ -163,7 +172,7 @@ class _Tree:
                 if graph.direction == "upstream"
                 else (edge.source, edge.target)
             )
-            self.children.setdefault(parent, []).append((child, edge.kind))
+            self.children.setdefault(parent, []).append((child, _child_word(edge, child)))
         self.shown: set[str] = set()
 
     def lines(self) -> Iterator[str]:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ._lineage import Direction, Graph, Node
-from ._nodes import Attributes, split_key
+from ._nodes import Attributes, CodePaths, split_key
 
 _CHUNK = 500
 _SOURCE_EDGES = {"import": "imported", "add": "added"}
@@ -43,6 +43,7 @@ class Walker:
         self.also: dict[str, set[str]] = {}
         # Folders reached from one file in them: the other files are not its lineage.
         self._from_file: set[tuple[str, str]] = set()
+        self._code: CodePaths | None = None
 
     def walk(self, roots: Sequence[str]) -> Graph:
         self.graph.roots = list(roots)
@@ -180,9 +181,13 @@ class Walker:
             if others:
                 self.also.setdefault(node_id, set()).update(others)
         orphans = [pair for pair in data if pair not in runs and pair not in entries]
+        if self._code is None:
+            self._code = CodePaths(self.db)
+        # A code file's folder made nothing: only data has a producer to find.
+        inside = [pair for pair in orphans if not self._code.is_code(pair[0])]
         return (
             new
-            + self._containers(orphans, upstream=True)
+            + self._containers(inside, upstream=True)
             + self._contents(orphans, roles=("out",), upstream=True)
         )
 
