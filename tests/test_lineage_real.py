@@ -127,6 +127,23 @@ def test_a_fresh_clone_without_data_links_the_file_to_its_folder_from_git_alone(
     assert _labels(data, "stage") == {"train", "evaluate"}
 
 
+def test_a_fresh_clone_reads_an_output_folders_listing_from_a_local_remote(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = _folders(make_project)
+    _ok(dvc(root, "push", "-q"))
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(root), str(clone))
+    assert not (clone / ".dvc" / "cache").exists()
+    # The team's remote, as its .dvc/config would name it (dvflow init keeps
+    # its default one in config.local).
+    listed = dvc(root, "remote", "list")
+    url = listed.stdout.split()[1]
+    _ok(dvc(clone, "remote", "add", "-d", "team", url))
+    data = graph(clone, "lineage", "models/model.bin", "--offline")
+    assert _labels(data, "stage") == {"train"}
+
+
 def test_lineage_of_a_file_inside_an_output_folder_finds_the_folders_producer(
     make_project: Callable[..., Path],
 ) -> None:

@@ -27,23 +27,51 @@ WORKTREE_LIMIT = 512 * 1024 * 1024
 
 
 def cache_folders(root: Path) -> list[Path]:
-    """Where DVC keeps objects: the default cache, or ``cache.dir`` from its config."""
-    folders = [root / ".dvc" / "cache"]
+    """Where DVC keeps objects: its cache (``cache.dir`` if set), then local remotes.
+
+    A remote that is a folder on this machine costs a file read, like the
+    cache, and has the listings a fresh clone's empty cache lacks; cloud
+    remotes are left to ``dvc pull``.
+    """
+    caches = [root / ".dvc" / "cache"]
+    remotes = []
     for name in ("config", "config.local"):
-        configured = _configured_cache(root / ".dvc" / name)
+        config = _read_config(root / ".dvc" / name)
+        if config is None:
+            continue
+        configured = config.get("cache", "dir", fallback=None)
         if configured:
-            folders.insert(0, (root / ".dvc" / configured).resolve())
-    return folders
+            caches.insert(0, (root / ".dvc" / _unquote(configured)).resolve())
+        remotes += [
+            folder
+            for section in config.sections()
+            if section.strip("'\"").startswith("remote ")
+            and (folder := _local_folder(root, config.get(section, "url", fallback="")))
+        ]
+    return caches + remotes
 
 
-def _configured_cache(path: Path) -> str | None:
+def _read_config(path: Path) -> configparser.ConfigParser | None:
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     try:
         parser.read(path, encoding="utf-8")
     except (configparser.Error, OSError, UnicodeDecodeError):
         return None
-    value = parser.get("cache", "dir", fallback=None)
-    return value.strip().strip("'\"") if value else None
+    return parser
+
+
+def _unquote(value: str) -> str:
+    return value.strip().strip("'\"")
+
+
+def _local_folder(root: Path, url: str) -> Path | None:
+    """The folder a remote URL names, when it is one on this machine."""
+    url = _unquote(url)
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    elif not url or "://" in url:
+        return None
+    return (root / ".dvc" / url).resolve()
 
 
 def from_cache(folders: Iterable[Path], md5: str) -> Listing | None:
