@@ -65,10 +65,40 @@ def test_init_force_replaces_the_remote_with_a_shared_url(tmp_path: Path) -> Non
     assert _remote(tmp_path) == "storage s3://team-bucket/dvc"
 
 
-def test_init_inside_a_subfolder_of_a_repository_is_refused(tmp_path: Path) -> None:
+def test_init_in_a_subfolder_of_a_repository_makes_a_dvc_subdir_project(tmp_path: Path) -> None:
     git(tmp_path, "init", "-q")
-    with pytest.raises(dvflow.ProjectError, match="inside the git repository"):
+    result = dvflow.init_project(tmp_path / "sub")
+    assert "dvc init --subdir" in result.done
+    assert (tmp_path / "sub" / ".dvc").is_dir() and not (tmp_path / ".dvc").exists()
+    assert dvc(tmp_path / "sub", "root").stdout.strip() == "."
+    # Its store and index stay out of git, in the subfolder's own .gitignore.
+    assert "/mlflow.db" in (tmp_path / "sub" / ".gitignore").read_text().splitlines()
+    assert (tmp_path / "sub" / "dvflow.yaml").is_file()
+
+
+def test_init_of_a_dvc_subdir_project_keeps_it(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q")
+    (tmp_path / "sub").mkdir()
+    made = dvc(tmp_path / "sub", "init", "--subdir", "-q")
+    assert made.returncode == 0, made.stderr
+    result = dvflow.init_project(tmp_path / "sub")
+    assert "DVC project" in result.kept and not any("dvc init" in d for d in result.done)
+
+
+def test_init_in_a_folder_of_an_existing_dvc_project_is_refused(tmp_path: Path) -> None:
+    dvflow.init_project(tmp_path)
+    with pytest.raises(dvflow.ProjectError, match="inside the DVC project"):
         dvflow.init_project(tmp_path / "sub")
+    assert not (tmp_path / "sub" / ".dvc").exists()
+
+
+def test_init_ci_in_a_subfolder_project_is_refused_before_changing_anything(
+    tmp_path: Path,
+) -> None:
+    git(tmp_path, "init", "-q")
+    with pytest.raises(dvflow.ProjectError, match="top of the git repository"):
+        dvflow.init_project(tmp_path / "sub", ci=True)
+    assert not (tmp_path / "sub" / ".dvc").exists()
 
 
 def test_init_then_run_works_on_a_fresh_project(tmp_path: Path) -> None:

@@ -48,29 +48,40 @@ def default_remote_dir(root: Path) -> Path:
     return base / "dvflow" / "remotes" / f"{root.name}-{tag}"
 
 
-def _ensure_git(root: Path, done: list[str], kept: list[str]) -> None:
-    if _git.is_git_repo(root):
-        top = _git.find_root(root)
-        if top.resolve() != root.resolve():
-            raise ProjectError(
-                f"{root} is inside the git repository {top}",
-                hint=f"Run 'dvflow init {top}' at the top of that repository.",
-            )
+def _ensure_git(root: Path, done: list[str], kept: list[str]) -> bool:
+    """Make ``root`` a git repository; True when it is a subfolder of one.
+
+    A subfolder becomes a ``dvc init --subdir`` project (one git repository,
+    several DVC projects), unless a DVC project above it already holds it.
+    """
+    if not _git.is_git_repo(root):
+        _git.init(root)
+        done.append("git init")
+        return False
+    top = _git.find_root(root).resolve()
+    if top == root:
         kept.append("git repository")
-        return
-    _git.init(root)
-    done.append("git init")
+        return False
+    outer = nearest_dvc_root(root.parent, top)
+    if not (root / ".dvc").is_dir() and outer is not None:
+        raise ProjectError(
+            f"{root} is inside the DVC project {outer}",
+            hint=f"Run 'dvflow init {outer}' for that project, or 'dvc init --subdir' "
+            f"in {root} first to make it a DVC project of its own.",
+        )
+    kept.append(f"git repository {top} (this folder is a DVC project of its own)")
+    return True
 
 
-def _ensure_dvc(root: Path, done: list[str], kept: list[str]) -> None:
+def _ensure_dvc(root: Path, subdir: bool, done: list[str], kept: list[str]) -> None:
     if (root / ".dvc").is_dir():
         kept.append("DVC project")
         return
     from dvc.repo import Repo
 
     with in_repo(root), quiet_dvc():
-        Repo.init(str(root)).close()
-    done.append("dvc init")
+        Repo.init(str(root), subdir=subdir).close()
+    done.append("dvc init --subdir" if subdir else "dvc init")
 
 
 def _ensure_remote(
@@ -160,8 +171,15 @@ def init_project(
     make_folder(root)
     done: list[str] = []
     kept: list[str] = []
-    _ensure_git(root, done, kept)
-    _ensure_dvc(root, done, kept)
+    subdir = _ensure_git(root, done, kept)
+    if ci and subdir:
+        # GitHub reads workflows only from the repository's top folder.
+        raise ProjectError(
+            f"--ci writes .github/ at the top of the git repository, not in {root.name}/",
+            hint="Run 'dvflow init' here without --ci, then add a workflow at the top "
+            f"that runs 'dvflow check -C {root.name}'.",
+        )
+    _ensure_dvc(root, subdir, done, kept)
     remote_url = _ensure_remote(root, remote, force, done, kept)
     _ensure_config(root, force, done, kept)
     _ensure_gitignore(root, done)
