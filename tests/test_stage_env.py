@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import cli, stage_runs, tracking_client
+from conftest import cli, dvc, git, stage_runs, tracking_client
 from dvflow._record import PACKAGES_ARTIFACT, RECORD_ARTIFACT
 
 NOTICE = "has no MLflow"
@@ -105,3 +105,19 @@ def test_without_python_on_the_stage_path_the_record_describes_dvflows_own(
     assert described.info["python"] == platform.python_version()
     assert described.info["mlflow"] != "not installed" and described.has_mlflow
     assert "no working 'python'" in (described.notice() or "")
+
+
+def test_a_rebuild_runs_the_stage_in_the_active_virtualenv_too(
+    make_project, tmp_path: Path
+) -> None:
+    root, venv, result = _run_in_venv(make_project, tmp_path)
+    assert result.returncode == 0, result.stderr
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "results")
+    pushed = dvc(root, "push", "-q")
+    assert pushed.returncode == 0, pushed.stderr
+
+    rebuilt = cli("verify", stage_runs(root)["marked"], "--rebuild", cwd=root, env=_activated(venv))
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert "ModuleNotFoundError" not in rebuilt.stderr
+    assert rebuilt.stdout.strip().splitlines()[-1] == "identical"
