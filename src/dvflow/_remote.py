@@ -124,9 +124,15 @@ def _matches(exc: BaseException, reason: str) -> bool:
 
 
 def describe(exc: BaseException) -> str:
-    """The innermost message of the chain, which names the real problem."""
+    """The message that names the problem: the innermost link of the cause found.
+
+    Implicit chaining can add exceptions that merely happened while another
+    was handled; the link that shows the cause is the one to quote.
+    """
+    reason = classify(exc)
     chain = [link for link in _chain(exc) if str(link).strip()]
-    last = chain[-1] if chain else exc
+    telling = [link for link in chain if reason == "error" or _matches(link, reason)]
+    last = (telling or chain or [exc])[-1]
     return str(last).strip() or type(last).__name__
 
 
