@@ -87,3 +87,23 @@ def test_a_wdir_matrix_stage_rebuilds_identical(templated: Path) -> None:
     result = cli("verify", run_id, "--rebuild", "-C", str(templated))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "identical  reports/north.txt" in result.stdout
+
+
+def test_a_foreach_stages_templated_own_metrics_rebuild_within_tolerance(templated: Path) -> None:
+    run_id = stage_runs(templated)["score@south"]
+    result = cli("verify", run_id, "--rebuild", "-C", str(templated))
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if "metric " in line]
+    assert len(lines) == 2, result.stdout
+    assert all("within tolerance" in line for line in lines), result.stdout
+    assert "rebuilt None" not in result.stdout and "identical" in result.stdout
+
+
+def test_a_metric_the_rebuild_did_not_write_is_reported_missing(templated: Path) -> None:
+    run_id = stage_runs(templated)["score@north"]
+    env = {"DVFLOW_TEST_NO_CHARS": "1"}
+    result = cli("verify", run_id, "--rebuild", "-C", str(templated), env=env)
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "chars: recorded 15.0, missing after the rebuild" in result.stdout
+    assert "OUTSIDE" not in result.stdout and "rebuilt None" not in result.stdout
+    assert "score: recorded" in result.stdout and "(within tolerance)" in result.stdout

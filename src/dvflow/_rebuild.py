@@ -411,10 +411,30 @@ def _metrics(tree: Path, stage: str) -> dict[str, float]:
     Its own ``metrics:`` (relative to its ``wdir``) and the top-level ones of
     its dvc.yaml that lie inside its outputs (DVCLive's layout).
     """
-    wdir = stage_wdir(tree, stage)
-    own = [normalize(p, wdir) for p in declared_paths(stage_body(tree, stage).get("metrics"))]
     top = owned(_top_level_metrics(tree, stage), _outputs(tree, stage))
-    return read_metrics(tree, [*own, *top])
+    return read_metrics(tree, [*_own_metrics(tree, stage), *top])
+
+
+def _own_metrics(tree: Path, stage: str) -> list[str]:
+    """The stage's own ``metrics:``, from the repository root.
+
+    Templated ones (``${reports_dir}/metrics_${item}.json`` in a ``foreach``
+    item) are resolved by DVC, as ``dvflow run`` read them.
+    """
+    declared = declared_paths(stage_body(tree, stage).get("metrics"))
+    if not any("${" in p for p in declared):
+        wdir = stage_wdir(tree, stage)
+        return [normalize(p, wdir) for p in declared]
+    from ._dvc import DvcProject
+
+    project = DvcProject(tree)
+    try:
+        for found in project.plan([stage]):
+            if project.stage_name(found) == stage:
+                return [normalize(p) for p in project.describe(found).metrics]
+    finally:
+        project.close()
+    return []
 
 
 def _top_level_metrics(tree: Path, stage: str) -> list[str]:

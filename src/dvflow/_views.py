@@ -130,6 +130,12 @@ def show_rebuild(outcome: Any) -> None:
         )
         click.echo(f"    {out.verdict:<10} {out.path}  {same}")
     for metric in outcome.metrics:
+        if metric.rebuilt is None:  # not a number off by some amount: not there at all
+            click.echo(
+                f"    metric     {metric.name}: recorded {metric.recorded}, "
+                "missing after the rebuild"
+            )
+            continue
         mark = "within tolerance" if metric.within else "OUTSIDE tolerance"
         click.echo(
             f"    metric     {metric.name}: recorded {metric.recorded}, rebuilt "
