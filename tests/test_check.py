@@ -198,3 +198,14 @@ def test_check_in_a_subdir_project_checks_that_dvc_project(
     release = cli("check", "-C", "proj-a", cwd=root)
     assert release.returncode == 13, release.stdout + release.stderr
     assert "v1: model cleaner has no @production version" in release.stdout
+
+
+def test_data_present_in_the_work_tree_but_not_in_the_cache_is_not_stale(
+    experiment: Path,
+) -> None:
+    # A CI checkout that got its data another way (an artifact, a mount) has
+    # no DVC cache: 'not in cache' says nothing about code or params.
+    shutil.rmtree(experiment / ".dvc" / "cache")
+    result = cli("check", "-C", str(experiment))
+    assert "pass  stale" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -467,8 +467,9 @@ class DvcProject:
     def status(self) -> tuple[dict[str, list[str]], int]:
         """What ``dvc status`` finds changed, per stage, and how many paths are absent.
 
-        An output or data dependency missing from the work tree (not pulled,
-        as in a fresh CI clone) is counted, not reported as a change: the
+        An output or data dependency missing from the work tree or from the
+        cache (not pulled, as in a fresh CI clone) is counted, not reported as
+        a change: the
         question is whether dvc.lock still matches the code and params.
         """
         with dvc_errors(), in_repo(self.root), quiet_dvc():
@@ -485,7 +486,9 @@ class DvcProject:
                         changed.setdefault(stage, []).append(kind)
                         continue
                     for path, state in paths.items():
-                        if state == "deleted":
+                        if state in ("deleted", "not in cache"):
+                            # Data not pulled, or present without DVC's cache (a
+                            # CI checkout): says nothing about code or params.
                             missing += 1
                         elif isinstance(state, dict):  # params: {file: {key: state}}
                             changed.setdefault(stage, []).extend(

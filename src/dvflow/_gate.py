@@ -111,7 +111,7 @@ def _stale(project: DvcProject) -> Check:
     # design: a standard DVC feature, reported rather than failing every gate.
     always = sorted(s for s, why in changed.items() if set(why) == {_ALWAYS})
     changed = {s: [w for w in why if w != _ALWAYS] for s, why in changed.items() if s not in always}
-    note = f" ({missing} path(s) not in the work tree were not compared)" if missing else ""
+    note = f" ({missing} path(s) not in the work tree or cache, not compared)" if missing else ""
     if always:
         note += f"; {', '.join(always)} always run(s) (always_changed), not compared"
     if changed:
