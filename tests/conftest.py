@@ -200,6 +200,17 @@ def everything_written(root: Path) -> str:
     return "\n".join(chunks)
 
 
+def run_commit_push(root: Path, env: dict[str, str] | None = None) -> Path:
+    """``root`` run by dvflow, committed and its data pushed: ready for verify and check."""
+    result = cli("run", "-C", str(root), env=env)
+    assert result.returncode == 0, result.stderr
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "results")
+    pushed = dvc(root, "push", "-q")
+    assert pushed.returncode == 0, pushed.stderr
+    return root
+
+
 def stage_runs(root: Path) -> dict[str, str]:
     """The newest run id of each stage."""
     client = tracking_client(root)

@@ -14,21 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli, dvc, git, stage_runs, tracking_client
+from conftest import cli, git, run_commit_push, stage_runs, tracking_client
 from dvflow._dvcfiles import Pointer, outputs_key, pointer_from_entry, repo_path
 
 
 @pytest.fixture
 def templated(make_project: Callable[..., Path]) -> Path:
     """The templated project, run by dvflow, committed and pushed."""
-    root = make_project("templated")
-    result = cli("run", "-C", str(root))
-    assert result.returncode == 0, result.stderr
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "results")
-    pushed = dvc(root, "push", "-q")
-    assert pushed.returncode == 0, pushed.stderr
-    return root
+    return run_commit_push(make_project("templated"))
 
 
 def test_dvc_keeps_the_double_slash_the_fixture_is_about(templated: Path) -> None:

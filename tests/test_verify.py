@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DVFLOW, PROJECTS, cli, dvc, git, stage_runs, tracking_client
+from conftest import DVFLOW, PROJECTS, cli, dvc, git, run_commit_push, stage_runs, tracking_client
 
 PICKY = {"DVFLOW_TEST_PICKY": "1"}
 
@@ -34,14 +34,7 @@ def remote_object(root: Path, path: str) -> Path:
 @pytest.fixture
 def recorded(make_project: Callable[..., Path]) -> Path:
     """The rebuild project, run by dvflow, committed and pushed."""
-    root = make_project("rebuild")
-    result = cli("run", "-C", str(root), env=PICKY)
-    assert result.returncode == 0, result.stderr
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "results")
-    pushed = dvc(root, "push", "-q")
-    assert pushed.returncode == 0, pushed.stderr
-    return root
+    return run_commit_push(make_project("rebuild"), env=PICKY)
 
 
 def worktrees(root: Path) -> int:
