@@ -85,3 +85,81 @@ def test_show_and_bind_find_a_subproject_runs_in_its_own_store(
     bound = cli("bind", "-C", "proj-a", cwd=root)
     assert bound.returncode == 0, bound.stderr
     assert bound.stdout.startswith("bound 2 run(s)")  # the stage run and its pipeline run
+
+
+def _ran_and_committed(root: Path) -> str:
+    """proj-a run once and committed; the id of its stage run."""
+    ran = cli("run", "-C", "proj-a", cwd=root)
+    assert ran.returncode == 0, ran.stderr
+    (run_id,) = stage_runs(root / "proj-a").values()
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "results")
+    return run_id
+
+
+def _graph(*args: str, cwd: Path) -> dict:
+    result = cli(*args, "--json", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _producers(graph: dict) -> set[str]:
+    return {e["source"] for e in graph["edges"] if e["kind"] == "produced"}
+
+
+def test_lineage_and_impact_read_the_subproject_store_and_its_paths(
+    tmp_path: Path, template_db: Path
+) -> None:
+    root = _monorepo(tmp_path, template_db)
+    run_id = _ran_and_committed(root)
+    run_node = f"run:{run_id}"
+
+    by_run = _graph("lineage", run_id, "-C", "proj-a", cwd=root)
+    assert run_node in {n["id"] for n in by_run["nodes"]}
+    for args, where in (
+        (("proj-a/clean.txt", "-C", "proj-a"), root),
+        (("clean.txt", "-C", "proj-a"), root),
+        (("proj-a/clean.txt",), root / "proj-a"),
+        (("clean.txt",), root / "proj-a"),
+        (("../clean.txt",), root / "proj-a" / "data"),
+    ):
+        assert run_node in _producers(_graph("lineage", *args, cwd=where)), (args, where)
+
+    impact = _graph("impact", "data/raw.txt", cwd=root / "proj-a")
+    assert run_node in {n["id"] for n in impact["nodes"]}
+
+    index = cli("index", cwd=root / "proj-a")
+    assert index.returncode == 0, index.stderr
+    assert " 2 runs" in index.stdout, index.stdout  # the stage run and its pipeline run
+    assert (root / "proj-a" / ".dvflow" / "index.sqlite").is_file()
+    assert not (root / ".dvflow").exists()
+
+
+def test_register_takes_a_subproject_stage_by_its_name_or_as_recorded(
+    tmp_path: Path, template_db: Path
+) -> None:
+    root = _monorepo(tmp_path, template_db)
+    run_id = _ran_and_committed(root)
+    for name, stage in (("cleaned", "prepare"), ("recorded", "proj-a/dvc.yaml:prepare")):
+        made = cli("register", stage, "--name", name, "-C", "proj-a", cwd=root)
+        assert made.returncode == 0, made.stderr
+        mv = tracking_client(root / "proj-a").get_model_version(name, "1")
+        assert mv.run_id == run_id
+    unknown = cli("register", "count", "--name", "counted", cwd=root / "proj-a")
+    assert unknown.returncode == 5, unknown.stderr
+
+
+def test_sync_uploads_the_subproject_spool_to_its_store(tmp_path: Path, template_db: Path) -> None:
+    from conftest import free_port
+
+    root = _monorepo(tmp_path, template_db)
+    down = f"http://127.0.0.1:{free_port()}"
+    ran = cli("run", "--tracking-uri", down, "-C", "proj-a", cwd=root)
+    assert ran.returncode == 0, ran.stderr
+    assert (root / "proj-a" / ".dvflow" / "spool").is_dir()
+    assert stage_runs(root / "proj-a") == {}
+
+    synced = cli("sync", cwd=root / "proj-a" / "data")
+    assert synced.returncode == 0, synced.stderr
+    assert set(stage_runs(root / "proj-a")) == {"proj-a/dvc.yaml:prepare"}
+    assert not (root / "proj-a" / ".dvflow" / "spool").exists()

@@ -100,9 +100,11 @@ def index_path(root: Path) -> Path:
 class Index:
     """The index of one repository (and the tracking store it records to)."""
 
-    def __init__(self, root: Path, path: Path | None = None) -> None:
+    def __init__(self, root: Path, path: Path | None = None, project: Path | None = None) -> None:
         self.root = root
-        self.path = path or index_path(root)
+        # A 'dvc init --subdir' project keeps its index and DVC cache in its folder.
+        self.project = project or root
+        self.path = path or index_path(self.project)
         self.db = self._open()
 
     def _open(self) -> sqlite3.Connection:
@@ -350,7 +352,7 @@ class Index:
                 with self.writing() as db:
                     self._set_meta(db, "dirs_scanned", "1")
             return 0
-        folders = _listings.cache_folders(self.root)
+        folders = _listings.cache_folders(self.project)
         listings = {md5: _listings.from_cache(folders, md5) for md5, _ in wanted}
         untried = {md5 for md5, found in wanted if found is None and listings[md5] is None}
         if untried:

@@ -233,7 +233,7 @@ def _resolve_path(
     if cwd is not None and cwd.resolve() != root.resolve():
         with contextlib.suppress(ValueError):
             inside = (cwd.resolve() / raw).relative_to(root.resolve())
-            candidates.append(inside.as_posix())
+            candidates.append(posixpath.normpath(inside.as_posix()))  # '../x' from a subfolder
     entries = _entries_at(root, rev, text) if rev else list(_worktree_entries(root))
     if context is not None:
         context.update(e.digest for e in entries)

@@ -208,6 +208,16 @@ def nearest_dvc_root(start: Path, top: Path) -> Path | None:
     return None
 
 
+def settings_root(start: Path, top: Path) -> Path:
+    """Where dvflow keeps a project's dvflow.yaml, store and ``.dvflow/``.
+
+    That is the DVC project's folder holding ``start`` ('dvc init --subdir'
+    projects keep their own, where 'dvflow run' writes them), else the git
+    root ``top``.
+    """
+    return nearest_dvc_root(start, top) or top
+
+
 def dvc_root(path: Path) -> Path:
     """The DVC project holding ``path``: the nearest folder with ``.dvc/``, up to the git root.
 

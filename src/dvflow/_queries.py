@@ -36,8 +36,13 @@ class IndexStatus:
     warnings: tuple[str, ...] = field(default=())
 
 
-def _root(path: str | os.PathLike[str]) -> Path:
-    return _git.find_root(Path(path).resolve())
+def _roots(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """The git root around ``path`` and the folder of its project's settings and store."""
+    from ._project import settings_root
+
+    start = Path(path).resolve()
+    top = _git.find_root(start)
+    return top, settings_root(start, top)
 
 
 def open_index(
@@ -46,13 +51,16 @@ def open_index(
     tracking_uri: str | None = None,
     sync: bool | None = None,
     rebuild: bool = False,
+    project: Path | None = None,
 ) -> tuple[Index, UpdateStats, list[str]]:
     """The index of ``root``, brought up to date; returns it, what changed, and warnings.
 
     ``sync``: True always re-reads the store, False never, None when it changed.
+    ``project``: the folder of a 'dvc init --subdir' project, whose settings,
+    store and index are its own (default: the git root's).
     """
-    config = load_config(root, tracking_uri=tracking_uri)
-    index = Index(root)
+    config = load_config(project or root, tracking_uri=tracking_uri)
+    index = Index(root, project=project)
     if rebuild:
         index.clear()
     git = index.update_git()
@@ -116,10 +124,11 @@ def _query(
     tracking_uri: str | None,
     sync: bool | None,
 ) -> Graph:
-    root = _root(path)
-    index, _, warnings = open_index(root, tracking_uri=tracking_uri, sync=sync)
+    root, project = _roots(path)
+    index, _, warnings = open_index(root, tracking_uri=tracking_uri, sync=sync, project=project)
     try:
-        graph = build_graph(index.db, root, target, direction, Path.cwd())
+        # A relative path may also be taken from -C's folder (or the current one).
+        graph = build_graph(index.db, root, target, direction, Path(path).resolve())
     finally:
         index.close()
     graph.warnings.extend(warnings)
@@ -156,8 +165,10 @@ def update_index(
     sync: bool | None = True,
 ) -> IndexStatus:
     """Bring the index up to date (or rebuild it from scratch) and say what it holds."""
-    root = _root(path)
-    index, stats, warnings = open_index(root, tracking_uri=tracking_uri, sync=sync, rebuild=rebuild)
+    root, project = _roots(path)
+    index, stats, warnings = open_index(
+        root, tracking_uri=tracking_uri, sync=sync, rebuild=rebuild, project=project
+    )
     try:
         db = index.db
 

@@ -273,11 +273,15 @@ def register_model(
     check_name(name)
     if alias:
         check_alias(alias)
+    from ._project import settings_root
+
     root, config, tracker = open_project(path, tracking_uri)
-    run_id = _run_of(tracker, root, config.experiment, target)
+    # A 'dvc init --subdir' project: its dvc.lock and index are in its folder.
+    project = settings_root(Path(path).resolve(), root)
+    run_id = _run_of(tracker, root, project, config.experiment, target)
     record, record_sha = _stage_record(tracker, run_id)
     model = _pick_output(record, output, run_id)
-    upstream = _upstream_from_index(root, config.tracking_uri, run_id, model.md5)
+    upstream = _upstream_from_index(project, config.tracking_uri, run_id, model.md5)
     tags = version_tags(record, record_sha, model, upstream)
     experiment = record.mlflow.get("experiment_id") or ""
     logged = tracker.logged_model_of_run(experiment, run_id) if experiment else None
@@ -289,14 +293,20 @@ def register_model(
     return Registration(**{**result.__dict__, "alias": alias})
 
 
-def _run_of(tracker: Tracker, root: Path, experiment: str, target: str) -> str:
-    """A run id as given, or the recorded run that made a stage's current outputs."""
+def _run_of(tracker: Tracker, root: Path, project: Path, experiment: str, target: str) -> str:
+    """A run id as given, or the recorded run that made a stage's current outputs.
+
+    A stage is named as in ``project``'s dvc.lock (``prepare``) or as runs
+    record it, from the git root ``root`` (``proj-a/dvc.yaml:prepare``).
+    """
     text = target.strip()
     if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
         return text
     from ._dvcfiles import LOCK_FILE, outputs_key, pointer_from_entry, read_lock
 
-    entry = read_lock(root / LOCK_FILE).get(text)
+    folder = project.relative_to(root).as_posix()
+    name = text.removeprefix(f"{folder}/dvc.yaml:") if folder != "." else text
+    entry = read_lock(project / LOCK_FILE).get(name)
     if not isinstance(entry, dict):
         raise NotFoundError(
             f"{text!r} is neither a run id nor a stage in dvc.lock",
@@ -305,7 +315,9 @@ def _run_of(tracker: Tracker, root: Path, experiment: str, target: str) -> str:
     outs = [pointer_from_entry(o) for o in entry.get("outs") or [] if isinstance(o, dict)]
     key = outputs_key(outs)
     exp = tracker.experiment_id(experiment)
-    producer = tracker.find_producer(exp, text, key) if key else None
+    # Runs are tagged with the stage as it is named from the git root.
+    stage = name if folder == "." else f"{folder}/dvc.yaml:{name}"
+    producer = tracker.find_producer(exp, stage, key) if key else None
     if not producer:
         raise NotFoundError(
             f"no recorded run made the current outputs of stage {text!r}",

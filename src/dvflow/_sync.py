@@ -92,7 +92,11 @@ def sync_spool(
     model versions instead, the same way, and leave it as it was apart
     from a tag per copied run. Run again, it copies only what is new.
     """
-    root = find_root(Path(path).resolve())
+    from ._project import settings_root
+
+    start = Path(path).resolve()
+    # A 'dvc init --subdir' project spools to its own folder, for its own store.
+    root = settings_root(start, find_root(start))
     config = load_config(root, tracking_uri=tracking_uri)
     shown = display_uri(config.tracking_uri)
     if source is None and not spool_exists(root):
