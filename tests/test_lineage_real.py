@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import cli, dvc, git, tracking_client
 from history_repo import HistoryRepo
 from test_lineage import SCHEMA, edges, graph, nodes
@@ -214,6 +216,52 @@ def test_a_run_made_after_its_consumer_is_not_offered_as_its_producer(
     producers = {s for s, t, kind in edges(data) if t == clean["id"] and kind == "produced"}
     assert producers == {f"run:{first.info.run_id}"}
     assert f"run:{second.info.run_id}" in clean["attrs"]["also_produced_by"]
+
+
+@pytest.mark.parametrize("bind", [False, True], ids=["committed", "bound"])
+def test_the_dvc_lock_entry_a_run_wrote_is_not_named_as_another_producer(
+    make_project: Callable[..., Path], bind: bool
+) -> None:
+    root = make_project("basic")
+    _ok(cli("run", "-C", str(root)))
+    _commit(root, "results")
+    if bind:
+        _ok(cli("bind", "-C", str(root)))
+    train = _stage_runs(root, "train")[0]
+    for target in (train.info.run_id, "model.txt"):
+        data = graph(root, "lineage", target)
+        clean = next(n for n in nodes(data, "data") if n["label"] == "data/clean")
+        assert any(s.startswith("run:") for s, t, _ in edges(data) if t == clean["id"])
+        assert [n["label"] for n in nodes(data, "data") if n["attrs"].get("also_produced_by")] == []
+        tree = cli("lineage", target, "-C", str(root))
+        _ok(tree)
+        assert "also produced by" not in tree.stdout
+
+
+def test_a_stage_committed_before_a_run_that_made_the_same_bytes_is_still_named(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project("basic")
+    first = git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    # Another branch made the same bytes earlier, without dvflow.
+    git(root, "checkout", "-q", "-b", "early")
+    with (root / "prepare.py").open("a") as handle:
+        handle.write("# the same rows\n")
+    _ok(dvc(root, "repro", "-q"))
+    git(root, "add", "-A")
+    earlier = {"GIT_COMMITTER_DATE": "2020-01-01T00:00:00 +0000"}
+    subprocess.run(
+        ["git", "commit", "-qm", "early"], cwd=root, env={**os.environ, **earlier}, check=True
+    )
+    git(root, "checkout", "-q", first)
+    _ok(cli("run", "-C", str(root)))
+    _commit(root, "results")
+    data = graph(root, "lineage", _stage_runs(root, "train")[0].info.run_id)
+    clean = next(n for n in nodes(data, "data") if n["label"] == "data/clean")
+    (other,) = clean["attrs"]["also_produced_by"]
+    assert other.startswith("entry:")
+    tree = cli("lineage", "model.txt", "-C", str(root))
+    assert f"same content also produced by stage entry {other[6:18]}" in tree.stdout
 
 
 def test_a_stage_from_git_history_is_given_the_producer_of_its_own_dvc_lock(

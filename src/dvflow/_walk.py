@@ -431,7 +431,67 @@ class _Choice:
         if same or not chosen:
             picked = self._committed_before(same or list(entries), targets)
             chosen = [(f"entry:{e}", _SOURCE_EDGES.get(k, "produced")) for e, k in picked]
-        return chosen, every - {c for c, _ in chosen}
+        return chosen, every - {c for c, _ in chosen} - self._written_by(runs, entries)
+
+    def _written_by(
+        self, runs: Sequence[tuple[Any, ...]], entries: Sequence[tuple[str, str]]
+    ) -> set[str]:
+        """The stage entries that runs of this data wrote: the same production, not another.
+
+        ``dvflow run`` leaves its result in ``dvc.lock``; an entry of the run's
+        stage with the run's outputs, committed in the commit the run is bound
+        to or at or after the run started, is that result. One committed
+        before it (another branch that made the same bytes) is another producer.
+        """
+        ids = sorted({e for e, kind in entries if kind == "stage"})
+        if not runs or not ids:
+            return set()
+        made: dict[str, set[str]] = {}
+        for run_id, md5 in _chunked(
+            self.db,
+            "SELECT run_id, md5 FROM run_io WHERE role='out' AND run_id IN ({})",
+            sorted({r[0] for r in runs}),
+        ):
+            made.setdefault(run_id, set()).add(md5)
+        info = {
+            row[0]: row[1:]
+            for row in _chunked(
+                self.db,
+                "SELECT run_id, stage, start_time, result_commit FROM runs WHERE run_id IN ({})",
+                sorted(made),
+            )
+        }
+        outs: dict[str, set[str]] = {}
+        stages: dict[str, str] = {}
+        for entry, file, name, md5 in _chunked(
+            self.db,
+            "SELECT e.id, e.file, e.name, io.md5 FROM entries e JOIN entry_io io "
+            "ON io.entry = e.id WHERE io.role='out' AND e.id IN ({})",
+            ids,
+        ):
+            outs.setdefault(entry, set()).add(md5)
+            folder = file.rpartition("/")[0]
+            stages[entry] = f"{folder}/dvc.yaml:{name}" if folder else name
+        commits: dict[str, list[tuple[str, int]]] = {}
+        for entry, sha, when in _chunked(
+            self.db,
+            "SELECT be.entry, c.sha, cm.time FROM blob_entries be JOIN changes c "
+            "ON c.blob = be.blob JOIN commits cm ON cm.sha = c.sha WHERE be.entry IN ({})",
+            ids,
+        ):
+            commits.setdefault(entry, []).append((sha, when))
+
+        def wrote(run_id: str, entry: str) -> bool:
+            stage, start, bound = info.get(run_id, (None, None, None))
+            if stage != stages.get(entry) or made[run_id] != outs.get(entry):
+                return False
+            # Commit times are seconds, MLflow's start times milliseconds.
+            return any(
+                sha == bound or (start is not None and when >= start // 1000)
+                for sha, when in commits.get(entry, [])
+            )
+
+        return {f"entry:{e}" for e in ids if any(wrote(r, e) for r in made)}
 
     def _committed_before(
         self, entries: list[tuple[str, str]], targets: Sequence[str]
