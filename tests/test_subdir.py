@@ -163,3 +163,13 @@ def test_sync_uploads_the_subproject_spool_to_its_store(tmp_path: Path, template
     assert synced.returncode == 0, synced.stderr
     assert set(stage_runs(root / "proj-a")) == {"proj-a/dvc.yaml:prepare"}
     assert not (root / "proj-a" / ".dvflow" / "spool").exists()
+
+
+def test_verify_takes_a_short_run_id_from_the_subproject_index(
+    tmp_path: Path, template_db: Path
+) -> None:
+    root = _monorepo(tmp_path, template_db)
+    run_id = _ran_and_committed(root)
+    checked = cli("verify", run_id[:8], "-C", "proj-a", cwd=root)
+    assert checked.returncode == 0, checked.stderr
+    assert run_id in checked.stdout + checked.stderr

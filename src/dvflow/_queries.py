@@ -74,6 +74,14 @@ def open_index(
     return index, stats, warnings
 
 
+def open_index_at(
+    path: str | os.PathLike[str], *, tracking_uri: str | None = None, sync: bool | None = None
+) -> tuple[Index, UpdateStats, list[str]]:
+    """``open_index`` of the project around ``path`` ('dvc init --subdir' ones have their own)."""
+    root, project = _roots(path)
+    return open_index(root, tracking_uri=tracking_uri, sync=sync, project=project)
+
+
 def _update_store(
     index: Index, git: UpdateStats, uri: str, sync: bool | None, rebuild: bool
 ) -> tuple[Index, UpdateStats, list[str]]:

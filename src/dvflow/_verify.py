@@ -59,7 +59,7 @@ def verify(
     root, _, tracker = open_project(path, tracking_uri)
     # The DVC project may be a folder of the git repository ('dvc init --subdir').
     dvc_dir = nearest_dvc_root(Path(path).resolve(), root) or root
-    run_id, model, record_sha = _resolve(tracker, target, root)
+    run_id, model, record_sha = _resolve(tracker, target, dvc_dir)
     checks = RunChecks(tracker, root, run_id, model, record_sha)
     checks.run_all(lambda _root: DvcProject(dvc_dir), outputs=True, extended=True)
     if checks.record is not None and checks.record.kind == "pipeline":
@@ -104,7 +104,7 @@ def _resolve(
     """A run id, and for a model version its model object and record digest.
 
     A run id may be a unique prefix of 7 or more characters, as dvflow prints
-    them; ``root``'s lineage index resolves it.
+    them; the lineage index of the project at ``root`` resolves it.
     """
     from ._tracking import Tracker
 
@@ -144,9 +144,9 @@ def _run_id(text: str, root: Path | None) -> str:
     if len(text) == 32 or root is None:
         return text
     from ._lineage import _by_prefix
-    from ._queries import open_index
+    from ._queries import open_index_at
 
-    index = open_index(root)[0]
+    index = open_index_at(root)[0]
     try:
         found = _by_prefix(index.db, text)
     finally:
