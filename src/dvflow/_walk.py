@@ -431,7 +431,9 @@ class _Choice:
         if same or not chosen:
             picked = self._committed_before(same or list(entries), targets)
             chosen = [(f"entry:{e}", _SOURCE_EDGES.get(k, "produced")) for e, k in picked]
-        return chosen, every - {c for c, _ in chosen} - self._written_by(runs, entries)
+        others = every - {c for c, _ in chosen}
+        named = [(e, k) for e, k in entries if f"entry:{e}" in others]
+        return chosen, others - self._written_by(runs, named)
 
     def _written_by(
         self, runs: Sequence[tuple[Any, ...]], entries: Sequence[tuple[str, str]]
