@@ -173,3 +173,17 @@ def test_verify_takes_a_short_run_id_from_the_subproject_index(
     checked = cli("verify", run_id[:8], "-C", "proj-a", cwd=root)
     assert checked.returncode == 0, checked.stderr
     assert run_id in checked.stdout + checked.stderr
+
+
+def test_diff_takes_short_run_ids_from_the_subproject_index(
+    tmp_path: Path, template_db: Path
+) -> None:
+    root = _monorepo(tmp_path, template_db)
+    first = _ran_and_committed(root)
+    (root / "proj-a" / "data" / "raw.txt").write_text("alpha\nbeta\ngamma\n")
+    assert dvc(root / "proj-a", "add", "data/raw.txt").returncode == 0
+    second = _ran_and_committed(root)
+    assert second != first
+    compared = cli("diff", first[:8], second[:8], cwd=root / "proj-a")
+    assert compared.returncode == 0, compared.stderr
+    assert "proj-a/data/raw.txt" in compared.stdout and "proj-a/clean.txt" in compared.stdout

@@ -120,7 +120,8 @@ def diff_runs(
     root, _, tracker = open_project(path, tracking_uri)
     sides, models = [], []
     for target in (a, b):
-        run_id, model = _resolve(tracker, target, root)[:2]
+        # A short run id is looked up in the index of the DVC project at ``path``.
+        run_id, model = _resolve(tracker, target, Path(path))[:2]
         if not run_id:
             raise DvflowError(f"{target} is linked to no run", hint="Give a run id.")
         sides.append((target, run_id, *intact_record(tracker, run_id)[:2]))
@@ -128,7 +129,10 @@ def diff_runs(
     (ta, ra, rec_a, run_a), (tb, rb, rec_b, run_b) = sides
     side_a, side_b = _side(tracker, ta, ra, rec_a), _side(tracker, tb, rb, rec_b)
     ahead, behind, files = _code(root, side_a.commit, side_b.commit)
-    project = DvcProject(root)
+    from ._project import settings_root
+
+    # A 'dvc init --subdir' project's cache is in its folder.
+    project = DvcProject(settings_root(Path(path).resolve(), root))
     try:
         data = _data(project, rec_a, rec_b)
     finally:
