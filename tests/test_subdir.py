@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -158,6 +159,11 @@ def test_sync_uploads_the_subproject_spool_to_its_store(tmp_path: Path, template
     assert ran.returncode == 0, ran.stderr
     assert (root / "proj-a" / ".dvflow" / "spool").is_dir()
     assert stage_runs(root / "proj-a") == {}
+    spooled = re.search(r"prepare +ran +run ([0-9a-f]{32})", ran.stdout)
+    assert spooled, ran.stdout
+    shown = cli("show", spooled[1], "--tracking-uri", down, cwd=root / "proj-a")
+    assert shown.returncode == 0, shown.stderr
+    assert "in the local spool, not on the server yet" in shown.stderr
 
     synced = cli("sync", cwd=root / "proj-a" / "data")
     assert synced.returncode == 0, synced.stderr

@@ -43,16 +43,19 @@ class RecordCheck:
 
 
 def _project(path: Path, tracking_uri: str | None) -> tuple[Path, str]:
-    """The project around ``path`` and its store (the environment's outside one)."""
+    """The folder of the project around ``path`` (its spool's) and its store.
+
+    The store is the environment's when it names one outside.
+    """
     start = path.resolve()
     if not start.is_dir():
         raise ProjectError(f"no such folder: {path}", hint="Pass -C the project's folder.")
-    from ._project import nearest_dvc_root
+    from ._project import settings_root
 
     root = _git.find_root(start) if _git.is_git_repo(start) else start
-    # A 'dvc init --subdir' project keeps its own settings and store (dvflow run's).
-    settings = nearest_dvc_root(start, root) or root
-    return root, load_config(settings, tracking_uri=tracking_uri).tracking_uri
+    # A 'dvc init --subdir' project keeps its own settings, store and spool (dvflow run's).
+    settings = settings_root(start, root)
+    return settings, load_config(settings, tracking_uri=tracking_uri).tracking_uri
 
 
 def _find_run(uri: str, run_id: str, root: Path) -> tuple[Any, Tracker, str | None]:
