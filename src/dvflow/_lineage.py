@@ -249,7 +249,8 @@ def _resolve_path(
     where = f"at {rev}" if rev else "in the work tree's dvc.lock or .dvc files"
     raise TargetNotFoundError(
         text,
-        hint=f"No DVC-tracked path {candidates[0]!r} {where}; paths are relative to the repo root.",
+        hint=f"No DVC-tracked path {candidates[0]!r} {where}; paths are relative to the repo "
+        "root, or to the current folder (or -C's) inside it.",
     )
 
 
