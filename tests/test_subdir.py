@@ -193,3 +193,18 @@ def test_diff_takes_short_run_ids_from_the_subproject_index(
     compared = cli("diff", first[:8], second[:8], cwd=root / "proj-a")
     assert compared.returncode == 0, compared.stderr
     assert "proj-a/data/raw.txt" in compared.stdout and "proj-a/clean.txt" in compared.stdout
+
+
+def test_checkout_of_a_subproject_run_puts_its_data_in_that_folder_of_the_worktree(
+    tmp_path: Path, template_db: Path
+) -> None:
+    root = _monorepo(tmp_path, template_db)
+    run_id = _ran_and_committed(root)
+    done = cli("checkout", run_id[:8], "-C", "proj-a", cwd=root)
+    assert done.returncode == 0, done.stderr
+    tree = root / "proj-a" / ".dvflow" / "checkouts" / run_id[:12]
+    assert (tree / "proj-a" / "clean.txt").read_text() == "ALPHA\nBETA\n"
+    assert (tree / "proj-a" / "data" / "raw.txt").read_text() == (
+        root / "proj-a" / "data" / "raw.txt"
+    ).read_text()
+    assert "cache" in (tree / "proj-a" / ".dvc" / "config.local").read_text()

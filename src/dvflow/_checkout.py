@@ -36,12 +36,15 @@ def checkout(
 ) -> Checkout:
     """Materialize ``target``'s code and data into ``into`` (default .dvflow/checkouts/ID)."""
     from ._dvc import DvcProject
+    from ._project import settings_root
     from ._rebuild import apply_patch, materialize, prepare_dvc, remove_worktree
     from ._tracking import open_project
     from ._verify import _resolve
 
     root, _, tracker = open_project(path, tracking_uri)
-    run_id = _resolve(tracker, target, root)[0]
+    # A 'dvc init --subdir' project: its index, cache and checkouts are in its folder.
+    dvc_dir = settings_root(Path(path).resolve(), root)
+    run_id = _resolve(tracker, target, dvc_dir)[0]
     if not run_id:
         raise DvflowError(f"{target} is linked to no run", hint="Give a run id.")
     record = intact_record(tracker, run_id)[0]
@@ -51,17 +54,17 @@ def checkout(
             f"commit {commit or '(none)'} of run {run_id} is not in this repository",
             hint="Fetch the branch that holds it ('git fetch --all').",
         )
-    folder = Path(into).resolve() if into else root / ".dvflow" / "checkouts" / run_id[:12]
+    folder = Path(into).resolve() if into else dvc_dir / ".dvflow" / "checkouts" / run_id[:12]
     if folder.exists() and any(folder.iterdir()):
         raise ProjectError(f"{folder} exists and is not empty", hint="Choose another --into.")
     _git._git(root, "worktree", "add", "--detach", "-q", str(folder), commit)
-    project = DvcProject(root)
+    project = DvcProject(dvc_dir)
     try:
         patch = None
         if record.code.get("dirty") and record.code.get("patch_sha256"):
             patch = tracker.read_artifact(run_id, PATCH_ARTIFACT)
             apply_patch(folder, patch)
-        prepare_dvc(root, folder, project)
+        prepare_dvc(dvc_dir, folder / dvc_dir.relative_to(root), project)
         pointers = [p for p in (*record.inputs, *record.outputs) if p.cache_path and p.md5]
         materialize(project, folder, pointers)
     except BaseException:
