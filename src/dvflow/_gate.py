@@ -54,13 +54,13 @@ def check_project(
 ) -> GateResult:
     """Run the gate on the work tree at ``path``; ``release`` tags default to those at HEAD."""
     from ._dvc import DvcProject
-    from ._project import nearest_dvc_root
+    from ._project import settings_root
     from ._tracking import open_project
 
     top, config, tracker = open_project(path, tracking_uri)
     # 'dvc init --subdir' puts several DVC projects in one Git repository
     # (DESIGN trap 16): check the one holding the folder.
-    root = nearest_dvc_root(Path(path).resolve(), top) or top
+    root = settings_root(Path(path).resolve(), top)
     entries = _worktree_entries(root)
     tags = list(release) or _tags_at_head(root)
     project = DvcProject(root)

@@ -144,12 +144,12 @@ def open_project(
     """The project around ``path``: its root, its settings, and a client of its existing store."""
     from ._config import load_config
     from ._git import find_root
-    from ._project import nearest_dvc_root
+    from ._project import settings_root
 
     start = Path(path).resolve()
     root = find_root(start)
     # A 'dvc init --subdir' project keeps its own settings and store (dvflow run's).
-    config = load_config(nearest_dvc_root(start, root) or root, tracking_uri=tracking_uri)
+    config = load_config(settings_root(start, root), tracking_uri=tracking_uri)
     check_existing_store(config.tracking_uri)
     return root, config, Tracker(config.tracking_uri)
 

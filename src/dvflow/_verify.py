@@ -53,12 +53,12 @@ def verify(
 ) -> Verification:
     """Check ``target`` (a run id, ``models:/N/V`` or ``models:/N@A``); rebuild on request."""
     from ._dvc import DvcProject
-    from ._project import nearest_dvc_root
+    from ._project import settings_root
     from ._tracking import open_project
 
     root, _, tracker = open_project(path, tracking_uri)
     # The DVC project may be a folder of the git repository ('dvc init --subdir').
-    dvc_dir = nearest_dvc_root(Path(path).resolve(), root) or root
+    dvc_dir = settings_root(Path(path).resolve(), root)
     run_id, model, record_sha = _resolve(tracker, target, dvc_dir)
     checks = RunChecks(tracker, root, run_id, model, record_sha)
     checks.run_all(lambda _root: DvcProject(dvc_dir), outputs=True, extended=True)
