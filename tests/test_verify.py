@@ -227,22 +227,60 @@ def test_a_rebuild_leaves_the_projects_cache_and_run_cache_untouched(recorded: P
     assert sorted(p.relative_to(cache) for p in cache.rglob("*")) == before
 
 
-def test_a_subdir_projects_stage_rebuilds_identical(tmp_path: Path, template_db: Path) -> None:
-    root = tmp_path / "monorepo"  # one git repository, DVC project in proj-a
-    shutil.copytree(PROJECTS / "monorepo", root)
+def _subdir_project(
+    tmp_path: Path, template_db: Path, sub: str, source: Path = PROJECTS / "monorepo"
+) -> tuple[Path, Path]:
+    """A copy of ``source`` with ``sub`` a DVC project of its own, run by dvflow and pushed."""
+    root = tmp_path / "monorepo"
+    shutil.copytree(source, root)
     git(root, "init", "-q")
-    project = root / "proj-a"
+    project = root / sub
     for args in (("init", "--subdir", "-q"), ("remote", "add", "-d", "s", str(tmp_path / "r"))):
         assert dvc(project, *args).returncode == 0
     shutil.copy(template_db, project / "mlflow.db")
-    assert dvc(project, "add", "data/raw.txt").returncode == 0
+    if (project / "data" / "raw.txt").exists():
+        assert dvc(project, "add", "data/raw.txt").returncode == 0
     git(root, "add", "-A")
     git(root, "commit", "-qm", "a DVC project in a folder")
-    assert cli("run", "-C", "proj-a", cwd=root).returncode == 0
+    ran = cli("run", "-C", sub, cwd=root)
+    assert ran.returncode == 0, ran.stderr
     git(root, "add", "-A")
     git(root, "commit", "-qm", "results")
     assert dvc(project, "push", "-q").returncode == 0
+    return root, project
+
+
+def test_a_subdir_projects_stage_rebuilds_identical(tmp_path: Path, template_db: Path) -> None:
+    root, project = _subdir_project(tmp_path, template_db, "proj-a")
     run_id = stage_runs(project)["proj-a/dvc.yaml:prepare"]
     result = cli("verify", run_id, "--rebuild", "-C", "proj-a", cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "identical  proj-a/clean.txt" in result.stdout
+
+
+def test_a_subdir_projects_templated_foreach_metrics_rebuild_within_tolerance(
+    tmp_path: Path, template_db: Path
+) -> None:
+    # pipeline-conifguration's shape: a foreach stage whose own metrics path is
+    # templated, in a 'dvc init --subdir' project. DVC opened at the top of the
+    # worktree found the subproject's dvc.yaml dvc-ignored.
+    source = tmp_path / "src"
+    shutil.copytree(PROJECTS / "monorepo", source)
+    (source / "proj-b" / "params.yaml").write_text("reports: reports\nsets: [ab, abc]\n")
+    (source / "proj-b" / "score.py").write_text(
+        "import json, pathlib, sys\n"
+        "pathlib.Path('reports').mkdir(exist_ok=True)\n"
+        "item = sys.argv[1]\n"
+        "pathlib.Path(f'reports/metrics_{item}.json').write_text(json.dumps({'n': len(item)}))\n"
+    )
+    (source / "proj-b" / "dvc.yaml").write_text(
+        "stages:\n  score:\n    foreach: ${sets}\n    do:\n"
+        "      cmd: python score.py ${item}\n      deps: [score.py]\n"
+        "      metrics:\n        - ${reports}/metrics_${item}.json:\n            cache: false\n"
+    )
+    root, project = _subdir_project(tmp_path, template_db, "proj-b", source)
+    run_id = stage_runs(project)["proj-b/dvc.yaml:score@abc"]
+    result = cli("verify", run_id, "--rebuild", "-C", "proj-b", cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "metric     n: recorded 3.0, rebuilt 3.0 (within tolerance)" in result.stdout
+    assert result.stdout.rstrip().endswith("identical")

@@ -379,15 +379,10 @@ def stage_wdir(tree: Path, stage: str) -> str:
 
 def _resolved_wdir(tree: Path, stage: str) -> str:
     """A templated ``wdir``, as DVC resolves it."""
-    from ._dvc import DvcProject
-
-    project = DvcProject(tree)
-    try:
-        for found in project.plan([stage]):
+    with _stage_project(tree, stage) as (project, sub, target):
+        for found in project.plan([target]):
             if project.stage_name(found) == stage:
-                return project.describe(found).wdir
-    finally:
-        project.close()
+                return posixpath.normpath(posixpath.join(sub, project.describe(found).wdir))
     raise RebuildError(f"stage {stage} is not in the recorded commit's dvc.yaml")
 
 
@@ -425,15 +420,10 @@ def _own_metrics(tree: Path, stage: str) -> list[str]:
     if not any("${" in p for p in declared):
         wdir = stage_wdir(tree, stage)
         return [normalize(p, wdir) for p in declared]
-    from ._dvc import DvcProject
-
-    project = DvcProject(tree)
-    try:
-        for found in project.plan([stage]):
+    with _stage_project(tree, stage) as (project, sub, target):
+        for found in project.plan([target]):
             if project.stage_name(found) == stage:
-                return [normalize(p) for p in project.describe(found).metrics]
-    finally:
-        project.close()
+                return [normalize(p, sub) for p in project.describe(found).metrics]
     return []
 
 
@@ -444,11 +434,29 @@ def _top_level_metrics(tree: Path, stage: str) -> list[str]:
     declared = declared_paths(pipeline.get("metrics") if isinstance(pipeline, dict) else None)
     if not any("${" in p for p in declared):
         return [normalize(p, posixpath.dirname(dvcfile)) for p in declared]
-    from ._dvc import DvcProject
+    with _stage_project(tree, stage) as (project, sub, target):  # templated: as DVC resolves them
+        found = project.declared_files(project.plan([target]), "metrics")
+        return sorted(normalize(p, sub) for p in found)
 
-    project = DvcProject(tree)  # templated: as DVC resolves them
+
+@contextmanager
+def _stage_project(tree: Path, stage: str) -> Iterator[tuple[DvcProject, str, str]]:
+    """The DVC project in the worktree that holds dvflow's ``stage``.
+
+    Yields it, its folder from the worktree's root (``""`` at the top; a
+    ``dvc init --subdir`` project's folder otherwise) and the stage as DVC
+    addresses it from that folder. Opening DVC at the top of such a
+    repository would find the subproject's files dvc-ignored.
+    """
+    from ._dvc import DvcProject
+    from ._project import nearest_dvc_root
+
+    dvcfile = stage.rpartition(":")[0] or "dvc.yaml"
+    root = nearest_dvc_root((tree / dvcfile).parent, tree) or tree
+    sub = "" if root == tree else root.relative_to(tree).as_posix()
+    project = DvcProject(root)
     try:
-        return sorted(project.declared_files(project.plan([stage]), "metrics"))
+        yield project, sub, stage.removeprefix(f"{sub}/") if sub else stage
     finally:
         project.close()
 
