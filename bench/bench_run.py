@@ -5,7 +5,9 @@ in all). Each project's MLflow store is created beforehand: making a SQLite
 schema is a one-time cost, not a per-run one. Fresh runs alternate which tool
 goes first; no-op runs (nothing changed) are repeated.
 
-Target: dvflow adds at most 1.5 s and 5 % to dvc repro.
+Targets (DESIGN.md): a run that does work adds at most one MLflow client
+start-up + 0.3 s; a no-op run stays within 1.3x of a no-op dvc repro and
+records nothing. Neither is met yet: the README states what this measures.
 Usage: python bench/bench_run.py [--stages 3] [--seconds 20] [--repeat 2]
 """
 
