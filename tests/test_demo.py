@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,9 +13,13 @@ from conftest import cli, git, tracking_client
 
 @pytest.mark.slow
 def test_demo_runs_three_times_and_shows_every_stage_status(tmp_path: Path) -> None:
-    # As in the README: run from the top of another repository (a dvflow clone).
+    # As in the README: run from the top of another repository (a dvflow clone),
+    # as .venv/bin/dvflow with the venv not activated: the 'python' on PATH, if
+    # any, has neither MLflow nor scikit-learn.
     git(tmp_path, "init", "-q")
-    result = cli("demo", cwd=tmp_path)
+    bindir = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != bindir)
+    result = cli("demo", cwd=tmp_path, env={"PATH": path})
     assert result.returncode == 0, result.stderr
     root = tmp_path / "dvflow-demo"
     assert "run 1: prepare ran, train ran, evaluate ran" in result.stdout

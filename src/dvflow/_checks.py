@@ -62,6 +62,7 @@ class RunChecks:
     record: ProvenanceRecord | None = None
     run: Any = None
     checks: list[Check] = field(default_factory=list)
+    stage_path: str | None = None  # PATH the stages run with; None: the caller's
 
     def add(self, name: str, level: Level, detail: str, hint: str | None = None) -> None:
         self.checks.append(Check(name, level, detail, hint))
@@ -204,7 +205,7 @@ class RunChecks:
         from ._environment import StageInterpreter, command_path
 
         # The record describes the stages' interpreter: compare with today's.
-        stage = StageInterpreter(command_path()).environment()
+        stage = StageInterpreter(self.stage_path or command_path()).environment()
         then, now = record.environment, stage.info
         changed = [
             f"{key} {then.get(key)} -> {now.get(key)}"

@@ -148,7 +148,11 @@ def run_demo(
     promotion = promote(MODEL_NAME, current.version, "production", root)
     step(f"verify --rebuild: re-run the stage that made {MODEL_NAME}@production")
     verification = verify(
-        f"models:/{MODEL_NAME}@production", root, rebuild_stage=True, on_step=step
+        f"models:/{MODEL_NAME}@production",
+        root,
+        rebuild_stage=True,
+        on_step=step,
+        stage_path=path,
     )
     return DemoResult(
         root,

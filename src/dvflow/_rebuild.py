@@ -74,6 +74,7 @@ def rebuild(
     rtol: float = 1e-9,
     atol: float = 0.0,
     on_step: Callable[[str], None] | None = None,
+    stage_path: str | None = None,
 ) -> Rebuild:
     """Re-run the stage of ``record`` and judge its outputs against the recorded ones."""
     step = on_step or (lambda message: None)
@@ -97,7 +98,8 @@ def rebuild(
         # What came from DVC's cache is right by construction: hash only the rest.
         restore_inputs(project, root, tree, [p for p in record.inputs if not p.cache_path])
         step(f"re-running stage {stage} (run-cache off)")
-        tail = _run_stage(tree / sub, stage.removeprefix(f"{sub}/") if sub else stage)
+        target = stage.removeprefix(f"{sub}/") if sub else stage
+        tail = _run_stage(tree / sub, target, stage_path)
         rebuilt = _outputs(tree, stage)
         metrics = _metrics(tree, stage)
     outputs = tuple(
@@ -298,11 +300,12 @@ def copy_object(project: DvcProject, md5: str, dest: Path) -> None:
         shutil.copyfile(project.object_path(entry["md5"]), target)
 
 
-def _run_stage(tree: Path, stage: str) -> str:
+def _run_stage(tree: Path, stage: str, stage_path: str | None = None) -> str:
     env = {
         # The caller's PATH, as 'dvflow run' and 'dvc repro' use it: the stage's
         # interpreter is the user's (its packages), not dvflow's.
         **os.environ,
+        **({"PATH": stage_path} if stage_path is not None else {}),
         # A script that logs to MLflow logs into a throwaway store, not the real one.
         "MLFLOW_TRACKING_URI": (tree.parent / "mlruns").as_uri(),
         "MLFLOW_ALLOW_FILE_STORE": "true",

@@ -50,8 +50,13 @@ def verify(
     atol: float = 0.0,
     tracking_uri: str | None = None,
     on_step: Callable[[str], None] | None = None,
+    stage_path: str | None = None,
 ) -> Verification:
-    """Check ``target`` (a run id, ``models:/N/V`` or ``models:/N@A``); rebuild on request."""
+    """Check ``target`` (a run id, ``models:/N/V`` or ``models:/N@A``); rebuild on request.
+
+    ``stage_path``: the PATH a rebuilt stage runs with (default: the caller's,
+    as for ``dvflow run``); the environment check asks that PATH's ``python``.
+    """
     from ._dvc import DvcProject
     from ._project import settings_root
     from ._tracking import open_project
@@ -60,7 +65,7 @@ def verify(
     # The DVC project may be a folder of the git repository ('dvc init --subdir').
     dvc_dir = settings_root(Path(path).resolve(), root)
     run_id, model, record_sha = _resolve(tracker, target, dvc_dir)
-    checks = RunChecks(tracker, root, run_id, model, record_sha)
+    checks = RunChecks(tracker, root, run_id, model, record_sha, stage_path=stage_path)
     checks.run_all(lambda _root: DvcProject(dvc_dir), outputs=True, extended=True)
     if checks.record is not None and checks.record.kind == "pipeline":
         stages = ", ".join(f"{s['name']} {s['run_id']}" for s in checks.record.stages)
@@ -81,7 +86,14 @@ def verify(
     project = DvcProject(dvc_dir)
     try:
         outcome = rebuild(
-            root, tracker, project, checks.record, rtol=rtol, atol=atol, on_step=on_step
+            root,
+            tracker,
+            project,
+            checks.record,
+            rtol=rtol,
+            atol=atol,
+            on_step=on_step,
+            stage_path=stage_path,
         )
     except BaseException as exc:
         from ._interrupt import Interrupted
