@@ -71,6 +71,32 @@ def test_dvclive_metrics_history_and_plots_are_recorded_on_the_training_run(
     assert record["metrics"] == {"train.loss": 0.59049, "step": 4.0}
 
 
+def test_metrics_dvclive_declares_during_the_first_run_are_recorded_on_that_run(
+    make_project: Callable[..., Path],
+) -> None:
+    # DVCLive writes its top-level metrics: and plots: into dvc.yaml while the
+    # stage's first run goes on: they were not there when the run was planned.
+    root = make_project("dvclive", commit=False)
+    pipeline = root / "dvc.yaml"
+    text = pipeline.read_text()
+    pipeline.write_text(text[: text.index("metrics:")] + text[text.index("artifacts:") :])
+    with (root / "train.py").open("a") as script:
+        script.write(
+            "\nfrom pathlib import Path\n"
+            "Path('dvc.yaml').write_text(Path('dvc.yaml').read_text()\n"
+            "    + 'metrics:\\n- dvclive/metrics.json\\nplots:\\n- dvclive/plots/metrics:\\n'\n"
+            "    + '    x: step\\n')\n"
+        )
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "no top-level metrics yet")
+    run(root)
+    assert "- dvclive/metrics.json" in pipeline.read_text()  # the script declared them
+    train = stage_runs(root)["train"]
+    assert tracking_client(root).get_run(train).data.metrics == {"train.loss": 0.59049, "step": 4.0}
+    assert len(history(root, train, "train.loss")) == 5
+    assert "plots/dvclive/plots/metrics/train/loss.tsv" in artifact_paths(root, train, "plots")
+
+
 def test_a_templated_top_level_metrics_file_belongs_to_the_stage_whose_directory_holds_it(
     recorded: Path,
 ) -> None:

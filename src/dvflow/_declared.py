@@ -201,3 +201,25 @@ def _number(text: str | None) -> float | None:
         return float(text) if text not in (None, "") else None
     except ValueError:
         return None
+
+
+def declared_now(root: Path, dvcfile: str, section: str) -> frozenset[str]:
+    """The literal top-level ``metrics:`` or ``plots:`` paths ``dvcfile`` holds now.
+
+    DVCLive adds its own entries to dvc.yaml while the first run of a stage
+    goes on, after the run was planned; re-read then, they are that stage's
+    too. Templated entries are left to DVC's reading at plan time; a file that
+    no longer parses adds nothing.
+    """
+    from ._dvcfiles import declared_paths
+    from ._exceptions import InvalidFileError
+    from ._yaml import load_yaml_file
+
+    path = root / dvcfile
+    try:
+        data = load_yaml_file(path) if path.is_file() else None
+    except InvalidFileError:
+        return frozenset()
+    entries = data.get(section) if isinstance(data, dict) else None
+    folder = posixpath.dirname(dvcfile)
+    return frozenset(normalize(p, folder) for p in declared_paths(entries) if "${" not in p)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from . import _git
 from ._config import Config, load_config
-from ._declared import files_under, histories, metric_points, owned, read_metrics
+from ._declared import declared_now, files_under, histories, metric_points, owned, read_metrics
 from ._dvc import DvcProject, StageInfo, command_status, is_command_failure
 from ._dvc import StageLogWatcher as _Watcher
 from ._dvcfiles import (
@@ -351,6 +351,9 @@ class _Session:
         inputs = self.io.pointers(entry.get("deps"), info.wdir)
         outputs = self.io.pointers(entry.get("outs"), info.wdir)
         params = {k: self.redactor.redact(v) for k, v in params_from_lock(entry).items()}
+        if status == "ran":  # DVCLive declares its metrics and plots during a first run
+            self.top_metrics |= declared_now(self.root, info.dvcfile, "metrics")
+            self.top_plots |= declared_now(self.root, info.dvcfile, "plots")
         metrics = self._metrics(info)
         outs = [e for e in entry.get("outs") or [] if isinstance(e, dict)]
         key = outputs_key([pointer_from_entry(e) for e in outs])
