@@ -238,6 +238,17 @@ def test_the_dvc_lock_entry_a_run_wrote_is_not_named_as_another_producer(
         assert "also produced by" not in tree.stdout
 
 
+def test_runs_that_made_nothing_are_not_named_as_other_producers(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project("basic")
+    _ok(cli("run", "-C", str(root)))
+    _ok(cli("run", "-C", str(root)))  # every stage up to date: two runs made nothing
+    data = graph(root, "lineage", "model.txt")
+    assert [n["label"] for n in nodes(data, "data") if n["attrs"].get("also_produced_by")] == []
+    assert "also produced by" not in cli("lineage", "model.txt", "-C", str(root)).stdout
+
+
 def test_a_stage_committed_before_a_run_that_made_the_same_bytes_is_still_named(
     make_project: Callable[..., Path],
 ) -> None:

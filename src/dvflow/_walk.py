@@ -431,7 +431,10 @@ class _Choice:
         if same or not chosen:
             picked = self._committed_before(same or list(entries), targets)
             chosen = [(f"entry:{e}", _SOURCE_EDGES.get(k, "produced")) for e, k in picked]
-        others = every - {c for c, _ in chosen}
+        # A restored or up-to-date run made nothing: its produced_by link names
+        # the run that did. Only runs that ran are other producers.
+        idle = {f"run:{r[0]}" for r in runs if r[1] != "ran"}
+        others = every - {c for c, _ in chosen} - idle
         named = [(e, k) for e, k in entries if f"entry:{e}" in others]
         return chosen, others - self._written_by(runs, named)
 
