@@ -209,3 +209,15 @@ def test_data_present_in_the_work_tree_but_not_in_the_cache_is_not_stale(
     result = cli("check", "-C", str(experiment))
     assert "pass  stale" in result.stdout, result.stdout + result.stderr
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_broken_yaml_in_dvc_yaml_is_one_line_with_its_position(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project("basic")
+    (root / "dvc.yaml").write_text("stages:\n  prepare:\n    cmd: [unclosed\n")
+    result = cli("check", "-C", str(root))
+    assert result.returncode == 3, result.stdout + result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "dvc.yaml" in error and "line " in error, result.stderr
+    assert "while parsing" not in result.stderr and "Traceback" not in result.stderr

@@ -22,6 +22,7 @@ from . import _git, _history
 from ._checks import Check
 from ._dvcfiles import model_artifacts
 from ._exceptions import DvcError
+from ._yaml import load_yaml_file
 
 if TYPE_CHECKING:
     from ._dvc import DvcProject
@@ -61,6 +62,9 @@ def check_project(
     # 'dvc init --subdir' puts several DVC projects in one Git repository
     # (DESIGN trap 16): check the one holding the folder.
     root = settings_root(Path(path).resolve(), top)
+    for name in ("dvc.yaml", "dvc.lock"):  # a line and column, not DVC's parser dump
+        if (root / name).is_file():
+            load_yaml_file(root / name)
     entries = _worktree_entries(root)
     tags = list(release) or _tags_at_head(root)
     project = DvcProject(root)
