@@ -89,7 +89,7 @@ def test_init_in_a_folder_of_an_existing_dvc_project_is_refused(tmp_path: Path) 
     dvflow.init_project(tmp_path)
     with pytest.raises(dvflow.ProjectError, match="inside the DVC project"):
         dvflow.init_project(tmp_path / "sub")
-    assert not (tmp_path / "sub" / ".dvc").exists()
+    assert not (tmp_path / "sub").exists()  # the refusal created nothing
 
 
 def test_init_ci_in_a_subfolder_project_is_refused_before_changing_anything(
@@ -98,7 +98,7 @@ def test_init_ci_in_a_subfolder_project_is_refused_before_changing_anything(
     git(tmp_path, "init", "-q")
     with pytest.raises(dvflow.ProjectError, match="top of the git repository"):
         dvflow.init_project(tmp_path / "sub", ci=True)
-    assert not (tmp_path / "sub" / ".dvc").exists()
+    assert not (tmp_path / "sub").exists()
 
 
 def test_init_then_run_works_on_a_fresh_project(tmp_path: Path) -> None:

@@ -168,17 +168,23 @@ def init_project(
     and ``dvflow verify``.
     """
     root = Path(path).resolve()
+    created = not root.exists()
     make_folder(root)
     done: list[str] = []
     kept: list[str] = []
-    subdir = _ensure_git(root, done, kept)
-    if ci and subdir:
-        # GitHub reads workflows only from the repository's top folder.
-        raise ProjectError(
-            f"--ci writes .github/ at the top of the git repository, not in {root.name}/",
-            hint="Run 'dvflow init' here without --ci, then add a workflow at the top "
-            f"that runs 'dvflow check -C {root.name}'.",
-        )
+    try:
+        subdir = _ensure_git(root, done, kept)
+        if ci and subdir:
+            # GitHub reads workflows only from the repository's top folder.
+            raise ProjectError(
+                f"--ci writes .github/ at the top of the git repository, not in {root.name}/",
+                hint="Run 'dvflow init' here without --ci, then add a workflow at the top "
+                f"that runs 'dvflow check -C {root.name}'.",
+            )
+    except ProjectError:
+        if created:
+            root.rmdir()  # a refusal leaves nothing behind
+        raise
     _ensure_dvc(root, subdir, done, kept)
     remote_url = _ensure_remote(root, remote, force, done, kept)
     _ensure_config(root, force, done, kept)
