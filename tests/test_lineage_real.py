@@ -23,7 +23,7 @@ import pytest
 
 from conftest import cli, dvc, git, tracking_client
 from history_repo import HistoryRepo
-from test_lineage import SCHEMA, edges, graph, nodes
+from test_lineage import SCHEMA, edges, graph, lock_md5, nodes
 
 
 def _commit(root: Path, message: str) -> None:
@@ -318,20 +318,9 @@ def test_a_fresh_clone_reads_branches_that_exist_only_on_the_remote(
     assert "experiment" not in git(clone, "branch")
     data = graph(clone, "impact", "data/raw.txt", "--offline")
     versions = {n["attrs"]["md5"]: n["attrs"]["refs"] for n in nodes(data, "data")}
-    experiment = json_md5(clone, "origin/experiment", "model/model.bin")
+    experiment = lock_md5(clone, "origin/experiment", "model/model.bin")
     assert versions[experiment] == ["origin/experiment"]
     assert not [r for refs in versions.values() for r in refs if r.endswith("/HEAD")]
-
-
-def json_md5(root: Path, rev: str, path: str) -> str:
-    import yaml
-
-    lock = yaml.safe_load(git(root, "show", f"{rev}:dvc.lock"))
-    for stage in lock["stages"].values():
-        for out in stage.get("outs", []):
-            if out["path"] == path:
-                return str(out["md5"])
-    raise AssertionError(f"{path} not in dvc.lock at {rev}")
 
 
 def _answers(root: Path) -> dict[str, Any]:
@@ -353,7 +342,7 @@ def _lock_with_model(origin: Path, branch: str, md5: str, start: str = "main") -
     """A commit on ``branch`` whose dvc.lock says the model has ``md5``."""
     git(origin, "checkout", "-q", "-B", branch, start)
     lock = origin / "dvc.lock"
-    old = json_md5(origin, "HEAD", "model/model.bin")
+    old = lock_md5(origin, "HEAD", "model/model.bin")
     lock.write_text(lock.read_text().replace(old, md5))
     git(origin, "commit", "-qam", f"model {md5[:6]} on {branch}")
     git(origin, "checkout", "-q", "main")
