@@ -136,6 +136,19 @@ def test_lineage_and_impact_read_the_subproject_store_and_its_paths(
     assert not (root / ".dvflow").exists()
 
 
+def test_lineage_from_the_git_root_says_the_subprojects_have_stores_of_their_own(
+    tmp_path: Path, template_db: Path
+) -> None:
+    root = _monorepo(tmp_path, template_db)
+    _ran_and_committed(root)
+    top = cli("lineage", "proj-a/clean.txt", cwd=root)
+    assert top.returncode == 0, top.stderr
+    assert "from Git history alone" in top.stderr and "(proj-a, proj-b)" in top.stderr
+    inside = cli("lineage", "clean.txt", cwd=root / "proj-a")
+    assert inside.returncode == 0, inside.stderr
+    assert "Git history alone" not in inside.stderr
+
+
 def test_register_takes_a_subproject_stage_by_its_name_or_as_recorded(
     tmp_path: Path, template_db: Path
 ) -> None:

@@ -71,7 +71,29 @@ def open_index(
     except BaseException:
         index.close()
         raise
+    if (project or root) == root and (hint := _subprojects_hint(root)):
+        warnings.append(hint)
     return index, stats, warnings
+
+
+def _subprojects_hint(root: Path) -> str | None:
+    """Say so when the git root is no DVC project but folders in it are ('--subdir').
+
+    Their runs are in their own stores: from the top, only Git history answers.
+    """
+    if (root / ".dvc").is_dir():
+        return None
+    found = sorted(
+        p.parent.relative_to(root).as_posix()
+        for p in (*root.glob("*/.dvc"), *root.glob("*/*/.dvc"))
+    )
+    if not found:
+        return None
+    return (
+        f"the DVC projects of this repository are in folders ({', '.join(found[:5])}"
+        f"{', ...' if len(found) > 5 else ''}) with stores of their own: this answer comes "
+        "from Git history alone; pass -C FOLDER (or run it there) to include their runs"
+    )
 
 
 def open_index_at(
