@@ -101,7 +101,7 @@ def rebuild(
         target = stage.removeprefix(f"{sub}/") if sub else stage
         tail = _run_stage(tree / sub, target, stage_path)
         rebuilt = _outputs(tree, stage)
-        metrics = _metrics(tree, stage)
+        metrics = _metrics(tree, stage, rebuilt)
     outputs = tuple(
         OutputVerdict(
             p.path,
@@ -246,7 +246,8 @@ def _restore(project: DvcProject, local: Path, dest: Path, md5: str) -> bool:
 
 def _matches(path: Path, md5: str) -> bool:
     """Does ``path`` hold ``md5``, as DVC hashes it (DVC 3, or DVC 2's text-normalised md5)?"""
-    return md5 in (tree_md5(path, legacy=False), tree_md5(path, legacy=True))
+    # The legacy hash only when the plain one differs: large data is read once.
+    return md5 == tree_md5(path) or md5 == tree_md5(path, legacy=True)
 
 
 def tree_md5(path: Path, *, legacy: bool = False) -> str | None:
@@ -271,10 +272,15 @@ def tree_md5(path: Path, *, legacy: bool = False) -> str | None:
 def _file_md5(path: Path, legacy: bool) -> str:
     import hashlib
 
-    data = path.read_bytes()
-    if legacy and b"\0" not in data[:8000]:
-        data = data.replace(b"\r\n", b"\n")
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+    digest = hashlib.md5(usedforsecurity=False)
+    if legacy:
+        data = path.read_bytes()
+        digest.update(data if b"\0" in data[:8000] else data.replace(b"\r\n", b"\n"))
+        return digest.hexdigest()
+    with path.open("rb") as handle:  # in chunks: inputs can be large
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _replace(dest: Path) -> None:
@@ -403,13 +409,13 @@ def _outputs(tree: Path, stage: str) -> dict[str, str]:
     return found
 
 
-def _metrics(tree: Path, stage: str) -> dict[str, float]:
+def _metrics(tree: Path, stage: str, outputs: Mapping[str, str]) -> dict[str, float]:
     """The rebuilt stage's metrics, keyed as ``dvflow run`` recorded them.
 
     Its own ``metrics:`` (relative to its ``wdir``) and the top-level ones of
     its dvc.yaml that lie inside its outputs (DVCLive's layout).
     """
-    top = owned(_top_level_metrics(tree, stage), _outputs(tree, stage))
+    top = owned(_top_level_metrics(tree, stage), outputs)
     return read_metrics(tree, [*_own_metrics(tree, stage), *top])
 
 
