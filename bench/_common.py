@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-# Every benchmark runs git and DVC with a fixed identity and no analytics.
+# Every benchmark runs git and DVC with a fixed identity and no analytics, and
+# its venv first on PATH, as if activated: stages run with the caller's
+# ``python`` (as under ``dvc repro``), and the benchmarks' stages import mlflow.
 ENV = {
+    "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    "VIRTUAL_ENV": str(BIN.parent),
     "DVC_NO_ANALYTICS": "1",
     "GIT_AUTHOR_NAME": "bench",
     "GIT_AUTHOR_EMAIL": "b@b",

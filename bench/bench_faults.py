@@ -1,4 +1,4 @@
-"""Fault injection: ``dvflow run --push`` killed, cut off from its server, or its remote.
+"""Fault injection: dvflow killed (run, sync, rebuild, checkout), its server, remote or disk gone.
 
 One PostgreSQL + ``mlflow server`` (bench/_servers.py) and one project: two
 stages, prepare -> train, each sleeping ~1 s so that faults land mid-run, a
@@ -11,6 +11,15 @@ at a random moment:
             (the run must still exit 0, recording to the local spool)
     remote  the DVC remote fails: its folder is renamed away and a regular
             file takes its path (chmod stops nothing for root); exit 3 expected
+    diskfull  the project and its remote live on a small tmpfs, and a file
+            takes every free byte of it (root only: without a tmpfs this
+            fault is left out, and the run says so)
+    kill9-sync      the run spools (server stopped), then SIGKILL to the
+                    ``dvflow sync`` that uploads it, 0.2-3 s after its start
+    kill9-rebuild   after a run, SIGKILL to ``dvflow verify --rebuild`` of
+                    its train run, 0.3-8 s after its start
+    kill9-checkout  after a run, SIGKILL to ``dvflow checkout`` of its train
+                    run, 0.2-4 s after its start
     none    a control
 
 A server or remote fault comes 0.3-3 s after the start, or 0-1 s into the
@@ -20,7 +29,10 @@ machine is.
 
 Then it recovers as a user would: restart the server if it was stopped,
 ``dvflow sync`` (must exit 0), restore the remote, ``dvflow run --push`` again
-(must exit 0), and commits. Counted over all trials:
+(must exit 0), and commits. After a killed rebuild it runs the same
+``dvflow verify --rebuild`` again (must exit 0); after a killed checkout,
+``dvflow checkout`` again (must exit 0) and ``git worktree remove`` as it
+says. Counted over all trials:
 
 - records lost: a stage or pipeline run that a faulted run reported as done
   (exit 0: the ids it printed, mapped through what ``dvflow sync`` printed),
@@ -29,23 +41,26 @@ Then it recovers as a user would: restart the server if it was stopped,
 - repositories left inconsistent: after recovery, ``dvc status`` not clean,
   ``.dvflow/spool`` still there, the run lock held, a DVC output untracked
   by git and not ignored, ``dvflow verify`` of the recovery's train run not
-  0, a RUNNING run on the server that is not a killed run's, or a recovery
-  step that failed.
+  0, a RUNNING run on the server that is not a killed run's, a Git
+  worktree left besides the project's own, or a recovery step that failed;
+- files touched outside the project: a file that appeared, vanished or
+  changed in a neighbour folder, in the base folder, or in TMPDIR (debris a
+  killed command left there and no later command removed).
 
 kill -9 leaves the killed run's MLflow runs RUNNING until the recovery's
 ``dvflow run`` ends them as KILLED; those still RUNNING after recovery are
-counted apart, as runs left open by kill -9 (expected 0). Targets: 0
-records lost, 0 repositories inconsistent, 0 errors (a traceback, or an exit
-code the fault does not explain). The exit status is 1 when one is missed.
+counted as runs left RUNNING. Targets: 0 records lost, 0 repositories
+inconsistent, 0 runs left RUNNING, 0 files touched outside the project, 0
+errors (a traceback, or an exit code the fault does not explain). The exit
+status is 1 when one is missed.
 
-Usage: python bench/bench_faults.py [--trials 12] [--seed 0] [--faults kill9 server remote none]
+Usage: python bench/bench_faults.py [--trials 56] [--seed 0] [--faults kill9 server ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import math
 import os
@@ -58,22 +73,43 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from _common import BIN, isolated_env
+from _faults_kit import (
+    Disk,
+    Outcome,
+    Outside,
+    Store,
+    Trigger,
+    ids_printed,
+    last_line,
+    lock_held,
+    stage_at,
+    sync_mapping,
+    tags,
+    wait_for_group,
+)
 from _servers import MlflowServer, postgres_mlflow
 
 DVFLOW, DVC = str(BIN / "dvflow"), str(BIN / "dvc")
-FAULTS = ("kill9", "server", "remote", "none")
-# Exit codes each fault explains; a kill that comes after the run ended leaves 0.
-EXPECTED_EXITS = {"kill9": {-9, 0}, "server": {0}, "remote": {3, 0}, "none": {0}}
+# The commands killed by the kill9-* faults, after a run that prepares them.
+COMMANDS = {"kill9-sync": "sync", "kill9-rebuild": "verify", "kill9-checkout": "checkout"}
+FAULTS = ("kill9", "server", "remote", "diskfull", *COMMANDS, "none")
+# Exit codes each fault explains; a kill that comes after the command ended leaves 0.
+# A full disk stops a stage (6), DVC (3), or the store and the spool (4, 8).
+EXPECTED_EXITS = {
+    "kill9": {-9, 0},
+    "server": {0},
+    "remote": {3, 0},
+    "diskfull": {0, 3, 4, 6, 8},
+    **{kind: {-9, 0} for kind in COMMANDS},
+    "none": {0},
+}
 EXPERIMENT = "faults"
 # The stages' outputs that DVC caches, so git must ignore them. metrics.json is
 # ``cache: false``: git tracks it (committed with the first run's results).
@@ -155,86 +191,25 @@ class Trial:
     errors: list[str] = field(default_factory=list)
     left_open: int = 0  # RUNNING runs of a run killed by SIGKILL
     unrecorded_finished: int = 0  # killed runs FINISHED by the script, without a record
+    outside: list[str] = field(default_factory=list)  # files touched outside the project
+    target: str = ""  # the train run a killed rebuild or checkout works on
     recovery_seconds: float = 0.0
-
-
-@dataclass
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-
-def ids_printed(stdout: str) -> list[str]:
-    """The pipeline run's id and its stage runs' ids, as ``dvflow run`` prints them."""
-    pipeline = re.findall(r"^pipeline run ([0-9a-f]{32})", stdout, re.MULTILINE)
-    stages = re.findall(r"^  \S+\s+\S+\s+run ([0-9a-f]{32})", stdout, re.MULTILINE)
-    return pipeline + stages
-
-
-def sync_mapping(stdout: str) -> dict[str, str]:
-    """Spool id -> server id, from ``dvflow sync``'s output (a completed run keeps its id)."""
-    mapping = dict(re.findall(r"^  run ([0-9a-f]{32}) -> ([0-9a-f]{32})$", stdout, re.MULTILINE))
-    for run_id in re.findall(r"^  run ([0-9a-f]{32}): completed$", stdout, re.MULTILINE):
-        mapping[run_id] = run_id
-    return mapping
-
-
-class Store:
-    """What the server holds, read through MLflow's REST API (no MLflow import here)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def call(self, endpoint: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = json.dumps(payload).encode() if payload is not None else None
-        request = urllib.request.Request(  # noqa: S310 - loopback
-            f"{self.url}/api/2.0/mlflow/{endpoint}",
-            data=data,
-            headers={"Content-Type": "application/json"},
-            method="POST" if data is not None else "GET",
-        )
-        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
-            result: dict[str, Any] = json.loads(answer.read() or b"{}")
-            return result
-
-    def runs(self) -> dict[str, dict[str, Any]]:
-        """Every run of every experiment, by id."""
-        experiments = self.call("experiments/search", {"max_results": 1000})
-        ids = [e["experiment_id"] for e in experiments.get("experiments", [])]
-        found: dict[str, dict[str, Any]] = {}
-        token = None
-        while True:
-            query: dict[str, Any] = {"experiment_ids": ids, "max_results": 1000}
-            if token:
-                query["page_token"] = token
-            page = self.call("runs/search", query)
-            found |= {r["info"]["run_id"]: r for r in page.get("runs", [])}
-            token = page.get("next_page_token")
-            if not token:
-                return found
-
-    def status(self, run_id: str) -> str:
-        try:
-            run = self.call(f"runs/get?run_id={run_id}")
-        except urllib.error.HTTPError:
-            return "absent"
-        return str(run["run"]["info"]["status"])
-
-
-def tags(run: dict[str, Any]) -> dict[str, str]:
-    return {t["key"]: t["value"] for t in run.get("data", {}).get("tags", [])}
 
 
 class Bench:
     """The project, its remote and server, and the commands a user would type."""
 
-    def __init__(self, base: Path, server: MlflowServer, log: Path | None = None) -> None:
-        self.base, self.server, self.log = base, server, log
-        self.project, self.remote = base / "project", base / "remote"
+    def __init__(
+        self, base: Path, server: MlflowServer, disk: Disk | None, log: Path | None = None
+    ) -> None:
+        self.base, self.server, self.disk, self.log = base, server, disk, log
+        home = disk.folder if disk is not None and disk.mounted else base
+        self.project, self.remote = home / "project", home / "remote"
         self.store = Store(server.url)
+        inside = {"project", "remote", "disk", "server", "home", "faulted.out", "faulted.err"}
+        self.outside = Outside(base, inside)
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVFLOW_"))}
-        self.env = clean | isolated_env(base / "home")
+        self.env = clean | isolated_env(base / "home") | {"TMPDIR": str(self.outside.tmp)}
         self.env |= {"DVFLOW_TRACKING_URI": server.url, "DVFLOW_EXPERIMENT": EXPERIMENT}
 
     def command(self, *args: str, timeout: float = 600) -> Outcome:
@@ -291,24 +266,57 @@ class Bench:
     def trial(self, trial: Trial) -> None:
         (self.project / "params.yaml").write_text(params_yaml(trial.number))
         self.commit(f"trial {trial.number}: {trial.fault}")
+        self.outside.snapshot()
         before = set(self.store.runs())
-        faulted, killed = self.faulted_run(trial)
+        if trial.fault in COMMANDS:
+            prepared, faulted, killed = self.command_fault(trial)
+            reported = ids_printed(prepared.out) if prepared.code == 0 else []
+        else:
+            prepared = None
+            faulted, killed = self.faulted(["run", "--push"], trial)
+            reported = [] if faulted.code != 0 else ids_printed(faulted.out)
         clock = time.monotonic()
-        synced, recovery = self.recover(trial)
+        synced, recovery, extra = self.recover(trial, prepared)
         trial.recovery_seconds = time.monotonic() - clock
-        for name, done in (("faulted run", faulted), ("sync", synced), ("recovery", recovery)):
+        steps = [("prepared run", prepared), ("faulted", faulted), ("sync", synced)]
+        for name, done in [*steps, ("recovery", recovery), *extra]:
+            if done is None:
+                continue
             self.keep(trial, name, done)
             if DVFLOW_TRACEBACK.search(done.err):
                 trial.errors.append(f"{name}: a traceback from dvflow on stderr")
         self.check_exit(trial, faulted)
-        reported = [] if faulted.code != 0 else ids_printed(faulted.out)
         mapping = sync_mapping(synced.out)
         completed = [mapping.get(run_id, run_id) for run_id in reported]
         recovered = ids_printed(recovery.out) if recovery.code == 0 else []
         self.check_records(trial, completed + recovered)
         self.check_repository(trial, recovery)
         self.check_open_runs(trial, before, set(completed + recovered), killed)
+        trial.outside = self.outside.changes()
         self.commit(f"trial {trial.number}: results")
+
+    def command_fault(self, trial: Trial) -> tuple[Outcome, Outcome, bool]:
+        """The run that prepares a killed command, then that command and its kill."""
+        if trial.fault == "kill9-sync":
+            self.server.stop()  # the run spools; the killed sync uploads it
+            prepared = self.dvflow("run", "--push")
+            self.server.start()
+            if "local spool" not in prepared.err:
+                trial.errors.append("the server stopped but the run did not say it spooled")
+            args = ["sync"]
+        else:
+            prepared = self.dvflow("run", "--push")
+            args = [COMMANDS[trial.fault], *self.rebuild_args(trial, prepared)]
+        if prepared.code != 0:
+            detail = last_line(prepared.err)
+            trial.errors.append(f"the preparing run exited {prepared.code}: {detail}")
+        faulted, killed = self.faulted(args, trial)
+        return prepared, faulted, killed
+
+    def rebuild_args(self, trial: Trial, prepared: Outcome) -> list[str]:
+        train = re.search(r"^  train\s+\S+\s+run ([0-9a-f]{32})", prepared.out, re.MULTILINE)
+        trial.target = train[1] if train else "no-train-run"
+        return ["--rebuild", trial.target] if trial.fault == "kill9-rebuild" else [trial.target]
 
     def keep(self, trial: Trial, name: str, done: Outcome) -> None:
         if self.log is None:
@@ -318,12 +326,12 @@ class Bench:
         path = self.log / f"trial{trial.number:02}-{trial.fault}-{name.replace(' ', '-')}.txt"
         path.write_text(text)
 
-    def faulted_run(self, trial: Trial) -> tuple[Outcome, bool]:
-        """Run ``dvflow run --push`` and inject the fault; whether SIGKILL ended it."""
+    def faulted(self, args: list[str], trial: Trial) -> tuple[Outcome, bool]:
+        """Run ``dvflow ARGS`` and inject the fault; whether SIGKILL ended it."""
         out_path, err_path = self.base / "faulted.out", self.base / "faulted.err"
         with out_path.open("w") as out, err_path.open("w") as err:
             proc = subprocess.Popen(
-                [DVFLOW, "run", "--push"],
+                [DVFLOW, *args],
                 cwd=self.project,
                 env=self.env,
                 stdout=out,
@@ -339,23 +347,34 @@ class Bench:
             code = proc.wait()
         outcome = Outcome(code, out_path.read_text(), err_path.read_text())
         if trial.landed:
-            trial.during = stage_at(outcome.err, trial.fault)
-        killed = trial.fault == "kill9" and code == -signal.SIGKILL
+            in_run = args[0] == "run"
+            trial.during = stage_at(outcome.err, trial.fault) if in_run else f"in dvflow {args[0]}"
+        killed = trial.fault.startswith("kill9") and code == -signal.SIGKILL
         if killed:
             trial.orphans = wait_for_group(proc.pid)
         return outcome, killed
 
     def inject(self, fault: str, proc: subprocess.Popen[bytes]) -> None:
-        if fault == "kill9":
+        if fault.startswith("kill9"):
             proc.send_signal(signal.SIGKILL)
+        elif fault == "diskfull" and self.disk is not None:
+            self.disk.fill()
         elif fault == "server":
             self.server.stop()
         elif fault == "remote":
             self.remote.rename(self.remote.with_name("remote.away"))
             self.remote.write_text("not a folder: the remote is broken\n")
 
-    def recover(self, trial: Trial) -> tuple[Outcome, Outcome]:
-        """Restart the server, sync, restore the remote, run again."""
+    def recover(
+        self, trial: Trial, prepared: Outcome | None
+    ) -> tuple[Outcome, Outcome, list[tuple[str, Outcome]]]:
+        """Free the disk, restart the server, sync, restore the remote, run again.
+
+        After a killed rebuild or checkout, that command again (and the
+        worktree removal a checkout prints). Returns those extra steps too.
+        """
+        if self.disk is not None:
+            self.disk.free()
         if not self.server.running:
             self.server.start()
         synced = self.dvflow("sync")
@@ -364,10 +383,17 @@ class Bench:
             self.remote.unlink()
             away.rename(self.remote)
         recovery = self.dvflow("run", "--push")
-        for name, done in (("dvflow sync", synced), ("recovery dvflow run --push", recovery)):
+        steps = [("dvflow sync", synced), ("recovery dvflow run --push", recovery)]
+        if trial.fault in {"kill9-rebuild", "kill9-checkout"} and prepared is not None:
+            again = self.dvflow(COMMANDS[trial.fault], *self.rebuild_args(trial, prepared))
+            steps.append((f"dvflow {COMMANDS[trial.fault]} again", again))
+            folder = re.search(r"^remove it:\s+(git worktree remove .*)$", again.out, re.MULTILINE)
+            if folder:
+                steps.append(("git worktree remove", self.command(*folder[1].split())))
+        for name, done in steps:
             if done.code != 0:
                 trial.inconsistent.append(f"{name} exited {done.code}: {last_line(done.err)}")
-        return synced, recovery
+        return synced, recovery, steps[2:]
 
     # -- checks ---------------------------------------------------------------
 
@@ -405,6 +431,10 @@ class Bench:
         for line in porcelain.splitlines():
             if line.startswith("??") and line[3:].startswith(CACHED_OUTPUTS):
                 problems.append(f"git sees an untracked DVC output: {line[3:]}")
+        worktrees = self.must("git", "worktree", "list", "--porcelain").out
+        for line in worktrees.splitlines()[1:]:
+            if line.startswith("worktree "):
+                problems.append(f"a Git worktree is left: {line[9:]}")
         if recovery.code == 0:
             train = re.search(r"^  train\s+\S+\s+run ([0-9a-f]{32})", recovery.out, re.MULTILINE)
             verified = self.dvflow("verify", train[1]) if train else None
@@ -429,69 +459,6 @@ class Bench:
                 trial.inconsistent.append(f"run {run_id} left RUNNING on the server")
 
 
-class Trigger:
-    """When a fault is due: ``delay`` seconds after the start or after a stage started."""
-
-    def __init__(self, anchor: str, delay: float, stderr: Path) -> None:
-        self.anchor, self.delay, self.stderr = anchor, delay, stderr
-        self.since = time.monotonic() if anchor == "start" else None
-
-    def due(self) -> bool:
-        if self.since is None and f"] {self.anchor}: starting" in self.stderr.read_text():
-            self.since = time.monotonic()
-        return self.since is not None and time.monotonic() - self.since >= self.delay
-
-
-def stage_at(stderr: str, fault: str) -> str:
-    """The stage the run was in when the fault came, from its progress lines."""
-    if fault == "server" and "local spool" in stderr:
-        stderr = stderr[: stderr.index("local spool")]
-    started = re.findall(r"^\[\d+/\d+\] (\S+): starting", stderr, re.MULTILINE)
-    ended = re.findall(r"^\[\d+/\d+\] (\S+): (?!starting)", stderr, re.MULTILINE)
-    if not started:
-        return "before any stage"
-    if len(ended) >= len(started):
-        return f"after stage {ended[-1]}"
-    return f"in stage {started[-1]}"
-
-
-def wait_for_group(pgid: int, timeout: float = 60) -> bool:
-    """Wait until the process group is gone; whether any process was left in it."""
-    deadline = time.monotonic() + timeout
-    left = False
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return left
-        left = True
-        time.sleep(0.1)
-    return left
-
-
-def lock_held(path: Path) -> bool:
-    """Whether another ``dvflow run`` would be refused: the lock's flock is taken."""
-    if not path.exists():
-        return False
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
-def last_line(text: str) -> str:
-    """The ``error:`` line of a dvflow command's stderr, else its last line."""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error:")]
-    return (errors or lines or ["(no output)"])[-1][:300]
-
-
 def plan(trials: int, faults: list[str], rng: random.Random) -> list[Trial]:
     """Every fault equally often (shuffled), each at a random moment."""
     kinds = (faults * math.ceil(trials / len(faults)))[:trials]
@@ -499,9 +466,19 @@ def plan(trials: int, faults: list[str], rng: random.Random) -> list[Trial]:
     return [Trial(i + 1, kind, *moment(kind, rng)) for i, kind in enumerate(kinds)]
 
 
+# When a SIGKILL comes, in seconds after the command started.
+KILL_WINDOWS = {
+    "kill9": (0.3, 5.0),
+    "none": (0.3, 5.0),
+    "kill9-sync": (0.2, 3.0),
+    "kill9-rebuild": (0.3, 8.0),
+    "kill9-checkout": (0.2, 4.0),
+}
+
+
 def moment(fault: str, rng: random.Random) -> tuple[str, float]:
-    if fault in {"kill9", "none"}:
-        return "start", round(rng.uniform(0.3, 5.0), 2)
+    if fault in KILL_WINDOWS:
+        return "start", round(rng.uniform(*KILL_WINDOWS[fault]), 2)
     anchor = rng.choice(["start", "prepare", "train"])
     low, high = (0.3, 3.0) if anchor == "start" else (0.0, 1.0)
     return anchor, round(rng.uniform(low, high), 2)
@@ -516,12 +493,14 @@ def progress(trial: Trial, total: int) -> None:
         when += trial.during if trial.landed else "run ended first"
     state = "consistent" if not trial.inconsistent else "INCONSISTENT"
     print(
-        f"trial {trial.number:>2}/{total} {trial.fault:<6} {when:<38} exit {trial.exit_code!s:>3}"
-        f"  records {trial.records}, lost {len(trial.lost)}, {state}, open by kill -9 "
-        f"{trial.left_open}, recovery {trial.recovery_seconds:.1f}s",
+        f"trial {trial.number:>2}/{total} {trial.fault:<14} {when:<38} "
+        f"exit {trial.exit_code!s:>3}  records {trial.records}, lost {len(trial.lost)}, "
+        f"{state}, left RUNNING {trial.left_open}, outside {len(trial.outside)}, "
+        f"recovery {trial.recovery_seconds:.1f}s",
         flush=True,
     )
     notes = [f"LOST: {x}" for x in trial.lost] + [f"INCONSISTENT: {x}" for x in trial.inconsistent]
+    notes += [f"OUTSIDE: {x}" for x in trial.outside]
     notes += [f"ERROR: {x}" for x in trial.errors]
     if trial.orphans:
         notes.append("note: the killed run's stage command outlived it (waited for it to end)")
@@ -537,8 +516,9 @@ def progress(trial: Trial, total: int) -> None:
 def report(trials: list[Trial], faults: list[str]) -> bool:
     """Print the table and the targets; whether every target was met."""
     header = (
-        f"{'fault':<8}{'trials':>7}{'landed':>7}  {'faulted exits':<16}{'records':>8}"
-        f"{'lost':>6}{'inconsistent':>13}{'errors':>7}{'open by -9':>11}{'recovery s':>17}"
+        f"{'fault':<15}{'trials':>7}{'landed':>7}  {'faulted exits':<16}{'records':>8}"
+        f"{'lost':>6}{'inconsistent':>13}{'errors':>7}{'RUNNING':>8}{'outside':>8}"
+        f"{'recovery s':>17}"
     )
     print("\n" + header)
     print("-" * len(header))
@@ -551,49 +531,54 @@ def report(trials: list[Trial], faults: list[str]) -> bool:
         seconds = [t.recovery_seconds for t in group]
         timing = f"{statistics.median(seconds):.1f} (max {max(seconds):.1f})"
         print(
-            f"{kind:<8}{len(group):>7}{sum(t.landed for t in group):>7}  {seen:<16}"
+            f"{kind:<15}{len(group):>7}{sum(t.landed for t in group):>7}  {seen:<16}"
             f"{sum(t.records for t in group):>8}{sum(len(t.lost) for t in group):>6}"
             f"{sum(bool(t.inconsistent) for t in group):>13}"
             f"{sum(bool(t.errors) for t in group):>7}"
-            f"{sum(t.left_open for t in group):>11}{timing:>17}"
+            f"{sum(t.left_open for t in group):>8}{sum(len(t.outside) for t in group):>8}"
+            f"{timing:>17}"
         )
-    lost = sum(len(t.lost) for t in trials)
-    inconsistent = sum(bool(t.inconsistent) for t in trials)
-    errors = sum(bool(t.errors) for t in trials)
+    totals = {
+        "records lost": sum(len(t.lost) for t in trials),
+        "repositories left inconsistent": sum(bool(t.inconsistent) for t in trials),
+        "runs left RUNNING": sum(t.left_open for t in trials),
+        "files touched outside": sum(len(t.outside) for t in trials),
+        "trials with errors": sum(bool(t.errors) for t in trials),
+    }
     print()
-    for label, value in (
-        ("records lost", lost),
-        ("repositories left inconsistent", inconsistent),
-        ("trials with errors", errors),
-    ):
+    for label, value in totals.items():
         print(f"{label:<32}{value:>4}   target 0   {'met' if value == 0 else 'MISSED'}")
-    print(
-        f"{'runs left open by kill -9':<32}{sum(t.left_open for t in trials):>4}"
-        "   (expected 0: the next dvflow run ends them as KILLED)"
-    )
-    return lost == inconsistent == errors == 0
+    injected = sum(t.fault != "none" for t in trials)
+    landed = sum(t.landed for t in trials)
+    print(f"{'faults injected':<32}{injected:>4}   ({landed} landed mid-command)")
+    return not any(totals.values())
 
 
 @contextlib.contextmanager
-def workspace() -> Iterator[Path]:
+def workspace() -> Iterator[tuple[Path, Disk]]:
     base = Path(tempfile.mkdtemp(prefix="dvflow-bench-faults-"))
+    disk = Disk(base / "disk")
     try:
-        yield base
+        yield base, disk
     finally:
+        disk.unmount()
         shutil.rmtree(base, ignore_errors=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--trials", type=int, default=56)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--faults", nargs="+", choices=FAULTS, default=list(FAULTS))
     parser.add_argument("--log", type=Path, help="keep every command's output of each trial here")
     args = parser.parse_args()
-    trials = plan(args.trials, args.faults, random.Random(args.seed))  # noqa: S311 - repeatable, not secret
     started = time.monotonic()
-    with workspace() as base, postgres_mlflow(base / "server") as server:
-        bench = Bench(base, server, args.log)
+    with workspace() as (base, disk), postgres_mlflow(base / "server") as server:
+        if "diskfull" in args.faults and not disk.mounted:
+            print(f"no tmpfs ({disk.why}): the diskfull fault is left out", flush=True)
+            args.faults.remove("diskfull")
+        trials = plan(args.trials, args.faults, random.Random(args.seed))  # noqa: S311 - repeatable, not secret
+        bench = Bench(base, server, disk if disk.mounted else None, args.log)
         seconds = bench.set_up()
         print(f"set-up done; an undisturbed dvflow run --push takes {seconds:.1f}s", flush=True)
         for trial in trials:
