@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ._dvcfiles import params_from_lock, pointer_from_entry
-from ._exceptions import GitError
+from ._exceptions import GitError, InvalidFileError, UnsafeFileError
 from ._git import _git
+from ._yaml import load_yaml_text
 
 _PATHSPECS = (":(glob)**/dvc.lock", ":(glob)**/*.dvc")
 _ZERO = "0" * 40
@@ -233,29 +232,47 @@ def tree_files(root: Path, rev: str) -> dict[str, str]:
 # -- parsing committed files ----------------------------------------------------
 
 
-def parse_file(path: str, data: bytes, pipeline: bytes | None = None) -> list[Entry]:
+def parse_file(
+    path: str,
+    data: bytes,
+    pipeline: bytes | None = None,
+    *,
+    commit: str = "",
+    skipped: list[str] | None = None,
+) -> list[Entry]:
     """The entries of one committed file; a file that does not parse gives none.
 
     History holds whatever was committed, broken YAML included: one bad
     commit must not stop lineage for all the others. ``pipeline`` is the
     ``dvc.yaml`` beside a ``dvc.lock`` (same commit): ``dvc.lock`` writes a
     ``wdir`` stage's paths from its ``wdir`` without saying which it is.
+    A file the YAML loader refuses (an alias bomb, too large, too deep) is
+    skipped too; with ``skipped``, a notice naming it and ``commit`` is added.
     """
-    doc = _load(data)
+    doc = _load(data, path, commit, skipped)
     if not isinstance(doc, dict):
         return []
     if posixpath.basename(path) == "dvc.lock":
-        return list(_stage_entries(path, doc, stage_wdirs(pipeline)))
+        wdirs = stage_wdirs(pipeline, pipeline_path(path), commit=commit, skipped=skipped)
+        return list(_stage_entries(path, doc, wdirs))
     entry = _dvc_file_entry(path, doc)
     return [entry] if entry else []
 
 
-def _load(data: bytes | None) -> Any:
+def _load(
+    data: bytes | None, path: str, commit: str = "", skipped: list[str] | None = None
+) -> Any:
     if not data:
         return None
+    label = f"{commit[:8]}:{path}" if commit else path
     try:
-        return yaml.load(data, Loader=_Loader)  # noqa: S506 - a safe loader, C-accelerated
-    except (yaml.YAMLError, ValueError):
+        return load_yaml_text(data, label)
+    except UnsafeFileError as exc:
+        if skipped is not None:
+            where = f" at commit {commit[:8]}" if commit else ""
+            skipped.append(f"skipped {path}{where}: {exc.problem}")
+        return None
+    except InvalidFileError:
         return None
 
 
@@ -264,13 +281,19 @@ def pipeline_path(lock: str) -> str:
     return posixpath.join(posixpath.dirname(lock), "dvc.yaml")
 
 
-def stage_wdirs(pipeline: bytes | None) -> dict[str, str]:
+def stage_wdirs(
+    pipeline: bytes | None,
+    path: str = "dvc.yaml",
+    *,
+    commit: str = "",
+    skipped: list[str] | None = None,
+) -> dict[str, str]:
     """``{stage: wdir}`` of the stages of a ``dvc.yaml`` that set one.
 
     ``foreach`` stages keep theirs under ``do:``; a templated ``wdir``
     cannot be resolved here and is left out (paths then stay as written).
     """
-    doc = _load(pipeline)
+    doc = _load(pipeline, path, commit, skipped)
     stages = doc.get("stages") if isinstance(doc, dict) else None
     if not isinstance(stages, dict):
         return {}
@@ -281,9 +304,6 @@ def stage_wdirs(pipeline: bytes | None) -> dict[str, str]:
         if isinstance(wdir, str) and wdir and "${" not in wdir:
             found[str(name)] = wdir
     return found
-
-
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _stage_entries(path: str, doc: Mapping[str, Any], wdirs: Mapping[str, str]) -> Iterator[Entry]:
