@@ -259,9 +259,7 @@ def parse_file(
     return [entry] if entry else []
 
 
-def _load(
-    data: bytes | None, path: str, commit: str = "", skipped: list[str] | None = None
-) -> Any:
+def _load(data: bytes | None, path: str, commit: str = "", skipped: list[str] | None = None) -> Any:
     if not data:
         return None
     label = f"{commit[:8]}:{path}" if commit else path
