@@ -8,7 +8,6 @@ for hours on such files: a subprocess timeout is the failure signal here.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from conftest import cli, git, tracking_client
 from dvflow import InvalidFileError
 from dvflow._dvcfiles import read_lock, read_metrics_file
 from dvflow._history import parse_file
-from dvflow._yaml import MAX_ALIAS_NODES, MAX_BYTES, MAX_DEPTH, load_yaml_file, load_yaml_text
+from dvflow._yaml import MAX_BYTES, MAX_DEPTH, load_yaml_file, load_yaml_text
 
 HANG = 60  # seconds: every command here takes a few; a hang would take hours
 
@@ -84,16 +83,12 @@ def test_a_file_larger_than_the_limit_is_refused_before_it_is_read(tmp_path: Pat
 
 
 def test_ordinary_anchors_aliases_and_merge_keys_still_load() -> None:
-    text = (
-        "defaults: &d {lr: 0.1, epochs: 3}\n"
-        "small: {<<: *d, lr: 0.01}\n"
-        "large: *d\n"
-        + "".join(f"m{i}: [{', '.join(['*d'] * 100)}]\n" for i in range(100))
+    text = "defaults: &d {lr: 0.1, epochs: 3}\nsmall: {<<: *d, lr: 0.01}\nlarge: *d\n" + "".join(
+        f"m{i}: [{', '.join(['*d'] * 100)}]\n" for i in range(100)
     )
     data = load_yaml_text(text, "params.yaml")
     assert data["small"] == {"lr": 0.01, "epochs": 3} and data["large"]["epochs"] == 3
     assert len(data["m99"]) == 100
-    assert 10_000 * 3 < MAX_ALIAS_NODES  # what those aliases add is far below the limit
 
 
 def test_reading_a_lock_or_metrics_file_with_a_bomb_names_the_file(tmp_path: Path) -> None:
@@ -235,4 +230,3 @@ def test_lineage_impact_and_check_skip_an_alias_bomb_committed_on_another_branch
     assert result.returncode == before.returncode, result.stderr
     assert f"skipped dvc.lock at commit {commit}: an alias bomb" in result.stdout
     assert "warn  lineage" in result.stdout
-    json.dumps(result.stdout)  # plain text, one line per check
