@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, git, tracking_client
-from dvflow import InvalidFileError
+from dvflow import InvalidFileError, _yaml
 from dvflow._dvcfiles import read_lock, read_metrics_file
 from dvflow._history import parse_file
-from dvflow._yaml import MAX_BYTES, MAX_DEPTH, load_yaml_file, load_yaml_text
+from dvflow._yaml import load_yaml_file, load_yaml_text
 
 HANG = 60  # seconds: every command here takes a few; a hang would take hours
 
@@ -68,16 +68,16 @@ def test_an_alias_to_the_node_that_contains_it_is_refused() -> None:
 
 
 def test_nesting_deeper_than_the_limit_is_refused() -> None:
-    deep = "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)
+    deep = "[" * (_yaml.MAX_DEPTH + 1) + "]" * (_yaml.MAX_DEPTH + 1)
     assert "nested deeper" in refused(lambda: load_yaml_text(deep, "m.yaml")).message
-    nested = "a: " + "{b: " * (MAX_DEPTH - 2) + "1" + "}" * (MAX_DEPTH - 2)
+    nested = "a: " + "{b: " * (_yaml.MAX_DEPTH - 2) + "1" + "}" * (_yaml.MAX_DEPTH - 2)
     assert load_yaml_text(nested, "m.yaml")["a"]["b"]["b"]
 
 
 def test_a_file_larger_than_the_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
     path = tmp_path / "dvc.lock"
     with path.open("wb") as handle:  # sparse: costs no disk
-        handle.truncate(MAX_BYTES + 1)
+        handle.truncate(_yaml.MAX_BYTES + 1)
     error = refused(lambda: load_yaml_file(path))
     assert "larger than the 64 MB" in error.message and str(path) in error.message
 
