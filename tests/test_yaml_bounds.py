@@ -16,7 +16,7 @@ import pytest
 from conftest import cli, git, tracking_client
 from dvflow import InvalidFileError, _yaml
 from dvflow._dvcfiles import read_lock, read_metrics_file
-from dvflow._history import parse_file
+from dvflow._history import parse_file, read_blobs, read_named
 from dvflow._yaml import load_yaml_file, load_yaml_text
 
 HANG = 60  # seconds: every command here takes a few; a hang would take hours
@@ -119,6 +119,38 @@ def test_a_committed_alias_bomb_is_skipped_with_a_notice_naming_file_and_commit(
     entries = parse_file("dvc.lock", good, pipeline, commit="fedcba9876543210", skipped=skipped)
     assert [e.outs for e in entries] == [(("o", "a" * 32),)]
     assert skipped[1].startswith("skipped dvc.yaml at commit fedcba98: an alias bomb")
+
+
+def test_a_committed_file_too_large_to_read_is_skipped_unread(tmp_path: Path) -> None:
+    # Git keeps 64 MB of repeated lines in a few KB: reading them back is the cost.
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q")
+    big = b"schema: '2.0'\n" + b"# padding line\n" * (_yaml.MAX_BYTES // 15 + 1)
+    (root / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    git(root, "add", "dvc.lock")
+    git(root, "commit", "-qm", "small")
+    sha = (
+        subprocess.run(
+            ["git", "hash-object", "-w", "--stdin"],
+            cwd=root,
+            input=big,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
+    blob = read_blobs(root, [sha])[sha]
+    assert blob == b"" and getattr(blob, "size", None) == len(big)
+    assert len(read_blobs(root, [sha], max_size=None)[sha]) == len(big)  # when asked for
+    assert read_named(root, ["HEAD:dvc.lock"])["HEAD:dvc.lock"].startswith(b"schema")
+    skipped: list[str] = []
+    assert parse_file("dvc.lock", blob, commit="ab" * 20, skipped=skipped) == []
+    assert skipped == [
+        f"skipped dvc.lock at commit abababab: {len(big):,} bytes: larger than the 64 MB "
+        "dvflow reads"
+    ]
 
 
 # -- the commands ----------------------------------------------------------------

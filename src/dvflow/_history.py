@@ -21,7 +21,7 @@ from typing import Any
 from ._dvcfiles import params_from_lock, pointer_from_entry
 from ._exceptions import GitError, InvalidFileError, UnsafeFileError
 from ._git import _git
-from ._yaml import load_yaml_text
+from ._yaml import MAX_BYTES, load_yaml_text, too_large
 
 _PATHSPECS = (":(glob)**/dvc.lock", ":(glob)**/*.dvc")
 _ZERO = "0" * 40
@@ -164,13 +164,35 @@ def _parse_log(out: str) -> tuple[list[Commit], list[Change]]:
     return commits, found
 
 
-def read_blobs(root: Path, blobs: Iterable[str]) -> dict[str, bytes]:
-    """The contents of many blobs through one ``git cat-file --batch``."""
+class Oversized(bytes):
+    """A blob larger than dvflow reads as YAML: no content, only its ``size``.
+
+    Git stores a 10 GB file of repeated lines in a few MB; reading it back
+    would fill the memory before the YAML loader could refuse it.
+    """
+
+    size: int
+
+    def __new__(cls, size: int) -> Oversized:
+        blob = super().__new__(cls, b"")
+        blob.size = size
+        return blob
+
+
+def read_blobs(
+    root: Path, blobs: Iterable[str], *, max_size: int | None = MAX_BYTES
+) -> dict[str, bytes]:
+    """The contents of many blobs through one ``git cat-file --batch``.
+
+    A blob larger than ``max_size`` (None: no limit) is not read: it is an
+    ``Oversized`` (empty, with its size), which ``parse_file`` skips.
+    """
     wanted = list(dict.fromkeys(blobs))
     if not wanted:
         return {}
-    out = _run_batch(root, ["cat-file", "--batch"], "\n".join(wanted) + "\n")
-    contents: dict[str, bytes] = {}
+    contents: dict[str, bytes] = dict(_oversized(root, wanted, max_size))
+    wanted = [b for b in wanted if b not in contents]
+    out = _run_batch(root, ["cat-file", "--batch"], "\n".join(wanted) + "\n") if wanted else b""
     pos = 0
     while pos < len(out):
         end = out.index(b"\n", pos)
@@ -188,13 +210,15 @@ def read_named(root: Path, names: Iterable[str]) -> dict[str, bytes]:
     """``{name: contents}`` of objects named like ``<commit>:<path>`` (absent ones left out).
 
     ``git cat-file --batch`` answers in the order asked, which is how each
-    answer finds its name.
+    answer finds its name. One larger than the YAML loader reads is an
+    ``Oversized``.
     """
     wanted = list(dict.fromkeys(names))
     if not wanted:
         return {}
-    out = _run_batch(root, ["cat-file", "--batch"], "\n".join(wanted) + "\n")
-    contents: dict[str, bytes] = {}
+    contents: dict[str, bytes] = dict(_oversized(root, wanted, MAX_BYTES))
+    wanted = [n for n in wanted if n not in contents]
+    out = _run_batch(root, ["cat-file", "--batch"], "\n".join(wanted) + "\n") if wanted else b""
     pos = 0
     for name in wanted:
         end = out.index(b"\n", pos)
@@ -207,6 +231,19 @@ def read_named(root: Path, names: Iterable[str]) -> dict[str, bytes]:
             contents[name] = out[pos : pos + size]
         pos += size + 1
     return contents
+
+
+def _oversized(
+    root: Path, names: Sequence[str], max_size: int | None
+) -> Iterator[tuple[str, bytes]]:
+    """``(name, Oversized)`` of each blob of ``names`` larger than ``max_size``, sizes only."""
+    if max_size is None:
+        return
+    out = _run_batch(root, ["cat-file", "--batch-check"], "\n".join(names) + "\n")
+    for name, line in zip(names, out.decode().splitlines(), strict=False):
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == "blob" and int(parts[2]) > max_size:
+            yield name, Oversized(int(parts[2]))
 
 
 def _run_batch(root: Path, args: list[str], stdin: str) -> bytes:
@@ -260,10 +297,12 @@ def parse_file(
 
 
 def _load(data: bytes | None, path: str, commit: str = "", skipped: list[str] | None = None) -> Any:
-    if not data:
-        return None
     label = f"{commit[:8]}:{path}" if commit else path
     try:
+        if isinstance(data, Oversized):
+            raise too_large(label, data.size)
+        if not data:
+            return None
         return load_yaml_text(data, label)
     except UnsafeFileError as exc:
         if skipped is not None:

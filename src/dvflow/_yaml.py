@@ -45,7 +45,7 @@ def load_yaml_text(text: str | bytes, path: Path | str) -> Any:
     Raises UnsafeFileError past a limit, InvalidFileError when it does not parse.
     """
     if len(text) > MAX_BYTES:
-        raise _too_large(path, len(text))
+        raise too_large(path, len(text))
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -71,7 +71,7 @@ def load_yaml_file(path: Path) -> Any:
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
-            raise _too_large(path, size)
+            raise too_large(path, size)
         with path.open("rb") as handle:
             data = handle.read(MAX_BYTES + 1)
         text = data.decode("utf-8")
@@ -82,7 +82,7 @@ def load_yaml_file(path: Path) -> Any:
     return load_yaml_text(text, path)
 
 
-def _too_large(path: Path | str, size: int) -> UnsafeFileError:
+def too_large(path: Path | str, size: int) -> UnsafeFileError:
     return UnsafeFileError(
         path, f"{size:,} bytes: larger than the {MAX_BYTES // (1024 * 1024)} MB dvflow reads"
     )
