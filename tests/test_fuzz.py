@@ -19,8 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dvflow import DvflowError
+from dvflow import _yaml as yaml_file
 from dvflow._config import read_config_file
 from dvflow._dvcfiles import check_params_files, read_lock, read_metrics_file, read_pipeline
+from dvflow._exceptions import UnsafeFileError
 from dvflow._history import parse_file
 from dvflow._record import parse_record
 
@@ -176,3 +178,54 @@ def test_every_hostile_snippet_in_every_file(snippet: str) -> None:
     ):
         in_folder(name, snippet, parse)
     assert isinstance(parse_file("dvc.lock", snippet.encode()), list)
+
+
+def alias_document(levels: int, width: int, mapping: bool, under_params: bool) -> str:
+    """``width ** levels`` values in a few lines of anchors and aliases, top-level or in params."""
+    indent = "        " if under_params else ""
+    lines = [f"{indent}a0: &a0 {{v: 1}}" if mapping else f"{indent}a0: &a0 [lol]"]
+    for i in range(1, levels + 1):
+        refs = [f"k{j}: *a{i - 1}" if mapping else f"*a{i - 1}" for j in range(width)]
+        lines.append(f"{indent}a{i}: &a{i} " + ("{%s}" if mapping else "[%s]") % ", ".join(refs))
+    head = "schema: '2.0'\nstages:\n  s:\n    cmd: c\n    params:\n      params.yaml:\n"
+    return (head if under_params else "") + "\n".join(lines) + "\n"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 12), st.integers(1, 12), st.booleans(), st.booleans())
+def test_aliases_in_every_yaml_file_are_read_or_refused_never_expanded_past_the_limit(
+    levels: int, width: int, mapping: bool, under_params: bool
+) -> None:
+    # Read, a document's values are walked whole (flattened, hashed, dumped):
+    # small expansions are read, large ones refused, whichever file it is.
+    text = alias_document(levels, width, mapping, under_params)
+    values = width**levels
+    readers: list[tuple[str, Callable[[Path], Any]]] = [
+        ("dvc.yaml", lambda root: yaml_file.load_yaml_file(root / "dvc.yaml")),
+        ("dvc.lock", lambda root: read_lock(root / "dvc.lock")),
+        ("params.yaml", lambda root: check_params_files(root, ["params.yaml"])),
+        ("dvflow.yaml", read_config_file),
+        ("m.yaml", lambda root: read_metrics_file(root / "m.yaml")),
+    ]
+    for name, parse in readers:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            (root / name).write_text(text, encoding="utf-8")
+            refusal = ""
+            try:
+                json.dumps(parse(root), default=str)  # read: walked whole
+            except UnsafeFileError as exc:
+                refusal = exc.message
+            except DvflowError:  # wrong shape for that file: a clear error too
+                pass
+        if refusal:
+            assert values > 50_000 and "alias bomb" in refusal and name in refusal
+        else:
+            assert values <= yaml_file.MAX_ALIAS_NODES
+    skipped: list[str] = []
+    entries = parse_file("dvc.lock", text.encode(), commit="c" * 40, skipped=skipped)
+    if skipped:
+        assert values > 50_000 and skipped[0].startswith("skipped dvc.lock at commit cccccccc")
+    else:
+        assert values <= yaml_file.MAX_ALIAS_NODES
+        assert sum(len(e.params) for e in entries) <= (levels + 1) * values

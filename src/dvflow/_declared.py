@@ -20,11 +20,12 @@ import csv
 import math
 import posixpath
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from ._dvcfiles import read_metrics_file, repo_path
+from ._exceptions import InvalidFileError
 
 # Where DVCLive writes its step histories, under its directory.
 _HISTORY_DIR = "plots/metrics"
@@ -74,19 +75,32 @@ def files_under(root: Path, paths: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
-def read_metrics(root: Path, files: Iterable[str], folder: str = "") -> dict[str, float]:
+def read_metrics(
+    root: Path,
+    files: Iterable[str],
+    folder: str = "",
+    skip: Callable[[str], None] | None = None,
+) -> dict[str, float]:
     """The numeric values of metrics ``files``; with several, keys are ``file:key``.
 
     Otherwise ``train.json`` and ``test.json`` that both say ``acc`` would
     overwrite each other. ``folder``: where ``root`` is in the Git repository
     (a ``dvc init --subdir`` project), so ``file`` is named from the Git root
-    as records name paths.
+    as records name paths. ``skip``: given, a file that cannot be read (broken,
+    or refused as an alias bomb) is left out and ``skip`` told why; else it raises.
     """
     present = sorted({f for f in files if (root / f).is_file()})
     metrics: dict[str, float] = {}
     for name in present:
         prefix = f"{normalize(name, folder)}:" if len(present) > 1 else ""
-        for key, value in read_metrics_file(root / name).items():
+        try:
+            values = read_metrics_file(root / name)
+        except InvalidFileError as exc:
+            if skip is None:
+                raise
+            skip(f"metrics file {normalize(name, folder)} not logged: {exc.problem}")
+            continue
+        for key, value in values.items():
             metrics[prefix + key] = value
     return metrics
 
@@ -212,7 +226,6 @@ def declared_now(root: Path, dvcfile: str, section: str) -> frozenset[str]:
     no longer parses adds nothing.
     """
     from ._dvcfiles import declared_paths
-    from ._exceptions import InvalidFileError
     from ._yaml import load_yaml_file
 
     path = root / dvcfile

@@ -568,12 +568,16 @@ class DvcProject:
 
 
 def _safe_yaml(data: bytes) -> Any:
-    """A committed file's YAML, or None when it does not parse (history keeps broken files)."""
-    import yaml
+    """A committed file's YAML, or None when it does not parse or is refused.
+
+    History keeps broken files, and hostile ones (an alias bomb): neither
+    may stop the others from being read.
+    """
+    from ._yaml import load_yaml_text
 
     try:
-        return yaml.safe_load(data)
-    except (yaml.YAMLError, ValueError):
+        return load_yaml_text(data, "dvc file")
+    except InvalidFileError:
         return None
 
 

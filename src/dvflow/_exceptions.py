@@ -112,6 +112,10 @@ class InvalidFileError(ProjectError):
         )
 
 
+class UnsafeFileError(InvalidFileError):
+    """A YAML file dvflow refuses to read: too large, too deep, or an alias bomb."""
+
+
 class LockedError(ProjectError):
     """Another ``dvflow run`` is running in the same work tree."""
 

@@ -77,7 +77,10 @@ def check_project(
         ]
     finally:
         project.close()
-    return GateResult(tuple(checks), _diagram(root, config.tracking_uri), tuple(tags))
+    mermaid, notes = _diagram(root, config.tracking_uri)
+    if notes:  # e.g. a committed file refused as an alias bomb: skipped, said
+        checks.append(Check("lineage", "warn", "; ".join(notes)))
+    return GateResult(tuple(checks), mermaid, tuple(tags))
 
 
 def _lock_keys(root: Path, top: Path) -> dict[str, str]:
@@ -238,12 +241,12 @@ def _release_problem(
     return []
 
 
-def _diagram(root: Path, tracking_uri: str) -> str:
-    """A Mermaid lineage diagram of the models declared at HEAD (empty when none)."""
+def _diagram(root: Path, tracking_uri: str) -> tuple[str, list[str]]:
+    """A Mermaid lineage diagram of the models declared at HEAD (empty when none), and warnings."""
     from ._queries import lineage
     from ._render import to_mermaid
 
-    blocks = []
+    blocks, notes = [], []
     for dvcfile in _git.files_named(root, "HEAD", "dvc.yaml") if _git.head_commit(root) else []:
         for model_path in model_artifacts(root, dvcfile).values():
             try:
@@ -251,7 +254,8 @@ def _diagram(root: Path, tracking_uri: str) -> str:
             except Exception:  # noqa: S112 - a summary diagram is best effort
                 continue
             blocks.append(to_mermaid(graph))
-    return "\n".join(blocks)
+            notes += [w for w in graph.warnings if w not in notes]
+    return "\n".join(blocks), notes
 
 
 def summary_markdown(result: GateResult) -> str:

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ._dvcfiles import params_from_lock, pointer_from_entry
-from ._exceptions import GitError
+from ._exceptions import GitError, InvalidFileError, UnsafeFileError
 from ._git import _git
+from ._yaml import MAX_BYTES, load_yaml_text, too_large
 
 _PATHSPECS = (":(glob)**/dvc.lock", ":(glob)**/*.dvc")
 _ZERO = "0" * 40
@@ -165,13 +164,35 @@ def _parse_log(out: str) -> tuple[list[Commit], list[Change]]:
     return commits, found
 
 
-def read_blobs(root: Path, blobs: Iterable[str]) -> dict[str, bytes]:
-    """The contents of many blobs through one ``git cat-file --batch``."""
+class Oversized(bytes):
+    """A blob larger than dvflow reads as YAML: no content, only its ``size``.
+
+    Git stores a 10 GB file of repeated lines in a few MB; reading it back
+    would fill the memory before the YAML loader could refuse it.
+    """
+
+    size: int
+
+    def __new__(cls, size: int) -> Oversized:
+        blob = super().__new__(cls, b"")
+        blob.size = size
+        return blob
+
+
+def read_blobs(
+    root: Path, blobs: Iterable[str], *, max_size: int | None = MAX_BYTES
+) -> dict[str, bytes]:
+    """The contents of many blobs through one ``git cat-file --batch``.
+
+    A blob larger than ``max_size`` (None: no limit) is not read: it is an
+    ``Oversized`` (empty, with its size), which ``parse_file`` skips.
+    """
     wanted = list(dict.fromkeys(blobs))
     if not wanted:
         return {}
-    out = _run_batch(root, ["cat-file", "--batch"], "\n".join(wanted) + "\n")
-    contents: dict[str, bytes] = {}
+    contents: dict[str, bytes] = dict(_oversized(root, wanted, max_size))
+    wanted = [b for b in wanted if b not in contents]
+    out = _run_batch(root, ["cat-file", "--batch"], "\n".join(wanted) + "\n") if wanted else b""
     pos = 0
     while pos < len(out):
         end = out.index(b"\n", pos)
@@ -189,13 +210,15 @@ def read_named(root: Path, names: Iterable[str]) -> dict[str, bytes]:
     """``{name: contents}`` of objects named like ``<commit>:<path>`` (absent ones left out).
 
     ``git cat-file --batch`` answers in the order asked, which is how each
-    answer finds its name.
+    answer finds its name. One larger than the YAML loader reads is an
+    ``Oversized``.
     """
     wanted = list(dict.fromkeys(names))
     if not wanted:
         return {}
-    out = _run_batch(root, ["cat-file", "--batch"], "\n".join(wanted) + "\n")
-    contents: dict[str, bytes] = {}
+    contents: dict[str, bytes] = dict(_oversized(root, wanted, MAX_BYTES))
+    wanted = [n for n in wanted if n not in contents]
+    out = _run_batch(root, ["cat-file", "--batch"], "\n".join(wanted) + "\n") if wanted else b""
     pos = 0
     for name in wanted:
         end = out.index(b"\n", pos)
@@ -208,6 +231,19 @@ def read_named(root: Path, names: Iterable[str]) -> dict[str, bytes]:
             contents[name] = out[pos : pos + size]
         pos += size + 1
     return contents
+
+
+def _oversized(
+    root: Path, names: Sequence[str], max_size: int | None
+) -> Iterator[tuple[str, bytes]]:
+    """``(name, Oversized)`` of each blob of ``names`` larger than ``max_size``, sizes only."""
+    if max_size is None:
+        return
+    out = _run_batch(root, ["cat-file", "--batch-check"], "\n".join(names) + "\n")
+    for name, line in zip(names, out.decode().splitlines(), strict=False):
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == "blob" and int(parts[2]) > max_size:
+            yield name, Oversized(int(parts[2]))
 
 
 def _run_batch(root: Path, args: list[str], stdin: str) -> bytes:
@@ -233,29 +269,47 @@ def tree_files(root: Path, rev: str) -> dict[str, str]:
 # -- parsing committed files ----------------------------------------------------
 
 
-def parse_file(path: str, data: bytes, pipeline: bytes | None = None) -> list[Entry]:
+def parse_file(
+    path: str,
+    data: bytes,
+    pipeline: bytes | None = None,
+    *,
+    commit: str = "",
+    skipped: list[str] | None = None,
+) -> list[Entry]:
     """The entries of one committed file; a file that does not parse gives none.
 
     History holds whatever was committed, broken YAML included: one bad
     commit must not stop lineage for all the others. ``pipeline`` is the
     ``dvc.yaml`` beside a ``dvc.lock`` (same commit): ``dvc.lock`` writes a
     ``wdir`` stage's paths from its ``wdir`` without saying which it is.
+    A file the YAML loader refuses (an alias bomb, too large, too deep) is
+    skipped too; with ``skipped``, a notice naming it and ``commit`` is added.
     """
-    doc = _load(data)
+    doc = _load(data, path, commit, skipped)
     if not isinstance(doc, dict):
         return []
     if posixpath.basename(path) == "dvc.lock":
-        return list(_stage_entries(path, doc, stage_wdirs(pipeline)))
+        wdirs = stage_wdirs(pipeline, pipeline_path(path), commit=commit, skipped=skipped)
+        return list(_stage_entries(path, doc, wdirs))
     entry = _dvc_file_entry(path, doc)
     return [entry] if entry else []
 
 
-def _load(data: bytes | None) -> Any:
-    if not data:
-        return None
+def _load(data: bytes | None, path: str, commit: str = "", skipped: list[str] | None = None) -> Any:
+    label = f"{commit[:8]}:{path}" if commit else path
     try:
-        return yaml.load(data, Loader=_Loader)  # noqa: S506 - a safe loader, C-accelerated
-    except (yaml.YAMLError, ValueError):
+        if isinstance(data, Oversized):
+            raise too_large(label, data.size)
+        if not data:
+            return None
+        return load_yaml_text(data, label)
+    except UnsafeFileError as exc:
+        if skipped is not None:
+            where = f" at commit {commit[:8]}" if commit else ""
+            skipped.append(f"skipped {path}{where}: {exc.problem}")
+        return None
+    except InvalidFileError:
         return None
 
 
@@ -264,13 +318,19 @@ def pipeline_path(lock: str) -> str:
     return posixpath.join(posixpath.dirname(lock), "dvc.yaml")
 
 
-def stage_wdirs(pipeline: bytes | None) -> dict[str, str]:
+def stage_wdirs(
+    pipeline: bytes | None,
+    path: str = "dvc.yaml",
+    *,
+    commit: str = "",
+    skipped: list[str] | None = None,
+) -> dict[str, str]:
     """``{stage: wdir}`` of the stages of a ``dvc.yaml`` that set one.
 
     ``foreach`` stages keep theirs under ``do:``; a templated ``wdir``
     cannot be resolved here and is left out (paths then stay as written).
     """
-    doc = _load(pipeline)
+    doc = _load(pipeline, path, commit, skipped)
     stages = doc.get("stages") if isinstance(doc, dict) else None
     if not isinstance(stages, dict):
         return {}
@@ -281,9 +341,6 @@ def stage_wdirs(pipeline: bytes | None) -> dict[str, str]:
         if isinstance(wdir, str) and wdir and "${" not in wdir:
             found[str(name)] = wdir
     return found
-
-
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _stage_entries(path: str, doc: Mapping[str, Any], wdirs: Mapping[str, str]) -> Iterator[Entry]:

@@ -105,6 +105,7 @@ class Index:
         # A 'dvc init --subdir' project keeps its index and DVC cache in its folder.
         self.project = project or root
         self.path = path or index_path(self.project)
+        self.skipped: list[str] = []  # committed files the YAML loader refused, for a warning
         self.db = self._open()
 
     def _open(self) -> sqlite3.Connection:
@@ -260,7 +261,9 @@ class Index:
         for blob, data in contents.items():
             change = new[blob]
             pipeline = pipelines.get(f"{change.commit}:{_history.pipeline_path(change.path)}")
-            for entry in _history.parse_file(change.path, data, pipeline):
+            for entry in _history.parse_file(
+                change.path, data, pipeline, commit=change.commit, skipped=self.skipped
+            ):
                 self._add_entry(db, blob, entry)
 
     @staticmethod

@@ -467,7 +467,8 @@ class _Session:
 
     def _metrics(self, info: StageInfo) -> dict[str, float]:
         """The stage's metrics; with several files, keys are prefixed ``file:key``."""
-        return read_metrics(self.root, self._metric_files(info), self.io.prefix)
+        notice = lambda text: self.emit(Progress("notice", 0, 0, message=text))  # noqa: E731
+        return read_metrics(self.root, self._metric_files(info), self.io.prefix, notice)
 
     def _plot_files(self, info: StageInfo) -> list[str]:
         """Every file of the stage's plots (a declared directory gives all its files)."""

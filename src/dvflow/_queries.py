@@ -71,6 +71,7 @@ def open_index(
     except BaseException:
         index.close()
         raise
+    warnings.extend(index.skipped)
     if (project or root) == root and (hint := _subprojects_hint(root)):
         warnings.append(hint)
     return index, stats, warnings
