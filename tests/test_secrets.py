@@ -246,3 +246,57 @@ def test_untracked_files_go_to_the_stages_that_read_them_and_secret_named_ones_n
     written = everything_written(root)
     for planted in ("untracked-url-pass", "dotenv-line", "secrets-json", "pem-file"):
         assert f"planted-{planted}" not in written, f"{planted} reached the tracking store"
+
+
+IMPORT_DVC = """\
+md5: 0123456789abcdef0123456789abcdef
+frozen: true
+deps:
+- path: words.txt
+  repo:
+    url: https://bot:planted-import-token@git.example.invalid/team/data.git
+    rev_lock: 0123456789abcdef0123456789abcdef01234567
+outs:
+- md5: d41d8cd98f00b204e9800998ecf8427e
+  size: 0
+  hash: md5
+  path: words.txt
+"""
+
+
+def test_a_token_in_a_committed_dvc_import_url_is_neither_printed_nor_indexed(
+    make_project,
+) -> None:
+    root = make_project()
+    (root / "data" / "words.txt.dvc").write_text(IMPORT_DVC)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "import words")
+    outputs = [
+        cli("index", "--rebuild", cwd=root),
+        cli("lineage", "data/words.txt", cwd=root),
+        cli("lineage", "data/words.txt", "--json", cwd=root),
+        cli("impact", "data/words.txt", cwd=root),
+    ]
+    for out in outputs:
+        assert out.returncode == 0, out.stderr
+    assert "https://***@git.example.invalid/team/data.git" in outputs[1].stdout
+    written = "\n".join(o.stdout + o.stderr for o in outputs) + "\n".join(
+        path.read_bytes().decode("utf-8", "replace") for path in (root / ".dvflow").glob("index*")
+    )
+    assert "planted-import-token" not in written
+
+
+def test_the_index_keeps_no_tracking_password(make_project, mlflow_server: str) -> None:
+    root = make_project()
+    planted = "planted-tracking-password"
+    uri = mlflow_server.replace("http://", f"http://planted-user:{planted}@")
+    env = {"DVFLOW_TRACKING_URI": uri}
+    ran = cli("run", cwd=root, env=env)
+    assert ran.returncode == 0, ran.stderr
+    for args in (("index",), ("lineage", "data/raw.txt"), ("impact", "data/raw.txt")):
+        out = cli(*args, cwd=root, env=env)
+        assert out.returncode == 0, out.stderr
+        assert planted not in out.stdout + out.stderr
+    index_bytes = b"".join(p.read_bytes() for p in (root / ".dvflow").glob("index.sqlite*"))
+    assert planted.encode() not in index_bytes
+    assert b"http://***@127.0.0.1" in index_bytes  # the redacted URI is kept
