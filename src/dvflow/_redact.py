@@ -207,7 +207,9 @@ def _is_code(m: re.Match[str], value: str) -> bool:
 
 
 def _mask_query(m: re.Match[str]) -> str:
-    return m[0] if _trivial(m["value"]) else f"{m['key']}{MASK}"
+    # key= and auth= also name ordinary things (?key=train); a signature is always one.
+    generic = m["key"].lower() in ("key=", "auth=")
+    return m[0] if generic and _trivial(m["value"]) else f"{m['key']}{MASK}"
 
 
 def _mask_header(m: re.Match[str]) -> str:
