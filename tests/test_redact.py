@@ -75,7 +75,11 @@ SHAPES = [
         "X-Goog-Date=20240101T000000Z",
     ),
     ("X-Goog-Signature: 9f8e7d6c5bPlanted0006", "Planted0006", "X-Goog-Signature: "),
-    ("curl -H 'Authorization: Bearer eyJhbGci.PlantedJwt0007' https://x", "PlantedJwt0007", "Bearer"),
+    (
+        "curl -H 'Authorization: Bearer eyJhbGci.PlantedJwt0007' https://x",
+        "PlantedJwt0007",
+        "Bearer",
+    ),
     ("Authorization: Basic dXNlcjpPlanted0008==", "Planted0008", "Basic"),
     ("token header: Bearer PlantedToken0009abc", "PlantedToken0009", "token header"),
     (
