@@ -6,9 +6,11 @@ GitError (the single translation point for git).
 
 from __future__ import annotations
 
+import fnmatch
+import posixpath
 import subprocess
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ._exceptions import GitError, NoSuchFolderError, NotAGitRepoError
@@ -52,14 +54,89 @@ def is_git_repo(path: Path) -> bool:
 
 
 @dataclass(frozen=True)
+class UntrackedFile:
+    """An untracked file under a dependency, as a patch that creates it."""
+
+    path: str
+    patch: bytes
+
+
+@dataclass(frozen=True)
 class CodeState:
-    """The code a run starts from."""
+    """The code a run starts from.
+
+    ``patch`` is the tracked changes (``git diff HEAD``) plus every untracked
+    file in ``untracked``; ``for_paths`` narrows it to what one stage reads.
+    ``withheld`` are untracked files under the dependencies that no patch
+    holds: their names look like secrets.
+    """
 
     commit: str | None
     branch: str | None
     dirty: bool
     patch: bytes
     remote_url: str | None
+    diff: bytes = b""  # the tracked changes alone
+    changed: bool = False  # tracked files differ from the commit
+    untracked: tuple[UntrackedFile, ...] = ()
+    withheld: tuple[str, ...] = ()
+
+    def for_paths(self, paths: Iterable[str]) -> CodeState:
+        """The same code with only the untracked files at or under ``paths``."""
+        wanted = list(paths)
+        files = tuple(f for f in self.untracked if _under(f.path, wanted))
+        withheld = tuple(p for p in self.withheld if _under(p, wanted))
+        return replace(
+            self,
+            patch=self.diff + b"".join(f.patch for f in files),
+            untracked=files,
+            withheld=withheld,
+            dirty=self.changed or bool(files or withheld) or not self.commit,
+        )
+
+
+def _under(path: str, folders: Sequence[str]) -> bool:
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
+# Untracked files never put in a patch: their names say they hold credentials.
+_SECRET_FILE_NAMES = (
+    ".env*",
+    "*secret*",
+    "*credential*",
+    "*password*",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "id_*",
+    ".netrc",
+    ".pgpass",
+    ".git-credentials",
+)
+
+
+def looks_like_secret_file(path: str) -> bool:
+    """Does a folder or the name of ``path`` look like it holds credentials (.env, id_rsa)?"""
+    parts = [p.lower() for p in posixpath.normpath(path).split("/")]
+    return any(fnmatch.fnmatchcase(p, pattern) for p in parts for pattern in _SECRET_FILE_NAMES)
+
+
+def untracked_notices(code: CodeState) -> list[str]:
+    """What to tell the user about the untracked files of ``code``: attached, left out."""
+    notices = []
+    if code.untracked:
+        notices.append(
+            "code.patch holds untracked files, in the runs of the stages that read them: "
+            + ", ".join(f.path for f in code.untracked)
+        )
+    if code.withheld:
+        notices.append(
+            "left out of code.patch as their names look like secrets: "
+            + ", ".join(code.withheld)
+            + " (untracked; the runs cannot restore them: commit what is not secret)"
+        )
+    return notices
 
 
 def head_commit(root: Path) -> str | None:
@@ -104,23 +181,29 @@ def code_state(root: Path, dependencies: Iterable[str] = ()) -> CodeState:
 
     The patch is ``git diff HEAD`` plus the untracked files among
     ``dependencies``: the code a stage reads but that no commit holds yet.
+    Untracked files whose names look like secrets (``looks_like_secret_file``)
+    are left out and listed in ``withheld``.
     """
     commit = head_commit(root)
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
     extra = untracked(root, dependencies)
-    patch = b""
+    withheld = tuple(p for p in extra if looks_like_secret_file(p))
+    files = tuple(UntrackedFile(p, _untracked_patch(root, p)) for p in extra if p not in withheld)
+    diff = b""
     if commit and status.strip():
-        patch = subprocess.run(
+        diff = subprocess.run(
             ["git", "diff", "--binary", "HEAD"], cwd=root, capture_output=True, check=True
         ).stdout
-    for path in extra:
-        patch += _untracked_patch(root, path)
     return CodeState(
         commit=commit,
         branch=current_branch(root),
         dirty=bool(status.strip() or extra or not commit),
-        patch=patch,
+        patch=diff + b"".join(f.patch for f in files),
         remote_url=remote_url(root),
+        diff=diff,
+        changed=bool(status.strip()),
+        untracked=files,
+        withheld=withheld,
     )
 
 

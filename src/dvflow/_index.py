@@ -15,6 +15,7 @@ Reading the index imports neither MLflow nor DVC; syncing the store does.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -27,13 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 from . import _history, _listings
 from ._exceptions import IndexFileError
+from ._redact import Redactor
 
 if TYPE_CHECKING:
     from ._tracking import Tracker
 
 INDEX_DIR = ".dvflow"
 INDEX_NAME = "index.sqlite"
-SCHEMA_VERSION = "4"
+# 5: the store's URI is kept redacted, with a hash of the real one.
+SCHEMA_VERSION = "5"
 # Runs are synced again from a little before the newest one seen: clocks of
 # the machines recording to one server differ, and re-reading is harmless.
 SYNC_OVERLAP_MS = 10 * 60 * 1000
@@ -165,6 +168,9 @@ class Index:
 
     @staticmethod
     def _create(db: sqlite3.Connection) -> None:
+        # An older index may hold credentials (a store URI, an import URL): its
+        # dropped pages are zeroed, not left behind in the file.
+        db.execute("PRAGMA secure_delete=ON")
         db.execute("BEGIN IMMEDIATE")
         try:
             if not Index._has_schema(db):
@@ -282,7 +288,8 @@ class Index:
                 entry.name,
                 entry.cmd,
                 json.dumps(dict(entry.params), sort_keys=True),
-                json.dumps(dict(entry.source)) if entry.source else None,
+                # A committed 'dvc import' URL may carry a token (https://u:t@host).
+                json.dumps(Redactor().redact_obj(dict(entry.source))) if entry.source else None,
             ),
         )
         rows = [(digest, "dep", p, m) for p, m in entry.deps]
@@ -414,7 +421,7 @@ class Index:
         A local SQLite store is compared by its file's size and time, which
         costs nothing; a server by the age of the last sync.
         """
-        if self.meta("store_uri") != uri:
+        if not self.holds_store(uri):
             return True
         stamp = _file_stamp(uri)
         if stamp is not None:
@@ -429,7 +436,7 @@ class Index:
         reader = StoreReader(tracker)
         stamp = _file_stamp(tracker.uri)
         with self.writing() as db:
-            if full or self.meta("store_uri") != tracker.uri:
+            if full or not self.holds_store(tracker.uri):
                 db.execute("DELETE FROM runs")
                 db.execute("DELETE FROM run_io")
                 self._set_meta(db, "runs_since", "0")
@@ -448,7 +455,8 @@ class Index:
             versions = reader.model_versions()
             self._put_models(db, versions)
             self._set_meta(db, "runs_since", str(newest))
-            self._set_meta(db, "store_uri", tracker.uri)
+            self._set_meta(db, "store_uri", _redacted(tracker.uri))
+            self._set_meta(db, "store_uri_sha256", _uri_hash(tracker.uri))
             self._set_meta(db, "synced_at", str(time.time()))
             self._set_meta(db, "store_stamp", stamp or "")
         new = sum(1 for run in runs if run["run_id"] not in known)
@@ -509,12 +517,27 @@ class Index:
                 [(v["name"], alias, v["version"]) for alias in v["aliases"]],
             )
 
+    def holds_store(self, uri: str) -> bool:
+        """Are the runs in the index those of the store at ``uri``?
+
+        The index keeps the URI redacted (a password in it stays out of
+        ``.dvflow/``) and compares a hash of the real one.
+        """
+        return self.meta("store_uri_sha256") == _uri_hash(uri)
+
+    def other_store(self, uri: str) -> bool:
+        """Does the index hold the runs of a store other than ``uri``?"""
+        return self.meta("store_uri_sha256") not in (None, _uri_hash(uri))
+
     def forget_store(self) -> None:
         """Drop every run and model version: they belong to a store no longer in use."""
         with self.writing() as db:
             for table in ("runs", "run_io", "models", "aliases"):
                 db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names, no input
-            db.execute("DELETE FROM meta WHERE key IN ('store_uri', 'runs_since', 'store_stamp')")
+            db.execute(
+                "DELETE FROM meta WHERE key IN "
+                "('store_uri', 'store_uri_sha256', 'runs_since', 'store_stamp')"
+            )
 
     def clear(self) -> None:
         """Forget everything; the next update reads Git and the store from scratch."""
@@ -537,6 +560,14 @@ def _current_refs(root: Path) -> dict[str, str]:
     if head:
         found["HEAD"] = head
     return found
+
+
+def _uri_hash(uri: str) -> str:
+    return hashlib.sha256(uri.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _redacted(uri: str) -> str:
+    return Redactor().redact(uri)
 
 
 def _file_stamp(uri: str) -> str | None:

@@ -182,6 +182,9 @@ class _Session:
         deps = sorted({self.io.in_repo(d) for info in self.infos.values() for d in info.deps})
         self.code = _git.code_state(self.git_root, deps)
         self.patch = self.redactor.redact_bytes(self.code.patch) if self.code.patch else b""
+        self.stage_code: dict[str, tuple[_git.CodeState, bytes]] = {}
+        for notice in _git.untracked_notices(self.code):
+            self.emit(Progress("notice", 0, 0, message=notice))
         self.started = _now_iso()
         self.parent_id = self.tracker.create_run(
             self.experiment_id, self._run_name(), self._tags("pipeline"), None
@@ -291,7 +294,8 @@ class _Session:
         if self.lost and self.lost[0] == name:
             run_id, self.lost = self.lost[1], None
         else:
-            tags = self._tags("stage") | {"dvflow.stage": info.name, "dvflow.status": "running"}
+            tags = self._tags("stage", info)
+            tags |= {"dvflow.stage": info.name, "dvflow.status": "running"}
             run_id = self.tracker.create_run(self.experiment_id, info.name, tags, self.parent_id)
         self.open_run = run_id
         if index == 1 and (notice := self.stage_env.notice()):
@@ -364,8 +368,8 @@ class _Session:
         self._log_metrics(run_id, info, metrics)
         self._log_plots(run_id, info)
         self._log_inputs(run_id, inputs)
-        if self.patch:
-            self.tracker.log_bytes(run_id, self.patch, PATCH_ARTIFACT)
+        if patch := self._code_for(info)[1]:
+            self.tracker.log_bytes(run_id, patch, PATCH_ARTIFACT)
         record = self._record(
             kind="stage",
             mlflow_status="FINISHED",
@@ -495,8 +499,21 @@ class _Session:
         datasets = [dataset_for(p, repo, self.code.commit) for p in inputs if p.md5]
         self.tracker.log_datasets(run_id, datasets)
 
-    def _tags(self, kind: str) -> dict[str, str]:
-        return run_tags(kind, self.code, self.patch, self.redactor)
+    def _tags(self, kind: str, info: StageInfo | None = None) -> dict[str, str]:
+        return run_tags(kind, *self._code_for(info), self.redactor)
+
+    def _code_for(self, info: StageInfo | None) -> tuple[_git.CodeState, bytes]:
+        """The code and redacted patch of a stage: the untracked files it reads, no others.
+
+        The pipeline run (``info`` None) holds every untracked file a stage reads.
+        """
+        if info is None:
+            return self.code, self.patch
+        if info.name not in self.stage_code:
+            code = self.code.for_paths(self.io.in_repo(d) for d in info.deps)
+            patch = self.redactor.redact_bytes(code.patch) if code.patch else b""
+            self.stage_code[info.name] = (code, patch)
+        return self.stage_code[info.name]
 
     def _record(
         self,
@@ -515,7 +532,7 @@ class _Session:
         return ProvenanceRecord(
             kind=kind,
             status=mlflow_status,
-            code=code_info(self.code, self.patch, self.redactor, self.io.prefix),
+            code=code_info(*self._code_for(info), self.redactor, self.io.prefix),
             stage={"name": info.name, "cmd": info.cmd, "status": status, "produced_by": producer}
             if info
             else None,

@@ -116,7 +116,7 @@ def _update_store(
     try:
         check_existing_store(uri)
     except TrackingError as exc:
-        if index.meta("store_uri") not in (None, uri):
+        if index.other_store(uri):
             # Never answer for one store with the runs of another.
             index.forget_store()
             warnings.append(
