@@ -457,7 +457,20 @@ class _Session:
         would then commit data.
         """
         outs = sorted({o for info in self.infos.values() for o in info.cached_outs})
-        self.ignored += _git.ignore_untracked(self.root, outs)
+        try:
+            self.ignored += _git.ignore_untracked(self.root, outs)
+        except Exception as exc:  # noqa: BLE001 - a clean-up must not hide the run's error
+            text = str(exc).strip().splitlines()
+            self.emit(
+                Progress(
+                    "notice",
+                    0,
+                    0,
+                    message="could not git-ignore the outputs left in the work tree ("
+                    + self.redactor.redact(text[0] if text else repr(exc))
+                    + "): check 'git status' before 'git add -A'",
+                )
+            )
 
     # -- pieces -------------------------------------------------------------
 
