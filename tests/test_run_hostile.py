@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import dvflow
 from conftest import cli, git, tracking_client
 
 
@@ -57,3 +58,68 @@ def test_dvc_refusing_an_output_is_the_error_and_the_pipeline_run_ends_failed(
     assert runs["pipeline"].info.status == "FAILED"
     assert runs["pipeline"].data.tags["dvflow.status"] == "failed"
     assert runs["export"].info.status == "FAILED"
+
+
+LONG = "x" * 260
+ODD_METRICS_TRAIN = f"""\
+import json
+from pathlib import Path
+Path("model.txt").write_text("weights\\n")
+Path("metrics.json").write_text(json.dumps({{"loss": 0.5, "bad?key": 1.0, "{LONG}": 2.0}}))
+Path("plot.csv").write_text("step,loss\\n0,1\\n")
+"""
+
+
+def test_metric_and_param_names_mlflow_refuses_are_logged_renamed_and_the_stage_succeeds(
+    make_project,
+) -> None:
+    root = make_project()
+    (root / "train.py").write_text(ODD_METRICS_TRAIN)
+    params = (root / "params.yaml").read_text()
+    (root / "params.yaml").write_text(params + f"odd:\n  'bad?p': 1\n  long: '{'v' * 7000}'\n")
+    dvc_yaml = (root / "dvc.yaml").read_text()
+    (root / "dvc.yaml").write_text(
+        dvc_yaml.replace("      - train\n", "      - train\n      - odd\n")
+    )
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "metrics and params MLflow refuses")
+
+    result = cli("run", cwd=root)
+    _assert_renamed_with_notices(result)
+    train = _by_stage(root)["train"]
+    assert train.info.status == "FINISHED"
+    assert train.data.tags["dvflow.status"] == "ran"
+    metrics = train.data.metrics
+    assert metrics["loss"] == 0.5 and metrics["bad_key"] == 1.0
+    long = [k for k in metrics if k.startswith("xxxx")]
+    assert len(long) == 1 and len(long[0]) == 250 and metrics[long[0]] == 2.0
+    assert train.data.params["odd.bad_p"] == "1"
+    assert len(train.data.params["odd.long"]) == 6000
+    record = dvflow.load_record(train.info.run_id, root)
+    assert record.metrics["bad?key"] == 1.0 and record.metrics[LONG] == 2.0
+    assert record.params["odd.long"] == "v" * 7000
+    # A rerun (every stage up to date) logs the same names again, as well.
+    _assert_renamed_with_notices(cli("run", cwd=root))
+
+
+def _assert_renamed_with_notices(result) -> None:  # type: ignore[no-untyped-def]
+    assert result.returncode == 0, result.stderr
+    assert "Start the tracking server" not in result.stderr
+    assert "metric 'bad?key'" in result.stderr
+    assert "param 'odd.bad?p'" in result.stderr
+    assert "longer than 250 characters" in result.stderr
+
+
+def test_a_value_the_store_refuses_is_not_reported_as_a_server_that_is_down(
+    make_project,
+) -> None:
+    from dvflow._tracking import Tracker
+
+    root = make_project()
+    store = Tracker(f"sqlite:///{root / 'mlflow.db'}")
+    run_id = store.create_run(store.experiment_id("refusals"), "r", {}, None)
+    with pytest.raises(dvflow.TrackingError) as caught:
+        store.log_metrics(run_id, {LONG: 1.0}, 0)
+    assert not caught.value.unreachable
+    assert "Start the tracking server" not in str(caught.value.hint)
+    assert "refused" in str(caught.value.hint)

@@ -33,6 +33,7 @@ from ._exceptions import (
 from ._interrupt import Interrupted, killed_by_signal, sigterm_interrupts
 from ._leftover import end_left_open
 from ._lock import STAGE_ENV, run_lock
+from ._mlnames import log_points, mlflow_params, renamed_notices
 from ._project import check_remote_for_push, preflight
 from ._push import Pusher
 from ._reader import io_tags
@@ -182,12 +183,12 @@ class _Session:
         deps = sorted({self.io.in_repo(d) for info in self.infos.values() for d in info.deps})
         self.code = _git.code_state(self.git_root, deps)
         self.patch = self.redactor.redact_bytes(self.code.patch) if self.code.patch else b""
+        self.stage_env = self.interpreter.environment()
+        self.environment = self.stage_env.info
         self.started = _now_iso()
         self.parent_id = self.tracker.create_run(
             self.experiment_id, self._run_name(), self._tags("pipeline"), None
         )
-        self.stage_env = self.interpreter.environment()
-        self.environment = self.stage_env.info
         status = "FINISHED"
         try:
             with sigterm_interrupts():
@@ -360,7 +361,7 @@ class _Session:
         producer = None
         if status != "ran" and key:
             producer = self.tracker.find_producer(self.experiment_id, info.name, key)
-        skipped = self.tracker.log_params(run_id, params)
+        skipped = self._log_params(run_id, info, params)
         self._log_metrics(run_id, info, metrics)
         self._log_plots(run_id, info)
         self._log_inputs(run_id, inputs)
@@ -432,7 +433,7 @@ class _Session:
                 )
             inputs = self.io.pointers(attempted.get("deps"), info.wdir)
             params = {k: self.redactor.redact(v) for k, v in params_from_lock(attempted).items()}
-            self.tracker.log_params(run_id, params)
+            self._log_params(run_id, info, params)
             self._log_inputs(run_id, inputs)
             record = self._record(
                 kind="stage",
@@ -459,18 +460,16 @@ class _Session:
         outs = sorted({o for info in self.infos.values() for o in info.cached_outs})
         try:
             self.ignored += _git.ignore_untracked(self.root, outs)
-        except Exception as exc:  # noqa: BLE001 - a clean-up must not hide the run's error
+        except Exception as exc:  # a clean-up must not hide the run's own error
             text = str(exc).strip().splitlines()
-            self.emit(
-                Progress(
-                    "notice",
-                    0,
-                    0,
-                    message="could not git-ignore the outputs left in the work tree ("
-                    + self.redactor.redact(text[0] if text else repr(exc))
-                    + "): check 'git status' before 'git add -A'",
-                )
+            self._notice(
+                "could not git-ignore the outputs left in the work tree ("
+                + self.redactor.redact(text[0] if text else repr(exc))
+                + "): check 'git status' before 'git add -A'"
             )
+
+    def _notice(self, text: str) -> None:
+        self.emit(Progress("notice", 0, 0, message=text))
 
     # -- pieces -------------------------------------------------------------
 
@@ -492,7 +491,16 @@ class _Session:
         now = int(time.time() * 1000)
         files = self._metric_files(info)
         history = histories(self.root, self._plot_files(info), files, now, self.io.prefix)
-        self.tracker.log_metric_points(run_id, metric_points(metrics, history, now))
+        for text in renamed_notices("metric", {*metrics, *(p.key for p in history)}):
+            self._notice(f"stage '{info.name}': {text}")
+        log_points(self.tracker, run_id, metric_points(metrics, history, now), self._notice)
+
+    def _log_params(self, run_id: str, info: StageInfo, params: Mapping[str, str]) -> list[str]:
+        """Log params as MLflow takes them (the record keeps them as they are)."""
+        logged, notices = mlflow_params(params)
+        for text in notices:
+            self._notice(f"stage '{info.name}': {text}")
+        return self.tracker.log_params(run_id, logged)
 
     def _log_plots(self, run_id: str, info: StageInfo) -> None:
         for name in self._plot_files(info):

@@ -120,11 +120,18 @@ def mlflow_errors(uri: str, run_id: str | None = None) -> Iterator[None]:
                 display_uri(uri), f"unreachable ({_reason(message)})", unreachable=True
             ) from exc
         first_line = message.splitlines()[0] if message else code
-        raise TrackingError(display_uri(uri), Redactor().redact(first_line)) from exc
+        # A validation error: the store answered and refused a value; it is not down.
+        hint = _REFUSED_HINT if code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST") else None
+        raise TrackingError(display_uri(uri), Redactor().redact(first_line), hint=hint) from exc
     except (ConnectionError, OSError) as exc:
         raise TrackingError(
             display_uri(uri), f"unreachable ({_reason(str(exc))})", unreachable=True
         ) from exc
+
+
+_REFUSED_HINT = (
+    "The store answers: it refused a name or value dvflow sent. Run again with -v and report it."
+)
 
 
 def _reason(message: str) -> str:
