@@ -123,3 +123,42 @@ def test_a_value_the_store_refuses_is_not_reported_as_a_server_that_is_down(
     assert not caught.value.unreachable
     assert "Start the tracking server" not in str(caught.value.hint)
     assert "refused" in str(caught.value.hint)
+
+
+def test_the_runs_of_a_kill_9ed_run_are_ended_killed_with_their_status_tag(make_project) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import DVFLOW
+
+    root = make_project()
+    train = (root / "train.py").read_text()
+    (root / "train.py").write_text(
+        "import time\nfrom pathlib import Path\nPath('started').write_text('1')\ntime.sleep(600)\n"
+    )
+    first = subprocess.Popen(
+        [str(DVFLOW), "run", "-C", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # one group: dvflow and its stage, killed together
+    )
+    deadline = time.monotonic() + 120
+    while not (root / "started").exists():
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.1)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=60)
+    left = {r.data.tags.get("dvflow.stage", "pipeline"): r for r in _runs(root)}
+    assert left["train"].data.tags["dvflow.status"] == "running"
+
+    (root / "train.py").write_text(train)
+    result = cli("run", cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "ended them as KILLED" in result.stderr
+    by_id = {r.info.run_id: r for r in _runs(root)}
+    for name in ("train", "pipeline"):
+        run = by_id[left[name].info.run_id]
+        assert run.info.status == "KILLED"
+        assert run.data.tags["dvflow.status"] == "killed"
