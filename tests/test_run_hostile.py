@@ -162,3 +162,14 @@ def test_the_runs_of_a_kill_9ed_run_are_ended_killed_with_their_status_tag(make_
         run = by_id[left[name].info.run_id]
         assert run.info.status == "KILLED"
         assert run.data.tags["dvflow.status"] == "killed"
+
+
+def test_init_with_an_empty_path_is_a_usage_error_and_creates_nothing(tmp_path: Path) -> None:
+    result = cli("init", "", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "error: Invalid value for PATH: is empty" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="path is empty"):
+        dvflow.init_project("")
+    assert list(tmp_path.iterdir()) == []

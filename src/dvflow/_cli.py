@@ -53,6 +53,8 @@ def init(path: str, remote: str | None, force: bool, ci: bool) -> None:
     from ._project import init_project
     from ._redact import Redactor
 
+    if not path:
+        raise click.BadParameter("is empty; use '.' for the current folder", param_hint="PATH")
     result = init_project(path, remote=remote, force=force, ci=ci)
     redact = Redactor().redact
     for line in result.done:
