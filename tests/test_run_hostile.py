@@ -173,3 +173,26 @@ def test_init_with_an_empty_path_is_a_usage_error_and_creates_nothing(tmp_path: 
     with pytest.raises(ValueError, match="path is empty"):
         dvflow.init_project("")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["it's", 'it\'s "quoted"'])
+def test_produced_by_is_found_for_a_stage_name_with_quotes(make_project, name: str) -> None:
+    root = make_project()
+    _add_stage(
+        root,
+        f"  '{name.replace(chr(39), chr(39) * 2)}':\n"
+        "    cmd: python -c \"open('quoted.txt', 'w').write('q')\"\n"
+        "    deps:\n      - prepare.py\n    outs:\n      - quoted.txt\n",
+    )
+    first = cli("run", cwd=root)
+    assert first.returncode == 0, first.stderr
+    made = _by_stage(root)[name].info.run_id
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "ran")
+    again = cli("run", cwd=root)
+    assert again.returncode == 0, again.stderr
+    runs = [r for r in _runs(root) if r.data.tags.get("dvflow.stage") == name]
+    second = next(r for r in runs if r.info.run_id != made)
+    assert second.data.tags["dvflow.status"] == "up-to-date"
+    assert second.data.tags["dvflow.produced_by"] == made
+    assert dvflow.load_record(second.info.run_id, root).stage["produced_by"] == made

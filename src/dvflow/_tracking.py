@@ -370,22 +370,23 @@ class Tracker:
 
     def runs_with_outputs(self, experiment_id: str, stage: str, outputs_key: str) -> list[Any]:
         """Every run of ``stage`` that ended with exactly these outputs, oldest first."""
-        return self.search(
+        runs = self.search(
             [experiment_id],
-            f"tags.`dvflow.outputs_key` = '{outputs_key}' "
-            f"and tags.`dvflow.stage` = '{_quote(stage)}'",
+            f"tags.`dvflow.outputs_key` = '{outputs_key}' and {_tag_is('dvflow.stage', stage)}",
         )
+        return [r for r in runs if r.data.tags.get("dvflow.stage") == stage]
 
     def find_producer(self, experiment_id: str, stage: str, outputs_key: str) -> str | None:
         """The earliest finished run of ``stage`` that produced exactly these outputs."""
         runs = self.search(
             [experiment_id],
             f"tags.`dvflow.outputs_key` = '{outputs_key}' "
-            f"and tags.`dvflow.stage` = '{_quote(stage)}' "
+            f"and {_tag_is('dvflow.stage', stage)} "
             "and tags.`dvflow.status` = 'ran' and attributes.status = 'FINISHED'",
-            max_results=1,
+            max_results=1 if _exact(stage) else 1000,
         )
-        return str(runs[0].info.run_id) if runs else None
+        found = [r for r in runs if r.data.tags.get("dvflow.stage") == stage]
+        return str(found[0].info.run_id) if found else None
 
     # -- model registry
 
@@ -517,3 +518,21 @@ def _env(key: str, value: str) -> Iterator[None]:
 
 def _quote(value: str) -> str:
     return value.replace("'", "\\'")
+
+
+def _exact(value: str) -> bool:
+    """Can MLflow's filter syntax, which has no escapes, spell ``value`` exactly?"""
+    return "'" not in value or '"' not in value
+
+
+def _tag_is(key: str, value: str) -> str:
+    """A filter clause: tag ``key`` equals ``value``, in whichever quotes it lacks.
+
+    A value with both kinds of quotes cannot be spelled: the clause is a LIKE
+    with ``_`` for each single quote, and the caller keeps the exact matches.
+    """
+    if "'" not in value:
+        return f"tags.`{key}` = '{value}'"
+    if '"' not in value:
+        return f'tags.`{key}` = "{value}"'
+    return f"tags.`{key}` LIKE '{value.replace(chr(39), '_')}'"
