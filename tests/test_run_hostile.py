@@ -196,3 +196,29 @@ def test_produced_by_is_found_for_a_stage_name_with_quotes(make_project, name: s
     assert second.data.tags["dvflow.status"] == "up-to-date"
     assert second.data.tags["dvflow.produced_by"] == made
     assert dvflow.load_record(second.info.run_id, root).stage["produced_by"] == made
+
+
+def test_control_characters_in_a_stage_name_are_printed_escaped(make_project) -> None:
+    root = make_project()
+    # ESC ] 0 ; ... BEL retitles a terminal; ESC [ 2 J clears it.
+    _add_stage(
+        root,
+        '  "evil\\e]0;pwned\\a\\e[2J":\n'
+        "    cmd: python -c \"open('evil.txt', 'w').write('e')\"\n"
+        "    deps:\n      - prepare.py\n    outs:\n      - evil.txt\n",
+    )
+    escaped = "evil\\x1b]0;pwned\\x07\\x1b[2J"
+    name = "evil\x1b]0;pwned\x07\x1b[2J"
+    run = cli("run", cwd=root)
+    assert run.returncode == 0, run.stderr
+    made = _by_stage(root)[name].info.run_id
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "ran")
+    show = cli("show", made, cwd=root)
+    assert show.returncode == 0, show.stderr
+    lineage = cli("lineage", "evil.txt", cwd=root)
+    assert lineage.returncode == 0, lineage.stderr
+    for result in (run, show, lineage):
+        printed = result.stdout + result.stderr
+        assert "\x1b" not in printed and "\x07" not in printed, printed
+        assert escaped in printed

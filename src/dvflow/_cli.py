@@ -573,10 +573,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _report(exc: BaseException, message: str | None = None) -> None:
+    from ._printable import printable
     from ._redact import Redactor
 
-    # Messages can quote URLs from DVC or MLflow; mask credential shapes in them.
-    redact = Redactor().redact
+    # Messages can quote URLs from DVC or MLflow; mask credential shapes in them,
+    # and escape control characters of the names they quote.
+    def redact(text: str) -> str:
+        return printable(Redactor().redact(text), newlines=True)
+
     if _State.verbose:
         traceback.print_exception(exc)
     text = message or str(getattr(exc, "message", None) or exc)
