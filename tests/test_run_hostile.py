@@ -222,3 +222,26 @@ def test_control_characters_in_a_stage_name_are_printed_escaped(make_project) ->
         printed = result.stdout + result.stderr
         assert "\x1b" not in printed and "\x07" not in printed, printed
         assert escaped in printed
+
+
+def test_a_dependency_outside_the_repository_is_recorded_as_dvc_repro_accepts_it(
+    make_project, tmp_path: Path
+) -> None:
+    root = make_project()
+    outside = tmp_path / "shared"
+    outside.mkdir()
+    (outside / "table.csv").write_text("a,b\n1,2\n")
+    _add_stage(
+        root,
+        "  copy:\n"
+        "    cmd: python -c \"open('copy.csv', 'w').write(open('../shared/table.csv').read())\"\n"
+        "    deps:\n      - ../shared/table.csv\n    outs:\n      - copy.csv\n",
+    )
+    result = cli("run", "copy", cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "outside repository" not in result.stderr
+    run = _by_stage(root)["copy"]
+    record = dvflow.load_record(run.info.run_id, root)
+    inputs = {p.path: p.md5 for p in record.inputs}
+    assert inputs["../shared/table.csv"] == {p.path: p.md5 for p in record.outputs}["copy.csv"]
+    assert not record.code["dirty"]

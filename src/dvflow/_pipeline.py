@@ -181,6 +181,7 @@ class _Session:
         prefix = Path(os.path.relpath(self.root, self.git_root)).as_posix()
         self.io = PointerReader(self.project, self.redactor, "" if prefix == "." else prefix)
         deps = sorted({self.io.in_repo(d) for info in self.infos.values() for d in info.deps})
+        deps = [d for d in deps if not self.io.external(d)]  # no patch of files outside
         self.code = _git.code_state(self.git_root, deps)
         self.patch = self.redactor.redact_bytes(self.code.patch) if self.code.patch else b""
         self.stage_env = self.interpreter.environment()
