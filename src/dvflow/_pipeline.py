@@ -426,8 +426,9 @@ class _Session:
         killed = isinstance(exc, (Interrupted, KeyboardInterrupt)) or killed_by_signal(exc)
         status, mlflow_status = ("killed", "KILLED") if killed else ("failed", "FAILED")
         self.failure = (info.name, exc, run_id)
-        # Best effort: a store that fails now must not hide the stage's own error.
-        with contextlib.suppress(DvflowError):
+        # Best effort: a store (or anything else) failing now must not hide the
+        # stage's own error, nor leave its run open.
+        with contextlib.suppress(Exception):
             if stderr:
                 self.tracker.log_bytes(
                     run_id, self.redactor.redact(stderr).encode(), STDERR_ARTIFACT
