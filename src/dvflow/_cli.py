@@ -53,6 +53,8 @@ def init(path: str, remote: str | None, force: bool, ci: bool) -> None:
     from ._project import init_project
     from ._redact import Redactor
 
+    if not path:
+        raise click.BadParameter("is empty; use '.' for the current folder", param_hint="PATH")
     result = init_project(path, remote=remote, force=force, ci=ci)
     redact = Redactor().redact
     for line in result.done:
@@ -571,10 +573,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _report(exc: BaseException, message: str | None = None) -> None:
+    from ._printable import printable
     from ._redact import Redactor
 
-    # Messages can quote URLs from DVC or MLflow; mask credential shapes in them.
-    redact = Redactor().redact
+    # Messages can quote URLs from DVC or MLflow; mask credential shapes in them,
+    # and escape control characters of the names they quote.
+    def redact(text: str) -> str:
+        return printable(Redactor().redact(text), newlines=True)
+
     if _State.verbose:
         traceback.print_exception(exc)
     text = message or str(getattr(exc, "message", None) or exc)

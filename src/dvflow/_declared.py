@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 from ._dvcfiles import read_metrics_file, repo_path
 from ._exceptions import InvalidFileError
+from ._mlnames import mlflow_key
 
 # Where DVCLive writes its step histories, under its directory.
 _HISTORY_DIR = "plots/metrics"
@@ -200,14 +201,6 @@ def metric_points(
         elif not math.isclose(end.value, value, rel_tol=1e-12, abs_tol=0.0):
             points.append(MetricPoint(key, value, max(now_ms, end.timestamp_ms + 1), end.step))
     return [point._replace(key=mlflow_key(point.key)) for point in points]
-
-
-def mlflow_key(key: str) -> str:
-    """``key`` as MLflow accepts a metric name: its characters, and a normalised path."""
-    safe = re.sub(r"[^/\w.\- :]", "_", key)
-    if not safe or posixpath.normpath(safe) != safe or safe.startswith(("/", "..")):
-        safe = safe.replace("/", "_") or "_"
-    return "_" + safe if safe in (".", "..") or safe.startswith("..") else safe
 
 
 def _number(text: str | None) -> float | None:

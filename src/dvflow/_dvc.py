@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._capture import logger_level
 from ._exceptions import DvcError, DvflowError, InvalidFileError, ProjectError, RemoteError
+from ._printable import escape_logs
 from ._remote import (
     check_bucket,
     classify,
@@ -113,6 +114,7 @@ class DvcProject:
         from dvc.repo import Repo
 
         self.root = root
+        escape_logs("dvc", "dvc_objects", "dvc_data")  # names from dvc.yaml, printed
         with in_repo(root):
             self.repo = Repo(str(root))
         # dvflow reports what happened itself; DVC's "git add ..." advice is noise here.

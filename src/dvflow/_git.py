@@ -223,9 +223,14 @@ def ignore_untracked(root: Path, paths: list[str]) -> list[str]:
     Returns the paths it ignored.
     """
     done = []
+    top = root.resolve()
     for rel in paths:
         path = root / rel
-        if not path.exists() or is_ignored(root, rel) or is_tracked(root, rel):
+        # An output outside the work tree, or reached through a symlinked
+        # folder, is no business of a .gitignore here (git refuses to name it).
+        if not _plainly_inside(top, rel) or not path.exists():
+            continue
+        if is_ignored(root, rel) or is_tracked(root, rel):
             continue
         gitignore = path.parent / ".gitignore"
         existing = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
@@ -235,6 +240,18 @@ def ignore_untracked(root: Path, paths: list[str]) -> list[str]:
             gitignore.write_text(f"{existing}{sep}{line}\n", encoding="utf-8")
         done.append(rel)
     return done
+
+
+def _plainly_inside(top: Path, rel: str) -> bool:
+    """Is ``rel`` below ``top`` (resolved) with no symlinked folder on the way?"""
+    if Path(rel).is_absolute() or ".." in Path(rel).parts:
+        return False
+    folder = top
+    for part in Path(rel).parts[:-1]:
+        folder = folder / part
+        if folder.is_symlink():
+            return False
+    return True
 
 
 def init(root: Path) -> None:

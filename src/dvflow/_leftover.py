@@ -120,5 +120,7 @@ def _end(root: Path, store: Tracker | None, run_id: str) -> bool | None:
 def _kill(store: Tracker, run_id: str) -> bool:
     if store.get_run(run_id).info.status != "RUNNING":
         return False
+    # As a run stopped by Ctrl-C ends: no 'dvflow.status=running' left behind.
+    store.set_tags(run_id, {"dvflow.status": "killed"})
     store.terminate(run_id, "KILLED")
     return True

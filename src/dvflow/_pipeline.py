@@ -33,6 +33,7 @@ from ._exceptions import (
 from ._interrupt import Interrupted, killed_by_signal, sigterm_interrupts
 from ._leftover import end_left_open
 from ._lock import STAGE_ENV, run_lock
+from ._mlnames import log_points, mlflow_params, renamed_notices
 from ._project import check_remote_for_push, preflight
 from ._push import Pusher
 from ._reader import io_tags
@@ -180,17 +181,18 @@ class _Session:
         prefix = Path(os.path.relpath(self.root, self.git_root)).as_posix()
         self.io = PointerReader(self.project, self.redactor, "" if prefix == "." else prefix)
         deps = sorted({self.io.in_repo(d) for info in self.infos.values() for d in info.deps})
+        deps = [d for d in deps if not self.io.external(d)]  # no patch of files outside
         self.code = _git.code_state(self.git_root, deps)
         self.patch = self.redactor.redact_bytes(self.code.patch) if self.code.patch else b""
         self.stage_code: dict[str, tuple[_git.CodeState, bytes]] = {}
         for notice in _git.untracked_notices(self.code):
             self.emit(Progress("notice", 0, 0, message=notice))
+        self.stage_env = self.interpreter.environment()
+        self.environment = self.stage_env.info
         self.started = _now_iso()
         self.parent_id = self.tracker.create_run(
             self.experiment_id, self._run_name(), self._tags("pipeline"), None
         )
-        self.stage_env = self.interpreter.environment()
-        self.environment = self.stage_env.info
         status = "FINISHED"
         try:
             with sigterm_interrupts():
@@ -364,7 +366,7 @@ class _Session:
         producer = None
         if status != "ran" and key:
             producer = self.tracker.find_producer(self.experiment_id, info.name, key)
-        skipped = self.tracker.log_params(run_id, params)
+        skipped = self._log_params(run_id, info, params)
         self._log_metrics(run_id, info, metrics)
         self._log_plots(run_id, info)
         self._log_inputs(run_id, inputs)
@@ -428,15 +430,16 @@ class _Session:
         killed = isinstance(exc, (Interrupted, KeyboardInterrupt)) or killed_by_signal(exc)
         status, mlflow_status = ("killed", "KILLED") if killed else ("failed", "FAILED")
         self.failure = (info.name, exc, run_id)
-        # Best effort: a store that fails now must not hide the stage's own error.
-        with contextlib.suppress(DvflowError):
+        # Best effort: a store (or anything else) failing now must not hide the
+        # stage's own error, nor leave its run open.
+        with contextlib.suppress(Exception):
             if stderr:
                 self.tracker.log_bytes(
                     run_id, self.redactor.redact(stderr).encode(), STDERR_ARTIFACT
                 )
             inputs = self.io.pointers(attempted.get("deps"), info.wdir)
             params = {k: self.redactor.redact(v) for k, v in params_from_lock(attempted).items()}
-            self.tracker.log_params(run_id, params)
+            self._log_params(run_id, info, params)
             self._log_inputs(run_id, inputs)
             record = self._record(
                 kind="stage",
@@ -461,7 +464,18 @@ class _Session:
         would then commit data.
         """
         outs = sorted({o for info in self.infos.values() for o in info.cached_outs})
-        self.ignored += _git.ignore_untracked(self.root, outs)
+        try:
+            self.ignored += _git.ignore_untracked(self.root, outs)
+        except Exception as exc:  # a clean-up must not hide the run's own error
+            text = str(exc).strip().splitlines()
+            self._notice(
+                "could not git-ignore the outputs left in the work tree ("
+                + self.redactor.redact(text[0] if text else repr(exc))
+                + "): check 'git status' before 'git add -A'"
+            )
+
+    def _notice(self, text: str) -> None:
+        self.emit(Progress("notice", 0, 0, message=text))
 
     # -- pieces -------------------------------------------------------------
 
@@ -484,7 +498,16 @@ class _Session:
         now = int(time.time() * 1000)
         files = self._metric_files(info)
         history = histories(self.root, self._plot_files(info), files, now, self.io.prefix)
-        self.tracker.log_metric_points(run_id, metric_points(metrics, history, now))
+        for text in renamed_notices("metric", {*metrics, *(p.key for p in history)}):
+            self._notice(f"stage '{info.name}': {text}")
+        log_points(self.tracker, run_id, metric_points(metrics, history, now), self._notice)
+
+    def _log_params(self, run_id: str, info: StageInfo, params: Mapping[str, str]) -> list[str]:
+        """Log params as MLflow takes them (the record keeps them as they are)."""
+        logged, notices = mlflow_params(params)
+        for text in notices:
+            self._notice(f"stage '{info.name}': {text}")
+        return self.tracker.log_params(run_id, logged)
 
     def _log_plots(self, run_id: str, info: StageInfo) -> None:
         for name in self._plot_files(info):

@@ -165,8 +165,11 @@ def init_project(
     """Set up git, DVC, a default remote, the MLflow store and dvflow's settings.
 
     ``ci`` also writes a GitHub Actions workflow that runs ``dvflow check``
-    and ``dvflow verify``.
+    and ``dvflow verify``. An empty ``path`` is refused (ValueError): ``"."``
+    names the current folder.
     """
+    if not os.fspath(path):
+        raise ValueError("init_project: path is empty; pass '.' for the current folder")
     root = Path(path).resolve()
     created = not root.exists()
     make_folder(root)

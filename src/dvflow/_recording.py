@@ -34,8 +34,19 @@ class PointerReader:
         self.cache_dir = self.in_repo(cache) if cache and not posixpath.isabs(cache) else cache
 
     def in_repo(self, path: str) -> str:
-        """``path`` relative to the DVC project, made relative to the git root."""
-        return posixpath.join(self.prefix, path) if self.prefix else path
+        """``path`` relative to the DVC project, made relative to the git root.
+
+        A URL or an absolute path (an external dependency) stays as it is; a
+        path leaving the repository keeps its leading ``..``.
+        """
+        if not self.prefix or "://" in path or posixpath.isabs(path):
+            return path
+        return posixpath.normpath(posixpath.join(self.prefix, path))
+
+    @staticmethod
+    def external(path: str) -> bool:
+        """Is ``path`` (as ``in_repo`` spells it) outside the git repository?"""
+        return "://" in path or posixpath.isabs(path) or path.split("/", 1)[0] == ".."
 
     def pointers(self, entries: Any, wdir: str) -> list[Pointer]:
         if not isinstance(entries, list):

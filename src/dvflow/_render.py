@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ._lineage import Edge, Graph, Node
+from ._printable import printable
 
 _SHAPES = {
     "data": "note",
@@ -26,10 +27,14 @@ def to_json(graph: Graph) -> str:
 
 
 def describe(node: Node, refs: Mapping[tuple[str, ...], str] | None = None) -> str:
-    """One line naming a node and what identifies it.
+    """One line naming a node and what identifies it, control characters escaped.
 
     ``refs`` names long ref lists once (``refs A``) instead of on every node.
     """
+    return printable(_describe(node, refs))
+
+
+def _describe(node: Node, refs: Mapping[tuple[str, ...], str] | None) -> str:
     a = node.attrs
     if node.kind in ("data", "code"):
         names = tuple(a.get("refs") or ())

@@ -120,11 +120,18 @@ def mlflow_errors(uri: str, run_id: str | None = None) -> Iterator[None]:
                 display_uri(uri), f"unreachable ({_reason(message)})", unreachable=True
             ) from exc
         first_line = message.splitlines()[0] if message else code
-        raise TrackingError(display_uri(uri), Redactor().redact(first_line)) from exc
+        # A validation error: the store answered and refused a value; it is not down.
+        hint = _REFUSED_HINT if code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST") else None
+        raise TrackingError(display_uri(uri), Redactor().redact(first_line), hint=hint) from exc
     except (ConnectionError, OSError) as exc:
         raise TrackingError(
             display_uri(uri), f"unreachable ({_reason(str(exc))})", unreachable=True
         ) from exc
+
+
+_REFUSED_HINT = (
+    "The store answers: it refused a name or value dvflow sent. Run again with -v and report it."
+)
 
 
 def _reason(message: str) -> str:
@@ -363,22 +370,23 @@ class Tracker:
 
     def runs_with_outputs(self, experiment_id: str, stage: str, outputs_key: str) -> list[Any]:
         """Every run of ``stage`` that ended with exactly these outputs, oldest first."""
-        return self.search(
+        runs = self.search(
             [experiment_id],
-            f"tags.`dvflow.outputs_key` = '{outputs_key}' "
-            f"and tags.`dvflow.stage` = '{_quote(stage)}'",
+            f"tags.`dvflow.outputs_key` = '{outputs_key}' and {_tag_is('dvflow.stage', stage)}",
         )
+        return [r for r in runs if r.data.tags.get("dvflow.stage") == stage]
 
     def find_producer(self, experiment_id: str, stage: str, outputs_key: str) -> str | None:
         """The earliest finished run of ``stage`` that produced exactly these outputs."""
         runs = self.search(
             [experiment_id],
             f"tags.`dvflow.outputs_key` = '{outputs_key}' "
-            f"and tags.`dvflow.stage` = '{_quote(stage)}' "
+            f"and {_tag_is('dvflow.stage', stage)} "
             "and tags.`dvflow.status` = 'ran' and attributes.status = 'FINISHED'",
-            max_results=1,
+            max_results=1 if _exact(stage) else 1000,
         )
-        return str(runs[0].info.run_id) if runs else None
+        found = [r for r in runs if r.data.tags.get("dvflow.stage") == stage]
+        return str(found[0].info.run_id) if found else None
 
     # -- model registry
 
@@ -510,3 +518,21 @@ def _env(key: str, value: str) -> Iterator[None]:
 
 def _quote(value: str) -> str:
     return value.replace("'", "\\'")
+
+
+def _exact(value: str) -> bool:
+    """Can MLflow's filter syntax, which has no escapes, spell ``value`` exactly?"""
+    return "'" not in value or '"' not in value
+
+
+def _tag_is(key: str, value: str) -> str:
+    """A filter clause: tag ``key`` equals ``value``, in whichever quotes it lacks.
+
+    A value with both kinds of quotes cannot be spelled: the clause is a LIKE
+    with ``_`` for each single quote, and the caller keeps the exact matches.
+    """
+    if "'" not in value:
+        return f"tags.`{key}` = '{value}'"
+    if '"' not in value:
+        return f'tags.`{key}` = "{value}"'
+    return f"tags.`{key}` LIKE '{value.replace(chr(39), '_')}'"

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ._printable import printable as _p
+
 if TYPE_CHECKING:
     from ._results import PipelineRun, Progress
 
@@ -25,13 +27,14 @@ _STATUS_STYLE = {
 
 def render_progress(progress: Progress) -> None:
     if progress.event == "notice":
-        click.echo(click.style("warning: ", fg="yellow") + progress.message, err=True)
+        message = _p(progress.message, newlines=True)
+        click.echo(click.style("warning: ", fg="yellow") + message, err=True)
     elif progress.event == "plan":
-        names = ", ".join(progress.stages) or "none"
+        names = ", ".join(_p(s) for s in progress.stages) or "none"
         click.echo(f"dvflow: {progress.total} stage(s) to check: {names}", err=True)
     elif progress.event == "stage-start":
         click.echo(
-            f"[{progress.index}/{progress.total}] {progress.stage}: starting "
+            f"[{progress.index}/{progress.total}] {_p(progress.stage or '')}: starting "
             f"(run {progress.run_id})",
             err=True,
         )
@@ -43,7 +46,7 @@ def render_progress(progress: Progress) -> None:
     elif progress.event == "stage-end":
         status = click.style(progress.status or "", fg=_STATUS_STYLE.get(progress.status or ""))
         click.echo(
-            f"[{progress.index}/{progress.total}] {progress.stage}: {status} "
+            f"[{progress.index}/{progress.total}] {_p(progress.stage or '')}: {status} "
             f"in {progress.seconds:.1f}s",
             err=True,
         )
@@ -53,9 +56,9 @@ def render_pipeline(result: PipelineRun) -> None:
     click.echo(f"pipeline run {result.run_id}: {result.status}")
     for stage in result.stages:
         link = f" (outputs made by run {stage.produced_by})" if stage.produced_by else ""
-        click.echo(f"  {stage.name:<20} {stage.status:<11} run {stage.run_id}{link}")
+        click.echo(f"  {_p(stage.name):<20} {stage.status:<11} run {stage.run_id}{link}")
         for key in stage.skipped_params:
-            click.echo(f"    note: param {key} was logged by the script with another value")
+            click.echo(f"    note: param {_p(key)} was logged by the script with another value")
     for model in result.registered:
         what = "registered version" if model.created else "version"
         same = "" if model.created else " already has this md5"
@@ -73,7 +76,7 @@ def render_pipeline(result: PipelineRun) -> None:
 def render_record(data: dict[str, Any], run_status: str) -> None:
     stage = data.get("stage") or {}
     code, mlflow = data["code"], data["mlflow"]
-    title = f"stage '{stage['name']}' ({stage['status']})" if stage else "pipeline"
+    title = f"stage '{_p(stage['name'])}' ({stage['status']})" if stage else "pipeline"
     click.echo(f"{title}  run {mlflow['run_id']}  status {run_status}")
     dirty = f" dirty, patch sha256 {code['patch_sha256']}" if code["dirty"] else " clean"
     click.echo(f"  code      {code['commit']} on {code['branch']}{dirty}")
@@ -81,13 +84,15 @@ def render_record(data: dict[str, Any], run_status: str) -> None:
         click.echo(f"  outputs first produced by run {stage['produced_by']}")
     for label, key in (("input", "inputs"), ("output", "outputs")):
         for pointer in data.get(key, []):
-            click.echo(f"  {label:<9} {pointer['path']}  md5 {pointer['md5']}")
+            click.echo(f"  {label:<9} {_p(pointer['path'])}  md5 {pointer['md5']}")
     for name, value in sorted(data.get("params", {}).items()):
-        click.echo(f"  param     {name} = {value}")
+        click.echo(f"  param     {_p(name)} = {_p(str(value))}")
     for name, value in sorted(data.get("metrics", {}).items()):
-        click.echo(f"  metric    {name} = {value}")
+        click.echo(f"  metric    {_p(name)} = {value}")
     for child in data.get("stages", []):
-        click.echo(f"  stage     {child['name']:<16} {child['status']:<11} run {child['run_id']}")
+        click.echo(
+            f"  stage     {_p(child['name']):<16} {child['status']:<11} run {child['run_id']}"
+        )
     env = data["environment"]
     click.echo(
         f"  env       python {env['python']}, dvc {env['dvc']}, mlflow {env['mlflow']}, "
