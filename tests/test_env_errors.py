@@ -103,7 +103,7 @@ def test_a_database_uri_without_host_or_database_is_refused_with_its_form(
     make_project, uri: str
 ) -> None:
     root = make_project()
-    scheme = uri.split(":")[0].split("+")[0]
+    scheme = uri.partition(":")[0].partition("+")[0]
     result = cli("run", "--tracking-uri", uri, cwd=root)
     _assert_clean_error(
         result, ENVIRONMENT_EXIT, "neither a host nor a database", f"{scheme}://HOST:PORT/DATABASE"
