@@ -4,13 +4,16 @@ Exit codes (also in docs/cli.md): 0 success; 1 a check failed (tampered
 record, promote refused, verify failed); 2 usage error (or verify --rebuild
 could not re-run); 3 project problem (not a repo, no dvc.yaml, broken YAML,
 DVC refused, work tree locked); 4 tracking store unusable; 5 not found;
-6 a pipeline stage failed; 10-13 ``check`` found drift; 130 interrupted.
+6 a pipeline stage failed; 7 environment problem (disk full, the store's
+file locked, a folder or not a database, a database URI without its database
+or driver); 10-13 ``check`` found drift; 130 interrupted.
 """
 
 from __future__ import annotations
 
 import sys
 import traceback
+from typing import TYPE_CHECKING
 
 import click
 
@@ -26,6 +29,9 @@ from ._views import (
     show_rebuild,
 )
 
+if TYPE_CHECKING:
+    from ._exceptions import DvflowError
+
 
 class _State:
     verbose = False
@@ -37,6 +43,10 @@ class _State:
 def cli(verbose: bool) -> None:
     """Reproducible ML results: Git + DVC + MLflow, one provenance record per run."""
     _State.verbose = verbose
+    if verbose:
+        from ._tracking import show_library_logs
+
+        show_library_logs()
 
 
 for _command in (lineage, impact, index):
@@ -201,7 +211,7 @@ def show(run_id: str, as_json: bool, path: str, tracking_uri: str | None) -> Non
         raise RecordTamperedError(
             check.run_id, check.expected_sha256 or "none", check.actual_sha256
         )
-    click.echo(f"record sha256 {check.actual_sha256}: intact", err=True)
+    click.echo(check.verdict, err=True)
 
 
 @cli.command()
@@ -566,10 +576,32 @@ def main(argv: list[str] | None = None) -> None:
         if remote is not None:
             _report(remote)
             sys.exit(remote.exit_code)
+        machine = _environment_problem(exc)
+        if machine is not None:
+            _report(machine)
+            sys.exit(machine.exit_code)
         _report(exc, f"unexpected {type(exc).__name__}: {exc}")
         click.echo("hint: this is a dvflow bug; run again with -v and report it", err=True)
         sys.exit(70)
     sys.exit(0)
+
+
+def _environment_problem(exc: BaseException) -> DvflowError | None:
+    """A full disk anywhere (DVC's cache, git, the spool...) is the machine's problem, exit 7."""
+    import errno
+
+    from ._exceptions import EnvironmentProblemError
+
+    if isinstance(exc, OSError) and exc.errno in {errno.ENOSPC, errno.EDQUOT}:
+        what = (exc.strerror or "no space left on device").lower()
+        where = f" ({exc.filename})" if exc.filename else ""
+        problem = EnvironmentProblemError(
+            f"{what}{where}",
+            hint="Free some space there, then run the command again.",
+        )
+        problem.__cause__ = exc  # -v shows where it happened
+        return problem
+    return None
 
 
 def _report(exc: BaseException, message: str | None = None) -> None:

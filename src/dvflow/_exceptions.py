@@ -21,13 +21,21 @@ code (see ``docs/cli.md``)::
     ├── DvcError                     exit 3  DVC refused (translated DvcException)
     │   └── RemoteError              the DVC remote: no credentials, refused, no answer, no bucket
     ├── TrackingError                exit 4  the MLflow store cannot be used
+    │   └── StoreEnvironmentError    exit 7  (also an EnvironmentProblemError, below)
     ├── NotFoundError                exit 5  unknown run id, missing record
     │   ├── TargetNotFoundError      nothing in Git or MLflow matches a target
     │   └── ModelNotFoundError       no such registered model version or alias
     ├── StageFailedError             exit 6  a pipeline stage failed
+    ├── EnvironmentProblemError      exit 7  the machine, not the project: disk full,
+    │   │                                    a file locked by another process
+    │   └── StoreEnvironmentError    the store's file is a folder, not a database or
+    │                                locked; a database URI without its database or
+    │                                driver; no space left where the store writes
     └── InterruptedRunError          exit 130 Ctrl-C or SIGTERM
 
-Anything else that escapes is a bug: the CLI reports it in one line and
+An OSError saying the disk is full, wherever it escapes from (DVC's cache,
+git, the spool), is reported by the CLI as an EnvironmentProblemError (exit
+7). Anything else that escapes is a bug: the CLI reports it in one line and
 exits 70.
 """
 
@@ -225,6 +233,29 @@ class TrackingError(DvflowError):
         )
 
 
+class EnvironmentProblemError(DvflowError):
+    """Something outside the project and outside dvflow stops the command (exit 7).
+
+    A full disk, a file another process holds locked, a missing database
+    driver: fixing it needs no change to the project and is not a dvflow bug.
+    """
+
+    exit_code = 7
+
+
+class StoreEnvironmentError(EnvironmentProblemError, TrackingError):
+    """The tracking store cannot be used for a reason of the machine it lives on.
+
+    A TrackingError too, so code that falls back or reports on a store that
+    cannot be used treats it as one; never ``unreachable``: the store answered.
+    """
+
+    exit_code = 7
+
+    def __init__(self, uri: str, problem: str, hint: str) -> None:
+        TrackingError.__init__(self, uri, problem, hint)
+
+
 class NotFoundError(DvflowError):
     """Something named by the user does not exist."""
 
@@ -234,11 +265,11 @@ class NotFoundError(DvflowError):
 class RunNotFoundError(NotFoundError):
     """No run with this id in the tracking store."""
 
-    def __init__(self, run_id: str, uri: str) -> None:
+    def __init__(self, run_id: str, uri: str, hint: str | None = None) -> None:
         self.run_id, self.uri = run_id, uri
         super().__init__(
             f"no run {run_id!r} in the tracking store {uri}",
-            hint="List runs with 'mlflow ui', or check DVFLOW_TRACKING_URI.",
+            hint=hint or "List runs with 'mlflow ui', or check DVFLOW_TRACKING_URI.",
         )
 
 

@@ -41,6 +41,11 @@ class RecordCheck:
     def intact(self) -> bool:
         return self.expected_sha256 == self.actual_sha256
 
+    @property
+    def verdict(self) -> str:
+        """What ``show`` says of an intact record: its digest, and what that proves."""
+        return f"record sha256 {self.actual_sha256}: intact\nnote: {DIGEST_SCOPE}"
+
 
 def _project(path: Path, tracking_uri: str | None) -> tuple[Path, str]:
     """The folder of the project around ``path`` (its spool's) and its store.
@@ -67,7 +72,7 @@ def _find_run(uri: str, run_id: str, root: Path) -> tuple[Any, Tracker, str | No
     carries its id.
     """
     from ._spool import SPOOLED_AS_TAG, open_spool, spooled_run
-    from ._tracking import Tracker, check_existing_store
+    from ._tracking import Tracker, check_existing_store, display_uri
 
     spooled = spooled_run(root, run_id) if _RUN_ID.match(run_id) else None
     if spooled == "waiting":
@@ -75,19 +80,36 @@ def _find_run(uri: str, run_id: str, root: Path) -> tuple[Any, Tracker, str | No
         spool = open_spool(root)
         return spool.get_run(run_id), spool, note
     check_existing_store(uri)
+    if not _MLFLOW_RUN_ID.match(run_id):
+        # No store holds a run by that name: say so, not that the store failed.
+        raise RunNotFoundError(run_id, display_uri(uri), hint=RUN_ID_FORMAT)
     tracker = Tracker(uri)
     try:
         return tracker.get_run(run_id), tracker, None
-    except RunNotFoundError:
+    except RunNotFoundError as exc:
         # The spool is gone once all of it is synced, and 'dvflow sync --from'
         # copies another store's runs: ask the store anyway.
         synced = tracker.run_tagged(SPOOLED_AS_TAG, run_id) if _RUN_ID.match(run_id) else None
         if synced is None:
+            if not _RUN_ID.match(run_id):
+                raise RunNotFoundError(run_id, display_uri(uri), hint=RUN_ID_FORMAT) from exc
             raise
     return synced, tracker, f"copied here by 'dvflow sync' as run {synced.info.run_id}"
 
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+# Any id MLflow accepts (its own are 32 hexadecimal characters, as _RUN_ID).
+_MLFLOW_RUN_ID = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$", re.ASCII)
+RUN_ID_FORMAT = (
+    "A run id is the 32 hexadecimal characters 'dvflow run' printed after 'run' "
+    "(or a model version's source run); copy it whole."
+)
+# What the digest check proves, and what it does not.
+DIGEST_SCOPE = (
+    "the digest proves the record is unchanged within this store, not who wrote it: "
+    "anyone who may write to the store can rewrite a record and its digest together; "
+    "signed attestations (a later feature) will prove authenticity"
+)
 
 
 def check_record(

@@ -50,6 +50,7 @@ from ._spool import (
     spool_exists,
     spool_uri,
 )
+from ._storecheck import mlflow_sqlite_problem
 from ._tracking import (
     Tracker,
     _quote,
@@ -161,6 +162,15 @@ def _source_store(source: str, root: Path, target: str) -> str:
             "there is no such file or folder",
             hint="Name the store the runs are in, such as --from sqlite:///mlflow.db "
             "(a relative path starts at the project's root).",
+        )
+    # MLflow would write its schema into an empty file or another SQLite database.
+    sqlite = local is not None and origin.startswith("sqlite:///")
+    if sqlite and (problem := mlflow_sqlite_problem(Path(str(local)))):
+        raise InvalidArgumentError(
+            "source store",
+            display_uri(origin),
+            f"not an MLflow store: {problem}; it was left as it was",
+            hint="Name the store the runs are in, such as --from sqlite:///mlflow.db.",
         )
     check_reachable(origin)
     return origin

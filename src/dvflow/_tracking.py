@@ -17,8 +17,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._capture import logger_level
-from ._exceptions import RecordNotFoundError, RunNotFoundError, TrackingError
+from ._exceptions import (
+    RecordNotFoundError,
+    RunNotFoundError,
+    StoreEnvironmentError,
+    TrackingError,
+)
 from ._redact import Redactor
+from ._storecheck import (
+    DATABASE_MODULES,
+    check_store_location,
+    database_message,
+    raise_environment_problem,
+)
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -28,6 +39,19 @@ if TYPE_CHECKING:
     from ._declared import MetricPoint
 
 PROBE_TIMEOUT_S = 5.0
+
+# What MLflow, Alembic and SQLAlchemy log on stderr (retries, tracebacks of
+# errors dvflow reports itself in one line): shown only with 'dvflow -v'.
+_LIBRARY_LOGGERS = ("mlflow", "mlflow.store.db.utils", "alembic", "sqlalchemy", "sqlalchemy.engine")
+
+
+class _LibraryLogs:
+    shown = False
+
+
+def show_library_logs(show: bool = True) -> None:
+    """Let MLflow, Alembic and SQLAlchemy log on stderr (the CLI's -v)."""
+    _LibraryLogs.shown = show
 
 
 def display_uri(uri: str) -> str:
@@ -42,6 +66,7 @@ def check_reachable(uri: str) -> None:
         folder = Path(uri[len("sqlite:///") :]).parent
         if not folder.is_dir():
             raise TrackingError(display_uri(uri), f"folder {folder} does not exist")
+    check_store_location(uri)
 
 
 def check_existing_store(uri: str) -> None:
@@ -105,16 +130,25 @@ def _is_transport_failure(message: str) -> bool:
 
 @contextlib.contextmanager
 def mlflow_errors(uri: str, run_id: str | None = None) -> Iterator[None]:
-    """Translate MLflow and transport errors into DvflowErrors."""
+    """Translate MLflow, database and transport errors into DvflowErrors.
+
+    MLflow's own logging (retries, the traceback of an error reported here
+    in one line) stays off stderr unless ``show_library_logs()``.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
-        yield
+        with _quiet_libraries():
+            yield
     except MlflowException as exc:
+        raise_environment_problem(display_uri(uri), exc)
         code = getattr(exc, "error_code", "")
-        if run_id and code == "RESOURCE_DOES_NOT_EXIST":
-            raise RunNotFoundError(run_id, display_uri(uri)) from exc
         message = str(exc.message or "")
+        if run_id and (
+            code == "RESOURCE_DOES_NOT_EXIST"
+            or (code == "INVALID_PARAMETER_VALUE" and "'run_id'" in message)
+        ):
+            raise RunNotFoundError(run_id, display_uri(uri)) from exc
         if _is_transport_failure(message):
             raise TrackingError(
                 display_uri(uri), f"unreachable ({_reason(message)})", unreachable=True
@@ -124,9 +158,35 @@ def mlflow_errors(uri: str, run_id: str | None = None) -> Iterator[None]:
         hint = _REFUSED_HINT if code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST") else None
         raise TrackingError(display_uri(uri), Redactor().redact(first_line), hint=hint) from exc
     except (ConnectionError, OSError) as exc:
+        raise_environment_problem(display_uri(uri), exc)
         raise TrackingError(
             display_uri(uri), f"unreachable ({_reason(str(exc))})", unreachable=True
         ) from exc
+    except Exception as exc:
+        # SQLAlchemy's and the database drivers' own errors, which MLflow lets through.
+        if not type(exc).__module__.startswith(DATABASE_MODULES):
+            raise
+        raise_environment_problem(display_uri(uri), exc)
+        message = database_message(exc)
+        if _is_transport_failure(message) or "connect" in message.lower():
+            raise TrackingError(
+                display_uri(uri), f"unreachable ({_reason(message)})", unreachable=True
+            ) from exc
+        raise TrackingError(display_uri(uri), Redactor().redact(message)) from exc
+
+
+@contextlib.contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """No MLflow, Alembic or SQLAlchemy logging on stderr, unless asked for."""
+    if _LibraryLogs.shown:
+        # Still no "Creating initial MLflow database tables..." at INFO.
+        with logger_level("mlflow.store.db.utils", logging.WARNING):
+            yield
+        return
+    with contextlib.ExitStack() as stack:
+        for name in _LIBRARY_LOGGERS:
+            stack.enter_context(logger_level(name, logging.CRITICAL + 1))
+        yield
 
 
 _REFUSED_HINT = (
@@ -205,8 +265,9 @@ class Tracker:
         # dvflow's stdout is its own report: no "View run at" lines from MLflow.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.uri = uri
-        # MLflow logs schema creation at INFO on stderr; dvflow reports progress itself.
-        with mlflow_errors(uri), logger_level("mlflow.store.db.utils", logging.WARNING):
+        check_store_location(uri)
+        # MLflow logs schema creation at INFO on stderr; mlflow_errors keeps it quiet.
+        with mlflow_errors(uri):
             self.client: MlflowClient = MlflowClient(tracking_uri=uri, registry_uri=uri)
             # The SQL store is created lazily; create (or migrate) it now, quietly.
             self.client.search_experiments(max_results=1)
@@ -267,7 +328,7 @@ class Tracker:
                     self.client.log_batch(run_id, params=items[start : start + 100])
             return []
         except TrackingError as exc:
-            if exc.unreachable:
+            if exc.unreachable or isinstance(exc, StoreEnvironmentError):
                 raise
         skipped = []
         for param in items:
