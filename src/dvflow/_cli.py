@@ -331,6 +331,7 @@ def verify(
     fails or the rebuild diverged, 2 when the stage could not be re-run.
     """
     from ._exceptions import VerificationFailedError
+    from ._verify import AUTHENTICITY_NOTE
     from ._verify import verify as run_verify
 
     context = click.get_current_context()
@@ -356,6 +357,7 @@ def verify(
     )
     click.echo(f"verify {target} (run {result.run_id})")
     show_checks(result.checks)
+    click.echo(f"  {AUTHENTICITY_NOTE}")
     if result.rebuild is not None:
         show_rebuild(result.rebuild)
     elif rebuild and result.failures:
