@@ -324,7 +324,8 @@ def verify(
 
     Quick checks: the record's digest, the commit (on a remote branch or tag
     when there is a git remote), the patch of a dirty run, every input and
-    output in the DVC remote, and the environment then and now (warnings).
+    output in the DVC remote, the environment then and now (warnings), and the
+    dvflow.io tag lineage reads against the record.
     --rebuild re-runs the stage in a temporary worktree at the recorded
     commit and compares the outputs: identical, equivalent (metrics within
     --rtol/--atol) or diverged. Exit 0 when it verifies, 1 when a check
