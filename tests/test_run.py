@@ -46,7 +46,8 @@ def test_cli_run_records_parent_and_stage_runs_end_to_end(make_project) -> None:
         assert run.data.tags["dvflow.git_dirty"] == "false"
 
     train = stages["train"]
-    assert train.data.params == {"train.lr": "0.1", "train.epochs": "3"}
+    pinned = train.data.params["dvflow.io_sha256"]  # the dvflow.io tag's sha256 (test_tamper)
+    assert train.data.params == {"train.lr": "0.1", "train.epochs": "3", "dvflow.io_sha256": pinned}
     assert train.data.metrics == {
         "loss": train.data.metrics["loss"],
         "eval.acc": 0.5,

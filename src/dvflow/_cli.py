@@ -336,13 +336,15 @@ def verify(
 
     Quick checks: the record's digest, the commit (on a remote branch or tag
     when there is a git remote), the patch of a dirty run, every input and
-    output in the DVC remote, and the environment then and now (warnings).
+    output in the DVC remote, the environment then and now (warnings), and the
+    dvflow.io tag lineage reads against the record.
     --rebuild re-runs the stage in a temporary worktree at the recorded
     commit and compares the outputs: identical, equivalent (metrics within
     --rtol/--atol) or diverged. Exit 0 when it verifies, 1 when a check
     fails or the rebuild diverged, 2 when the stage could not be re-run.
     """
     from ._exceptions import VerificationFailedError
+    from ._verify import AUTHENTICITY_NOTE
     from ._verify import verify as run_verify
 
     context = click.get_current_context()
@@ -368,6 +370,7 @@ def verify(
     )
     click.echo(f"verify {target} (run {result.run_id})")
     show_checks(result.checks)
+    click.echo(f"  {AUTHENTICITY_NOTE}")
     if result.rebuild is not None:
         show_rebuild(result.rebuild)
     elif rebuild and result.failures:

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 INDEX_DIR = ".dvflow"
 INDEX_NAME = "index.sqlite"
 # 5: the store's URI is kept redacted, with a hash of the real one.
-SCHEMA_VERSION = "5"
+# 6: runs whose dvflow.io tag disagrees with its pinned digest (table tampered).
+SCHEMA_VERSION = "6"
 # Runs are synced again from a little before the newest one seen: clocks of
 # the machines recording to one server differ, and re-reading is harmless.
 SYNC_OVERLAP_MS = 10 * 60 * 1000
@@ -66,6 +67,7 @@ CREATE INDEX runs_stage ON runs(stage, start_time);
 CREATE TABLE run_io(run_id TEXT, role TEXT, path TEXT, md5 TEXT);
 CREATE INDEX run_io_md5 ON run_io(md5, role);
 CREATE INDEX run_io_run ON run_io(run_id);
+CREATE TABLE tampered(run_id TEXT PRIMARY KEY, detail TEXT NOT NULL);
 CREATE TABLE models(
     name TEXT, version TEXT, run_id TEXT, source TEXT, md5 TEXT, git_commit TEXT,
     record_sha TEXT, created INTEGER, tags TEXT, PRIMARY KEY(name, version));
@@ -81,7 +83,7 @@ CREATE INDEX dir_files_md5 ON dir_files(md5);
 _TABLES = (
     *("commits", "refs", "ref_commits", "entry_refs", "changes", "entries", "blob_entries"),
     "entry_io",
-    *("runs", "run_io", "models", "aliases", "dirs", "dir_files"),
+    *("runs", "run_io", "tampered", "models", "aliases", "dirs", "dir_files"),
 )
 
 
@@ -439,6 +441,7 @@ class Index:
             if full or not self.holds_store(tracker.uri):
                 db.execute("DELETE FROM runs")
                 db.execute("DELETE FROM run_io")
+                db.execute("DELETE FROM tampered")
                 self._set_meta(db, "runs_since", "0")
             since = int(self.meta("runs_since") or 0)
             open_runs = [
@@ -491,6 +494,10 @@ class Index:
         rows = [(run_id, "in", p, m) for p, m in run["inputs"]]
         rows += [(run_id, "out", p, m) for p, m in run["outputs"]]
         db.executemany("INSERT INTO run_io VALUES(?, ?, ?, ?)", rows)
+        # A run whose dvflow.io tag was rewritten: every answer says so (_lineage).
+        db.execute("DELETE FROM tampered WHERE run_id=?", (run_id,))
+        if run.get("tampered"):
+            db.execute("INSERT INTO tampered VALUES(?, ?)", (run_id, run["tampered"]))
 
     @staticmethod
     def _put_models(db: sqlite3.Connection, versions: Sequence[Mapping[str, Any]]) -> None:
@@ -532,7 +539,7 @@ class Index:
     def forget_store(self) -> None:
         """Drop every run and model version: they belong to a store no longer in use."""
         with self.writing() as db:
-            for table in ("runs", "run_io", "models", "aliases"):
+            for table in ("runs", "run_io", "tampered", "models", "aliases"):
                 db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names, no input
             db.execute(
                 "DELETE FROM meta WHERE key IN "

@@ -321,4 +321,23 @@ def build_graph(
 
     context: set[str] = set()
     roots = resolve(db, root, target, cwd, context)
-    return Walker(db, direction, target, context).walk(roots)
+    graph = Walker(db, direction, target, context).walk(roots)
+    graph.warnings.extend(tamper_warnings(db))
+    return graph
+
+
+def tamper_warnings(db: sqlite3.Connection) -> list[str]:
+    """One warning per run of the store whose ``dvflow.io`` tag was rewritten (_reader).
+
+    Every answer names them, not only those that reach the run: a rewritten
+    tag may be what keeps a run out of the answer.
+    """
+    rows = db.execute("SELECT run_id, detail FROM tampered ORDER BY run_id").fetchall()
+    shown = [
+        f"run {run_id} was tampered with in the tracking store: {detail}; "
+        f"'dvflow verify {run_id}' checks its record"
+        for run_id, detail in rows[:10]
+    ]
+    if len(rows) > 10:
+        shown.append(f"and {len(rows) - 10} more runs were tampered with in the tracking store")
+    return shown

@@ -36,7 +36,7 @@ from ._lock import STAGE_ENV, run_lock
 from ._mlnames import log_points, mlflow_params, renamed_notices
 from ._project import check_remote_for_push, preflight
 from ._push import Pusher
-from ._reader import io_tags
+from ._reader import io_params, io_tags
 from ._record import (
     DIGEST_TAG,
     PACKAGES_ARTIFACT,
@@ -586,6 +586,7 @@ class _Session:
         data = canonical_json(self.redactor.redact_obj(record.to_dict()))
         self.tracker.log_bytes(run_id, data, RECORD_ARTIFACT)
         digest = sha256_hex(data)
+        self.tracker.log_params(run_id, io_params(tags))  # pins dvflow.io: params never change
         self.tracker.set_tags(run_id, {**tags, DIGEST_TAG: digest})
         return digest, data
 

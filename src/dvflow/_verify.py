@@ -21,6 +21,12 @@ from ._exceptions import InterruptedRunError, InvalidArgumentError, NotFoundErro
 from ._rebuild import Rebuild, rebuild
 
 VERDICT_TAG = "dvflow.verify.verdict"
+# Printed under the checks: what a matching digest does and does not prove.
+AUTHENTICITY_NOTE = (
+    "note: the digests prove integrity within the tracking store, not authenticity: "
+    "whoever can write to the store can replace a record together with its digest "
+    "(signed attestations, a later feature, will prove who made a run)"
+)
 _EXAMPLES = "For example models:/wine-classifier/3 or models:/wine-classifier@production."
 
 
@@ -67,6 +73,7 @@ def verify(
     run_id, model, record_sha = _resolve(tracker, target, dvc_dir)
     checks = RunChecks(tracker, root, run_id, model, record_sha, stage_path=stage_path)
     checks.run_all(lambda _root: DvcProject(dvc_dir), outputs=True, extended=True)
+    _check_io(checks)
     if checks.record is not None and checks.record.kind == "pipeline":
         stages = ", ".join(f"{s['name']} {s['run_id']}" for s in checks.record.stages)
         raise InvalidArgumentError(
@@ -108,6 +115,37 @@ def verify(
         project.close()
     tracker.set_tags(run_id, _verdict_tags(outcome))
     return Verification(target, run_id, tuple(checks.checks), outcome)
+
+
+def _check_io(checks: RunChecks) -> None:
+    """Is the ``dvflow.io`` tag, which lineage and impact read, the record's?
+
+    No digest covers a tag: a mismatch means it was rewritten (or, for a
+    run older than the ``dvflow.io_sha256`` param, possibly written from a
+    differently redacted record: a warning only).
+    """
+    from ._reader import IO_PARAM, IO_TAG, io_mismatch, io_tag_problem
+
+    if checks.record is None or checks.run is None:
+        return
+    tags, params = checks.run.data.tags, checks.run.data.params
+    problem = io_tag_problem(tags, params) or io_mismatch(tags.get(IO_TAG), checks.record)
+    if problem is None:
+        found = "matches the record" if IO_TAG in tags else "absent: lineage reads the record"
+        check = Check("io", "pass", f"{IO_TAG} tag {found}")
+    else:
+        pinned = IO_PARAM in params
+        check = Check(
+            "io",
+            "fail" if pinned else "warn",
+            f"run {checks.run_id}: {problem}",
+            "The tag was changed in the tracking store after the run; lineage and impact "
+            "use the run's record instead, with a warning."
+            if pinned
+            else f"The run is older than the {IO_PARAM} param, so lineage and impact still "
+            "read this tag; re-run the stage to record one that is checked.",
+        )
+    checks.checks.append(check)
 
 
 def _resolve(
