@@ -333,3 +333,24 @@ def test_checkout_into_an_existing_file_is_a_clear_error(recorded: Path, tmp_pat
     assert result.returncode == 3, result.stderr
     assert "is a file" in result.stderr and "dvflow bug" not in result.stderr
     assert file.read_text() == "mine\n"
+
+
+def test_a_worktrees_dvc_config_keeps_urls_and_the_cache_and_drops_every_credential(
+    tmp_path: Path,
+) -> None:
+    from dvflow._confine import worktree_config
+
+    local = tmp_path / ".dvc" / "config.local"
+    local.parent.mkdir()
+    local.write_text(
+        "[core]\n    remote = storage\n"
+        "['remote \"storage\"']\n    url = ../../remote\n"
+        f"['remote \"web\"']\n    url = https://user:{SECRET}@host/path\n    password = {SECRET}\n"
+        f"['remote \"keys\"']\n    access_key_id = {SECRET}\n"
+        f"[studio]\n    token = {SECRET}\n"
+    )
+    text = worktree_config(local, tmp_path / "cache")
+    assert SECRET not in text
+    assert "remote = storage" in text and f"url = {tmp_path.parent / 'remote'}" in text
+    assert "url = https://user@host/path" in text and "keys" not in text
+    assert f"[cache]\n    dir = {tmp_path / 'cache'}" in text

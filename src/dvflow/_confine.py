@@ -236,7 +236,10 @@ def worktree_config(local: Path, cache: Path) -> str:
             kept[section] = {k: v for k, v in values.items() if k != "dir"}
         elif name.startswith("remote ") and values.get("url"):
             remote = {k: v for k, v in values.items() if k in _SAFE_REMOTE_KEYS}
-            remote["url"] = _PASSWORD.sub(r"\g<keep>@", remote["url"])
+            url = _PASSWORD.sub(r"\g<keep>@", remote["url"].strip())
+            if "://" not in url and not os.path.isabs(url.strip("'\"")):
+                url = str((local.parent / url.strip("'\"")).resolve())  # relative to .dvc/
+            remote["url"] = url
             kept[section] = remote
     cache_section = next((s for s in kept if s.strip().strip("'\"") == "cache"), "cache")
     kept.setdefault(cache_section, {})["dir"] = str(cache)
