@@ -229,3 +229,71 @@ def test_aliases_in_every_yaml_file_are_read_or_refused_never_expanded_past_the_
     else:
         assert values <= yaml_file.MAX_ALIAS_NODES
         assert sum(len(e.params) for e in entries) <= (levels + 1) * values
+
+
+HOSTILE_PATHS = [
+    "../x",
+    "..",
+    "a/../../x",
+    "a/..",
+    "/etc/passwd",
+    "//server/share",
+    "C:\\x",
+    "\\\\server\\x",
+    "a\\..\\..\\x",
+    "link/x",
+    "link",
+    "ok/../link/x",
+    "a\x00b",
+    "s3://bucket/key",
+    "",
+    "x" * 5000,
+    "\ud800",
+]
+hostile_paths = (
+    st.sampled_from(HOSTILE_PATHS)
+    | st.lists(st.sampled_from(["a", "..", ".", "", "link", "\\", "b c", "/"]), max_size=6).map(
+        "/".join
+    )
+    | st.text(max_size=40)
+)
+
+
+@SETTINGS
+@given(hostile_paths, json_values | st.sampled_from(["0" * 32, "0" * 32 + ".dir", "../" * 11]))
+def test_records_with_hostile_paths_never_lead_outside(path: str, md5: Any) -> None:
+    """A record's pointer, and a .dir listing's entry, lead inside the worktree or are refused."""
+    from dvflow._confine import checked_listing, checked_md5, confined
+    from dvflow._dvcfiles import Pointer
+
+    record = valid_record()
+    record["inputs"] = [{"path": path, "md5": md5}]
+    try:
+        pointers = parse_record(json.dumps(record).encode()).inputs
+    except DvflowError:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        tree.mkdir()
+        (tree / "link").symlink_to(tmp)  # a symbolic link out of the worktree
+        before = sorted(Path(tmp).rglob("*"))
+        for pointer in (*pointers, Pointer(path, None)):
+            for check in (
+                lambda p=pointer: confined(tree, p.path, "r", "input"),
+                lambda p=pointer: checked_listing([{"relpath": p.path, "md5": md5}], "r", "d"),
+                lambda p=pointer: checked_md5(p.md5, "r", "input"),
+            ):
+                refused: DvflowError | None = None
+                try:
+                    found = check()
+                except DvflowError as exc:
+                    refused = exc
+                if refused is not None:
+                    assert refused.exit_code == 1 and refused.message
+                    continue
+                if isinstance(found, Path):
+                    assert found.resolve().is_relative_to(tree.resolve())
+                    on_the_way = [found, *found.parents]
+                    inner = [q for q in on_the_way if q.is_relative_to(tree.resolve())]
+                    assert not any(q.is_symlink() for q in inner)
+        assert sorted(Path(tmp).rglob("*")) == before

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import _git
-from ._exceptions import DvflowError, ProjectError
-from ._record import PATCH_ARTIFACT
+from ._confine import check_declared, check_record_paths, patch_paths, recorded_patch
+from ._exceptions import DvflowError, ProjectError, UnsafeRecordError
+from ._record import sha256_hex
 from ._show import intact_record
 
 
@@ -25,6 +26,11 @@ class Checkout:
     commit: str
     patched: bool
     files: tuple[str, ...]
+    # The applied patch: its sha256, size and the files it changes.
+    patch_sha256: str | None = None
+    patch_bytes: int = 0
+    patch_files: tuple[str, ...] = ()
+    notice: str | None = None
 
 
 def checkout(
@@ -34,10 +40,15 @@ def checkout(
     into: str | os.PathLike[str] | None = None,
     tracking_uri: str | None = None,
 ) -> Checkout:
-    """Materialize ``target``'s code and data into ``into`` (default .dvflow/checkouts/ID)."""
+    """Materialize ``target``'s code and data into ``into`` (default .dvflow/checkouts/ID).
+
+    Only the paths the commit's ``dvc.yaml`` declares for the run's stage are
+    written, each inside the worktree; a record that names others is refused
+    (``UnsafeRecordError``) and the worktree removed.
+    """
     from ._dvc import DvcProject
     from ._project import settings_root
-    from ._rebuild import apply_patch, materialize, prepare_dvc, remove_worktree
+    from ._rebuild import apply_patch, materialize, prepare_dvc, remove_worktree, stage_io
     from ._tracking import open_project
     from ._verify import _resolve
 
@@ -55,21 +66,53 @@ def checkout(
             hint="Fetch the branch that holds it ('git fetch --all').",
         )
     folder = Path(into).resolve() if into else dvc_dir / ".dvflow" / "checkouts" / run_id[:12]
+    if folder.exists() and not folder.is_dir():
+        raise ProjectError(
+            f"{folder} is a file, not a folder", hint="Give --into a new or empty folder."
+        )
     if folder.exists() and any(folder.iterdir()):
         raise ProjectError(f"{folder} exists and is not empty", hint="Choose another --into.")
+    # Refused before anything is made: a patch that is not the one the record names.
+    patch, notice = recorded_patch(tracker, record, run_id)
+    existed = folder.exists()
     _git._git(root, "worktree", "add", "--detach", "-q", str(folder), commit)
     project = DvcProject(dvc_dir)
     try:
-        patch = None
-        if record.code.get("dirty") and record.code.get("patch_sha256"):
-            patch = tracker.read_artifact(run_id, PATCH_ARTIFACT)
+        check_record_paths(record, folder)
+        changed = patch_paths(folder, patch, run_id) if patch else []
+        if patch:
             apply_patch(folder, patch)
         prepare_dvc(dvc_dir, folder / dvc_dir.relative_to(root), project)
         pointers = [p for p in (*record.inputs, *record.outputs) if p.cache_path and p.md5]
-        materialize(project, folder, pointers)
+        if pointers:
+            stage = record.stage["name"] if record.stage else ""
+            if not stage:
+                raise UnsafeRecordError(run_id, "it names data to write but no stage")
+            declared = stage_io(folder, stage, run_id, commit)
+            check_declared(
+                folder,
+                run_id,
+                stage=stage,
+                commit=commit,
+                pointers=pointers,
+                declared=declared,
+            )
+        materialize(project, folder, pointers, run_id)
     except BaseException:
         remove_worktree(root, folder)
+        if existed:  # the user's empty folder stays, as it was
+            folder.mkdir(parents=True, exist_ok=True)
         raise
     finally:
         project.close()
-    return Checkout(folder, run_id, commit, bool(patch), tuple(p.path for p in pointers))
+    return Checkout(
+        folder,
+        run_id,
+        commit,
+        bool(patch),
+        tuple(p.path for p in pointers),
+        sha256_hex(patch) if patch else None,
+        len(patch or b""),
+        tuple(changed),
+        notice,
+    )

@@ -412,7 +412,10 @@ def checkout(*, target: str, into: str | None, path: str, tracking_uri: str | No
     from ._checkout import checkout as do_checkout
 
     result = do_checkout(target, path, into=into, tracking_uri=tracking_uri)
-    patched = " + its recorded patch" if result.patched else ""
+    sha = f" (sha256 {result.patch_sha256}, {result.patch_bytes} bytes)" if result.patched else ""
+    patched = f" + its recorded patch{sha}" if result.patched else ""
+    if result.notice:
+        click.echo(f"note: {result.notice}")
     click.echo(f"checked out run {result.run_id}: commit {result.commit[:12]}{patched}")
     for file in result.files:
         click.echo(f"  data  {file}")

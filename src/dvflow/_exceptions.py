@@ -6,6 +6,7 @@ code (see ``docs/cli.md``)::
 
     DvflowError                      exit 1
     ├── RecordTamperedError          exit 1  a record does not match its digest
+    ├── UnsafeRecordError            exit 1  a record would write outside its worktree
     ├── LineageIncompleteError       exit 1  promote refused: the lineage has gaps
     ├── InvalidArgumentError         exit 2  a name or alias the registry would refuse
     ├── RebuildError                 exit 2  verify --rebuild could not re-run the stage
@@ -392,3 +393,20 @@ class InterruptedRunError(DvflowError):
     ) -> None:
         self.signal_name = signal_name
         super().__init__(f"interrupted by {signal_name}; {what}", hint=hint)
+
+
+class UnsafeRecordError(DvflowError):
+    """A record, or a ``.dir`` listing or patch it leads to, would make ``checkout`` or
+    ``verify --rebuild`` write outside its worktree, or names data its commit does not
+    declare or a patch it does not match: refused before anything is written (exit 1)."""
+
+    exit_code = 1
+
+    def __init__(self, run_id: str, problem: str) -> None:
+        self.run_id, self.problem = run_id, problem
+        super().__init__(
+            f"refusing the record of run {run_id}: {problem}",
+            hint="Do not trust this run: its record, patch or data listing was altered "
+            "(anyone who can write to the tracking store or the DVC remote can). Nothing was "
+            "written outside the worktree; re-run the pipeline for a sound record.",
+        )

@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from ._confine import FILE_MD5, MD5, unsafe_reason
 from ._dvcfiles import dir_md5
 
 Listing = dict[str, str]
@@ -75,7 +76,12 @@ def _local_folder(root: Path, url: str) -> Path | None:
 
 
 def from_cache(folders: Iterable[Path], md5: str) -> Listing | None:
-    """The listing of one ``.dir`` md5, from the cache (DVC 3 and DVC 2 layouts)."""
+    """The listing of one ``.dir`` md5, from the cache (DVC 3 and DVC 2 layouts).
+
+    An md5 from Git history or the store is used in a path only when it is one.
+    """
+    if not MD5.fullmatch(md5):
+        return None
     for folder in folders:
         for base in (folder / "files" / "md5", folder):
             path = base / md5[:2] / md5[2:]
@@ -90,17 +96,23 @@ def from_cache(folders: Iterable[Path], md5: str) -> Listing | None:
 
 
 def _parse(data: object) -> Listing | None:
+    """A listing, or None when it is not one or names a file outside its folder."""
     if not isinstance(data, list):
         return None
     listing = {}
     for item in data:
         if isinstance(item, dict) and item.get("relpath") and item.get("md5"):
-            listing[str(item["relpath"])] = str(item["md5"])
+            relpath, md5 = item["relpath"], item["md5"]
+            if unsafe_reason(relpath) or not isinstance(md5, str) or not FILE_MD5.fullmatch(md5):
+                return None  # crafted: its files would link lineage to paths elsewhere
+            listing[relpath] = md5
     return listing
 
 
 def from_worktree(root: Path, path: str, md5: str) -> Listing | None:
     """The listing of the folder ``path`` as it is now, if its ``.dir`` md5 is ``md5``."""
+    if unsafe_reason(path):
+        return None  # a path from history or the store that leaves the work tree
     folder = root / path
     if not folder.is_dir():
         return None

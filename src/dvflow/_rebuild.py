@@ -15,7 +15,6 @@ import posixpath
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,10 +22,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from ._confine import (
+    check_declared,
+    check_record_paths,
+    checked_listing,
+    checked_md5,
+    clean_leftovers,
+    confined,
+    new_holder,
+    patch_notice,
+    patch_paths,
+    recorded_patch,
+    worktree_config,
+)
 from ._declared import normalize, owned, read_metrics
 from ._dvcfiles import Pointer, declared_paths
-from ._exceptions import RebuildError
-from ._record import PATCH_ARTIFACT, ProvenanceRecord
+from ._exceptions import RebuildError, UnsafeRecordError
+from ._record import ProvenanceRecord
 from ._yaml import load_yaml_file
 
 if TYPE_CHECKING:
@@ -82,21 +94,33 @@ def rebuild(
     commit = record.code.get("commit")
     if not stage or not commit:
         raise RebuildError("the record names no stage or no commit to rebuild from")
-    patch = None
-    if record.code.get("dirty") and record.code.get("patch_sha256"):
-        patch = tracker.read_artifact(record.mlflow["run_id"], PATCH_ARTIFACT)
+    run_id = record.mlflow["run_id"]
+    # Refused before anything is made: a patch that is not the one the record names.
+    patch, notice = recorded_patch(tracker, record, run_id)
+    clean_leftovers(root)
     start = time.monotonic()
     with _worktree(root, commit) as tree:
+        check_record_paths(record, tree)
+        if notice:
+            step(notice)
         if patch:
-            step("applying the recorded patch")
+            step(patch_notice(patch, patch_paths(tree, patch, run_id)))
             apply_patch(tree, patch)
         step("fetching the recorded inputs")
         # A 'dvc init --subdir' project is a folder of the worktree; DVC runs there.
         sub = str(record.code.get("dvc_root") or "")
         prepare_dvc(project.root, tree / sub, project)
-        materialize(project, tree, [p for p in record.inputs if p.cache_path and p.md5])
+        cached = [p for p in record.inputs if p.cache_path and p.md5]
+        uncached = [p for p in record.inputs if not p.cache_path]
+        # Only what the commit's own dvc.yaml declares for the stage is written.
+        written = [*cached, *(p for p in uncached if p.md5 and not _external(p.path))]
+        declared = stage_io(tree, stage, run_id, commit)
+        check_declared(
+            tree, run_id, stage=stage, commit=commit, pointers=written, declared=declared
+        )
+        materialize(project, tree, cached, run_id)
         # What came from DVC's cache is right by construction: hash only the rest.
-        restore_inputs(project, root, tree, [p for p in record.inputs if not p.cache_path])
+        restore_inputs(project, root, tree, uncached, run_id)
         step(f"re-running stage {stage} (run-cache off)")
         target = stage.removeprefix(f"{sub}/") if sub else stage
         tail = _run_stage(tree / sub, target, stage_path)
@@ -128,7 +152,8 @@ def _worktree(root: Path, commit: str) -> Iterator[Path]:
     """A detached worktree at ``commit``, removed however the block ends."""
     from ._interrupt import sigterm_interrupts
 
-    holder = Path(tempfile.mkdtemp(prefix="dvflow-verify-"))
+    # Marked with this process: a later rebuild removes it if this one is killed.
+    holder = new_holder(root)
     tree = holder / "tree"
     try:
         with sigterm_interrupts():
@@ -169,17 +194,49 @@ def apply_patch(tree: Path, patch: bytes) -> None:
 
 
 def prepare_dvc(root: Path, tree: Path, project: DvcProject) -> None:
-    """Same remote and credentials as the project, and its cache (no second copy)."""
+    """The project's cache (no second copy) and remotes, without its credentials.
+
+    Data is fetched through the project itself, which has them.
+    """
     local = root / ".dvc" / "config.local"
     (tree / ".dvc").mkdir(exist_ok=True)
-    text = local.read_text(encoding="utf-8") if local.exists() else ""
     cache = project.object_path("00" * 16).parents[3]
-    (tree / ".dvc" / "config.local").write_text(
-        f"{text.rstrip()}\n[cache]\n    dir = {cache}\n".lstrip(), encoding="utf-8"
+    (tree / ".dvc" / "config.local").write_text(worktree_config(local, cache), encoding="utf-8")
+
+
+def stage_io(tree: Path, stage: str, run_id: str, commit: str) -> frozenset[str]:
+    """The deps and outs the worktree's ``dvc.yaml`` declares for ``stage``, from its root."""
+    from ._dvc import dvc_errors
+    from ._exceptions import DvflowError
+    from ._repro import ReproFlags
+
+    problem = "it is not defined there"
+    try:
+        with _stage_project(tree, stage) as (project, sub, target), dvc_errors():
+            for found in project.plan([target], flags=ReproFlags(single_item=True)):
+                if project.stage_name(found) == stage:
+                    info = project.describe(found)
+                    return frozenset(normalize(p, sub) for p in (*info.deps, *info.outs))
+    except DvflowError as exc:
+        problem = exc.message
+    raise UnsafeRecordError(
+        run_id, f"it names stage {stage!r}, which commit {commit[:12]} cannot give: {problem}"
     )
 
 
-def materialize(project: DvcProject, tree: Path, inputs: list[Pointer]) -> None:
+def materialize(project: DvcProject, tree: Path, inputs: list[Pointer], run_id: str) -> None:
+    """Copy each pointer's object from the cache (fetched first) to its path in ``tree``.
+
+    Every path, md5 and ``.dir`` listing is checked before anything is fetched
+    or written; a listing is checked again as it is copied.
+    """
+    for pointer in inputs:
+        confined(tree, pointer.path, run_id, "the data path")
+        md5 = checked_md5(pointer.md5, run_id, f"the data path {pointer.path!r}")
+        if md5.endswith(".dir"):
+            listing = project.listing(md5)
+            entries = [{"relpath": rel, "md5": m} for rel, m in listing.items()]
+            checked_listing(entries, run_id, f"{pointer.path} (md5 {md5})")
     missing = project.fetch([p.md5 for p in inputs if p.md5])
     if missing:
         raise RebuildError(
@@ -188,10 +245,13 @@ def materialize(project: DvcProject, tree: Path, inputs: list[Pointer]) -> None:
         )
     for pointer in inputs:
         assert pointer.md5 is not None
-        copy_object(project, pointer.md5, tree / pointer.path)
+        dest = confined(tree, pointer.path, run_id, "the data path")
+        copy_object(project, pointer.md5, dest, run_id, pointer.path)
 
 
-def restore_inputs(project: DvcProject, root: Path, tree: Path, inputs: Sequence[Pointer]) -> None:
+def restore_inputs(
+    project: DvcProject, root: Path, tree: Path, inputs: Sequence[Pointer], run_id: str
+) -> None:
     """Make every recorded input hold its recorded md5 in ``tree``, or refuse.
 
     The commit does not always hold the inputs a run read: a ``cache: false``
@@ -202,13 +262,13 @@ def restore_inputs(project: DvcProject, root: Path, tree: Path, inputs: Sequence
     """
     wrong = []
     for pointer in inputs:
-        if (
-            not pointer.md5
-            or not _inside(pointer.path)
-            or _matches(tree / pointer.path, pointer.md5)
-        ):
+        if not pointer.md5 or _external(pointer.path):
             continue
-        if not _restore(project, root / pointer.path, tree / pointer.path, pointer.md5):
+        dest = confined(tree, pointer.path, run_id, "the input")
+        md5 = checked_md5(pointer.md5, run_id, f"the input {pointer.path!r}")
+        if _matches(dest, md5):
+            continue
+        if not _restore(project, root / pointer.path, dest, md5, run_id=run_id, name=pointer.path):
             wrong.append(pointer)
     if wrong:
         named = ", ".join(f"{p.path} (md5 {p.md5})" for p in wrong)
@@ -220,20 +280,21 @@ def restore_inputs(project: DvcProject, root: Path, tree: Path, inputs: Sequence
         )
 
 
-def _inside(path: str) -> bool:
-    """Is ``path`` inside the repository (not an external dependency or a URL)?"""
-    return (
-        bool(path)
-        and "://" not in path
-        and not posixpath.isabs(path)
-        and not path.startswith("../")
-    )
+def _external(path: str) -> bool:
+    """Is ``path`` an external dependency (outside the repository, or a URL) as DVC writes it?
+
+    Such a dependency is read where it is, never written. Anything else is
+    written in the worktree, and must stay inside it (``confined``).
+    """
+    return "://" in path or posixpath.isabs(path) or path == ".." or path.startswith("../")
 
 
-def _restore(project: DvcProject, local: Path, dest: Path, md5: str) -> bool:
+def _restore(
+    project: DvcProject, local: Path, dest: Path, md5: str, *, run_id: str, name: str
+) -> bool:
     """Copy ``md5`` to ``dest`` from DVC's cache or the project's work tree, if either has it."""
     if not project.missing_in_cache([md5]):
-        copy_object(project, md5, dest)
+        copy_object(project, md5, dest, run_id, name)
     elif _matches(local, md5):
         _replace(dest)
         if local.is_dir():
@@ -290,20 +351,37 @@ def _replace(dest: Path) -> None:
         dest.unlink()
 
 
-def copy_object(project: DvcProject, md5: str, dest: Path) -> None:
-    """Write the file (or directory, from its ``.dir`` listing) ``md5`` names at ``dest``."""
+def copy_object(project: DvcProject, md5: str, dest: Path, run_id: str, name: str) -> None:
+    """Write the file (or directory, from its ``.dir`` listing) ``md5`` names at ``dest``.
+
+    ``dest`` is a confined path; ``name`` names it in errors. A listing is
+    checked whole before anything is removed or written.
+    """
     import json
 
-    _replace(dest)
+    checked_md5(md5, run_id, f"the data path {name!r}")
     source = project.object_path(md5)
     if not md5.endswith(".dir"):
+        _replace(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, dest)
         return
-    for entry in json.loads(source.read_text(encoding="utf-8")):
-        target = dest / entry["relpath"]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(project.object_path(entry["md5"]), target)
+    try:
+        entries = json.loads(source.read_text(encoding="utf-8"))
+    except ValueError:
+        entries = None
+    files = checked_listing(entries, run_id, f"{name} (md5 {md5})")
+    _replace(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for relpath, file_md5 in files:
+        target = confined(dest, relpath, run_id, f"the file of {name}")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(project.object_path(file_md5), target)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            raise UnsafeRecordError(
+                run_id, f"the .dir listing of {name} names {relpath!r} as a file and a folder"
+            ) from None
 
 
 def _run_stage(tree: Path, stage: str, stage_path: str | None = None) -> str:
