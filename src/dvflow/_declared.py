@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import math
 import posixpath
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
