@@ -101,12 +101,12 @@ DVFLOW, DVC = str(BIN / "dvflow"), str(BIN / "dvc")
 COMMANDS = {"kill9-sync": "sync", "kill9-rebuild": "verify", "kill9-checkout": "checkout"}
 FAULTS = ("kill9", "server", "remote", "diskfull", *COMMANDS, "none")
 # Exit codes each fault explains; a kill that comes after the command ended leaves 0.
-# A full disk stops a stage (6), DVC (3), or the store and the spool (4, 8).
+# A full disk stops a stage (6), DVC (3), the store (4) or the machine (7).
 EXPECTED_EXITS = {
     "kill9": {-9, 0},
     "server": {0},
     "remote": {3, 0},
-    "diskfull": {0, 3, 4, 6, 8},
+    "diskfull": {0, 3, 4, 6, 7},
     **{kind: {-9, 0} for kind in COMMANDS},
     "none": {0},
 }
