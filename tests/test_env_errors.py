@@ -132,15 +132,15 @@ def _unshare() -> list[str] | None:
     return prefix if probe.returncode == 0 else None
 
 
-# Mount a 4 MB tmpfs on $1, copy $2 (a file or a folder) into it, fill what
+# Mount a tmpfs of $1 KB on $2, copy $3 (a file or a folder) into it, fill what
 # is left, then run the rest of the arguments, from the copy when it is a folder.
 _ON_FULL_DISK = """
 set -e
-mount -t tmpfs -o size=4m tmpfs "$1"
-cp -a "$2" "$1/"
-copy="$1/$(basename "$2")"
-dd if=/dev/zero of="$1/filler" bs=4096 2>/dev/null || true
-shift 2
+mount -t tmpfs -o size="$1"k tmpfs "$2"
+cp -a "$3" "$2/"
+copy="$2/$(basename "$3")"
+dd if=/dev/zero of="$2/filler" bs=4096 2>/dev/null || true
+shift 3
 if [ -d "$copy" ]; then cd "$copy"; fi
 exec "$@"
 """
@@ -151,8 +151,11 @@ def _on_full_disk(mount: Path, copied: Path, *args: str) -> subprocess.Completed
     if prefix is None:
         pytest.skip("no private mount namespace here to make a full disk in")
     mount.mkdir()
+    files = [copied, *copied.rglob("*")] if copied.is_dir() else [copied]
+    size_kb = 2 * sum(f.lstat().st_size for f in files) // 1024 + 2048  # room to spare
+    command = [str(size_kb), str(mount), str(copied), str(DVFLOW), *args]
     result = subprocess.run(
-        [*prefix, "sh", "-c", _ON_FULL_DISK, "sh", str(mount), str(copied), str(DVFLOW), *args],
+        [*prefix, "sh", "-c", _ON_FULL_DISK, "sh", *command],
         capture_output=True,
         text=True,
         timeout=300,

@@ -44,7 +44,7 @@ def _check_sqlite_file(uri: str, path: Path) -> None:
     if path.is_dir():
         raise StoreEnvironmentError(
             _shown(uri),
-            f"{path} is a folder, not an SQLite file",
+            "that path is a folder, not an SQLite file",
             hint="Move that folder away (dvflow then creates the store), or name the "
             "store's file with --tracking-uri sqlite:///PATH.",
         )
@@ -56,14 +56,14 @@ def _check_sqlite_file(uri: str, path: Path) -> None:
     except OSError as exc:
         raise StoreEnvironmentError(
             _shown(uri),
-            f"cannot read {path} ({exc.strerror or exc})",
+            f"cannot read that file ({exc.strerror or exc})",
             hint="Give dvflow read and write access to that file, or name another store "
             "with --tracking-uri.",
         ) from exc
     if head and head != SQLITE_MAGIC:
         raise StoreEnvironmentError(
             _shown(uri),
-            f"{path} is not an SQLite database",
+            "that file is not an SQLite database",
             hint="It holds something else: move it away (dvflow then creates the store), "
             "or name the store's file with --tracking-uri sqlite:///PATH.",
         )
