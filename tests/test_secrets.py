@@ -300,3 +300,25 @@ def test_the_index_keeps_no_tracking_password(make_project, mlflow_server: str) 
     index_bytes = b"".join(p.read_bytes() for p in (root / ".dvflow").glob("index.sqlite*"))
     assert planted.encode() not in index_bytes
     assert b"http://***@127.0.0.1" in index_bytes  # the redacted URI is kept
+
+
+def test_an_index_from_an_older_dvflow_with_a_password_in_it_is_rebuilt_without_it(
+    make_project,
+) -> None:
+    import sqlite3
+
+    root = make_project()
+    assert cli("index", cwd=root).returncode == 0
+    path = root / ".dvflow" / "index.sqlite"
+    # What an older dvflow wrote: schema 4, the store's URI as given.
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value='4' WHERE key='schema'")
+        db.execute(
+            "INSERT OR REPLACE INTO meta VALUES('store_uri', "
+            "'http://planted-user:planted-old-index-password@127.0.0.1:1')"
+        )
+    db.close()
+    again = cli("index", "--offline", cwd=root)  # no sync that would overwrite it
+    assert again.returncode == 0, again.stderr
+    index_bytes = b"".join(p.read_bytes() for p in path.parent.glob("index.sqlite*"))
+    assert b"planted-old-index-password" not in index_bytes
