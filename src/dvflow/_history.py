@@ -4,7 +4,9 @@ This is how lineage works in a repository that never ran dvflow: a stage
 entry says which data versions (md5s) a command turned into which others,
 and a ``.dvc`` file says where a root came from (``dvc add`` or a
 ``dvc import`` with its ``rev_lock``). One ``git log`` and one
-``git cat-file --batch`` read all of it; nothing here imports DVC or MLflow.
+``git cat-file --batch`` read all of it (after a ``--batch-check`` of the
+sizes: a file larger than the YAML loader reads is never read); nothing here
+imports DVC or MLflow.
 """
 
 from __future__ import annotations
