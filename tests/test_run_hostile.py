@@ -245,3 +245,13 @@ def test_a_dependency_outside_the_repository_is_recorded_as_dvc_repro_accepts_it
     inputs = {p.path: p.md5 for p in record.inputs}
     assert inputs["../shared/table.csv"] == {p.path: p.md5 for p in record.outputs}["copy.csv"]
     assert not record.code["dirty"]
+
+
+def test_an_empty_project_folder_is_a_usage_error_not_the_current_folder(
+    make_project,
+) -> None:
+    root = make_project()
+    result = cli("doctor", "-C", "", cwd=root)
+    assert result.returncode == 2, result.stderr
+    assert "an empty folder name" in result.stderr
+    assert "Traceback" not in result.stderr

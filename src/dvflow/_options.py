@@ -18,8 +18,16 @@ def project_options(command: Any) -> Any:
         "path",
         default=".",
         type=click.Path(file_okay=False),
+        callback=_not_empty,
         help="Project folder (default: current).",
     )(command)
+
+
+def _not_empty(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``-C ""`` is a slip (an unset shell variable), not a request for the current folder."""
+    if value == "":
+        raise click.BadParameter("an empty folder name; leave -C out for the current folder")
+    return value
 
 
 _FORMATS = {
