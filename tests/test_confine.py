@@ -199,6 +199,18 @@ def test_checkout_refuses_data_the_commits_dvc_yaml_does_not_declare(
     assert not target.exists()
 
 
+@pytest.mark.parametrize("commit", ["HEAD", "--orphan=planted"])
+def test_a_record_commit_that_is_not_a_commit_id_is_refused(
+    recorded: Path, tmp_path: Path, commit: str
+) -> None:
+    run_id = stage_runs(recorded)["train"]
+    forge(recorded, run_id, lambda data: data["code"].update(commit=commit))
+    target = tmp_path / "a" / "b" / "c" / "d"
+    result = cli("checkout", run_id, "--into", str(target), "-C", str(recorded))
+    assert_refused(result, f"its commit {commit!r} is not a commit id")
+    assert not target.exists() and "planted" not in git(recorded, "branch", "-a")
+
+
 @pytest.fixture
 def dirty(recorded: Path) -> tuple[Path, str]:
     """A run of train from a dirty work tree (params.yaml changed), pushed."""
