@@ -387,6 +387,7 @@ def test_lineage_reads_no_listing_that_names_a_file_outside_its_folder(tmp_path:
     planted = tmp_path / "pl" / "anted"
     planted.parent.mkdir()
     planted.write_bytes(good)
+    (tmp_path / "cache2").mkdir()
     assert from_cache([tmp_path / "cache2"], "..pl/anted") is None  # tmp_path/pl/anted
     (tmp_path / "project").mkdir()
     assert from_worktree(tmp_path / "project", "../cache", md5s["good"]) is None
