@@ -199,6 +199,18 @@ def test_checkout_refuses_data_the_commits_dvc_yaml_does_not_declare(
     assert not target.exists()
 
 
+@pytest.mark.parametrize("commit", ["HEAD", "--orphan=planted"])
+def test_a_record_commit_that_is_not_a_commit_id_is_refused(
+    recorded: Path, tmp_path: Path, commit: str
+) -> None:
+    run_id = stage_runs(recorded)["train"]
+    forge(recorded, run_id, lambda data: data["code"].update(commit=commit))
+    target = tmp_path / "a" / "b" / "c" / "d"
+    result = cli("checkout", run_id, "--into", str(target), "-C", str(recorded))
+    assert_refused(result, f"its commit {commit!r} is not a commit id")
+    assert not target.exists() and "planted" not in git(recorded, "branch", "-a")
+
+
 @pytest.fixture
 def dirty(recorded: Path) -> tuple[Path, str]:
     """A run of train from a dirty work tree (params.yaml changed), pushed."""
@@ -354,3 +366,28 @@ def test_a_worktrees_dvc_config_keeps_urls_and_the_cache_and_drops_every_credent
     assert "remote = storage" in text and f"url = {tmp_path.parent / 'remote'}" in text
     assert "url = https://user@host/path" in text and "keys" not in text
     assert f"[cache]\n    dir = {tmp_path / 'cache'}" in text
+
+
+def test_lineage_reads_no_listing_that_names_a_file_outside_its_folder(tmp_path: Path) -> None:
+    from dvflow._listings import from_cache, from_worktree
+
+    cache = tmp_path / "cache"
+    good = json.dumps([{"md5": "0" * 32, "relpath": "a.txt"}]).encode()
+    bad = json.dumps([{"md5": "0" * 32, "relpath": "../../outside.txt"}]).encode()
+    md5s = {}
+    for name, listing in (("good", good), ("bad", bad)):
+        md5 = hashlib.md5(listing).hexdigest() + ".dir"  # noqa: S324
+        obj = cache / "files" / "md5" / md5[:2] / md5[2:]
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        obj.write_bytes(listing)
+        md5s[name] = md5
+    assert from_cache([cache], md5s["good"]) == {"a.txt": "0" * 32}
+    assert from_cache([cache], md5s["bad"]) is None
+    # An 'md5' from history or the store that is a path: never read.
+    planted = tmp_path / "pl" / "anted"
+    planted.parent.mkdir()
+    planted.write_bytes(good)
+    (tmp_path / "cache2").mkdir()
+    assert from_cache([tmp_path / "cache2"], "..pl/anted") is None  # tmp_path/pl/anted
+    (tmp_path / "project").mkdir()
+    assert from_worktree(tmp_path / "project", "../cache", md5s["good"]) is None

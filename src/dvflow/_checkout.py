@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import _git
-from ._confine import check_declared, check_record_paths, patch_paths, recorded_patch
+from ._confine import (
+    check_declared,
+    check_record_paths,
+    checked_commit,
+    confined,
+    patch_paths,
+    recorded_patch,
+)
 from ._exceptions import DvflowError, ProjectError, UnsafeRecordError
 from ._record import sha256_hex
 from ._show import intact_record
@@ -60,12 +67,16 @@ def checkout(
         raise DvflowError(f"{target} is linked to no run", hint="Give a run id.")
     record = intact_record(tracker, run_id)[0]
     commit = record.code.get("commit")
+    if commit:
+        checked_commit(commit, run_id)
     if not commit or not _git.is_commit(root, commit):
         raise ProjectError(
             f"commit {commit or '(none)'} of run {run_id} is not in this repository",
             hint="Fetch the branch that holds it ('git fetch --all').",
         )
-    folder = Path(into).resolve() if into else dvc_dir / ".dvflow" / "checkouts" / run_id[:12]
+    checkouts = dvc_dir / ".dvflow" / "checkouts"
+    # A model version's run id comes from the store: it names no folder elsewhere.
+    folder = Path(into).resolve() if into else confined(checkouts, run_id[:12], run_id, "run id")
     if folder.exists() and not folder.is_dir():
         raise ProjectError(
             f"{folder} is a file, not a folder", hint="Give --into a new or empty folder."

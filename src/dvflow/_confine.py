@@ -106,6 +106,13 @@ def checked_listing(entries: object, run_id: str, what: str) -> list[tuple[str, 
     return pairs
 
 
+def checked_commit(commit: object, run_id: str) -> str:
+    """The record's commit when it is a commit id (never an option or a ref name to git)."""
+    if not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{7,64}", commit):
+        raise UnsafeRecordError(run_id, f"its commit {str(commit)[:80]!r} is not a commit id")
+    return commit
+
+
 def check_record_paths(record: ProvenanceRecord, tree: Path) -> None:
     """The stage's DVC file and the DVC project folder a record names stay in ``tree``."""
     run_id = str(record.mlflow.get("run_id", "?"))

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Literal
 from ._confine import (
     check_declared,
     check_record_paths,
+    checked_commit,
     checked_listing,
     checked_md5,
     clean_leftovers,
@@ -95,6 +96,7 @@ def rebuild(
     if not stage or not commit:
         raise RebuildError("the record names no stage or no commit to rebuild from")
     run_id = record.mlflow["run_id"]
+    checked_commit(commit, run_id)
     # Refused before anything is made: a patch that is not the one the record names.
     patch, notice = recorded_patch(tracker, record, run_id)
     clean_leftovers(root)
