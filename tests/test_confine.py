@@ -9,10 +9,12 @@ beside the project keeps its file and gains none.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
@@ -29,6 +31,7 @@ from dvflow._record import DIGEST_TAG, canonical_json, sha256_hex
 # rebuild's TMPDIR t1/t2/<holder>/tree) this is tmp_path/victim.
 UP = "../../../../victim"
 SECRET = "planted-secret-value-4711"  # noqa: S105
+IO_PIN = "dvflow.io_sha256"
 
 
 @pytest.fixture
@@ -61,13 +64,21 @@ def artifacts(root: Path, run_id: str) -> Path:
 
 
 def forge(root: Path, run_id: str, edit: Callable[[dict[str, Any]], None]) -> None:
-    """Rewrite a run's record and its digest tag, as anyone who can write to the store can."""
+    """Rewrite a run's record and its digest tag, as anyone who can write to the store can.
+
+    The run's ``dvflow.io_sha256`` param goes too, as for a run recorded before
+    dvflow pinned its io tag: verify's io check then only warns, and the
+    confinement of checkout and rebuild is what stands between the forged
+    record and the disk (test_tamper.py shows the pin catching the forgery).
+    """
     path = artifacts(root, run_id) / "dvflow" / "record.json"
     data = json.loads(path.read_bytes())
     edit(data)
     raw = canonical_json(data)
     path.write_bytes(raw)
     tracking_client(root).set_tag(run_id, DIGEST_TAG, sha256_hex(raw))
+    with contextlib.closing(sqlite3.connect(root / "mlflow.db")) as db, db:
+        db.execute("DELETE FROM params WHERE run_uuid = ? AND key = ?", (run_id, IO_PIN))
 
 
 def pointer(data: dict[str, Any], section: str, path: str) -> dict[str, Any]:
