@@ -358,6 +358,45 @@ def test_checkout_into_an_existing_file_is_a_clear_error(recorded: Path, tmp_pat
     assert file.read_text() == "mine\n"
 
 
+def checkout_folder(result: subprocess.CompletedProcess[str]) -> Path:
+    return Path(result.stdout.split("enter it:   cd ")[1].splitlines()[0])
+
+
+def test_the_next_checkout_replaces_the_half_made_worktree_of_a_killed_one(
+    recorded: Path,
+) -> None:
+    run_id = stage_runs(recorded)["train"]
+    first = cli("checkout", run_id, "-C", str(recorded))
+    assert first.returncode == 0, first.stderr
+    folder = checkout_folder(first)
+    # What a checkout killed before it copied the data leaves: the worktree,
+    # registered with Git, marked unfinished, without its data.
+    admin = Path((folder / ".git").read_text().removeprefix("gitdir: ").strip())
+    marker = admin / "dvflow-checkout.json"
+    assert json.loads(marker.read_text()) == {"run_id": run_id, "complete": True}
+    marker.write_text(json.dumps({"run_id": run_id, "complete": False}))
+    (folder / "model.txt").unlink()
+    again = cli("checkout", run_id, "-C", str(recorded))
+    assert again.returncode == 0, again.stderr
+    assert f"removed the unfinished checkout a killed one left: {folder}" in again.stdout
+    assert (folder / "model.txt").read_bytes() == (recorded / "model.txt").read_bytes()
+    assert worktrees(recorded) == 2
+
+
+def test_a_finished_checkout_is_never_replaced_and_the_refusal_says_whose_it_is(
+    recorded: Path,
+) -> None:
+    run_id = stage_runs(recorded)["train"]
+    first = cli("checkout", run_id, "-C", str(recorded))
+    folder = checkout_folder(first)
+    (folder / "my-notes.txt").write_text("an edit of the user's\n")
+    again = cli("checkout", run_id, "-C", str(recorded))
+    assert again.returncode == 3, again.stderr
+    assert f"it holds a checkout of run {run_id}" in again.stderr
+    assert f"git worktree remove --force {folder}" in again.stderr
+    assert (folder / "my-notes.txt").read_text() == "an edit of the user's\n"
+
+
 def test_a_worktrees_dvc_config_keeps_urls_and_the_cache_and_drops_every_credential(
     tmp_path: Path,
 ) -> None:

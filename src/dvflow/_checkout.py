@@ -8,6 +8,7 @@ enter it, inspect, re-run; ``git worktree remove DIR`` when done.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,16 +78,13 @@ def checkout(
     checkouts = dvc_dir / ".dvflow" / "checkouts"
     # A model version's run id comes from the store: it names no folder elsewhere.
     folder = Path(into).resolve() if into else confined(checkouts, run_id[:12], run_id, "run id")
-    if folder.exists() and not folder.is_dir():
-        raise ProjectError(
-            f"{folder} is a file, not a folder", hint="Give --into a new or empty folder."
-        )
-    if folder.exists() and any(folder.iterdir()):
-        raise ProjectError(f"{folder} exists and is not empty", hint="Choose another --into.")
     # Refused before anything is made: a patch that is not the one the record names.
     patch, notice = recorded_patch(tracker, record, run_id)
+    removed = _take_folder(root, folder)
+    notice = "\n".join(filter(None, [notice, removed])) or None
     existed = folder.exists()
     _git._git(root, "worktree", "add", "--detach", "-q", str(folder), commit)
+    _mark(folder, run_id, complete=False)
     project = DvcProject(dvc_dir)
     try:
         check_record_paths(record, folder)
@@ -116,6 +114,7 @@ def checkout(
         raise
     finally:
         project.close()
+    _mark(folder, run_id, complete=True)
     return Checkout(
         folder,
         run_id,
@@ -127,3 +126,76 @@ def checkout(
         tuple(changed),
         notice,
     )
+
+
+def _take_folder(root: Path, folder: Path) -> str | None:
+    """Check that ``folder`` can take a checkout; a killed checkout's leftover is removed.
+
+    Returns the notice of that removal. A finished checkout, or anything
+    else, is never removed: the user may have worked in it.
+    """
+    from ._rebuild import remove_worktree
+
+    if folder.exists() and not folder.is_dir():
+        raise ProjectError(
+            f"{folder} is a file, not a folder", hint="Give --into a new or empty folder."
+        )
+    if not folder.exists() or not any(folder.iterdir()):
+        return None
+    if not _unfinished(root, folder):
+        earlier = _marker(folder)
+        raise ProjectError(
+            f"{folder} exists and is not empty"
+            + (f": it holds a checkout of run {earlier['run_id']}" if earlier else ""),
+            hint=f"Enter it, or remove it ('git worktree remove --force {folder}'), "
+            "or choose another --into.",
+        )
+    remove_worktree(root, folder)  # a half-made worktree of this command's own kind
+    return f"removed the unfinished checkout a killed one left: {folder}"
+
+
+# Kept in the worktree's own Git admin folder (.git/worktrees/NAME), not in its files.
+_MARKER = "dvflow-checkout.json"
+
+
+def _admin_dir(folder: Path) -> Path | None:
+    """The Git admin folder of the worktree at ``folder``, if it is one."""
+    link = folder / ".git"
+    if not link.is_file():
+        return None
+    try:
+        text = link.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text.startswith("gitdir: "):
+        return None
+    admin = Path(text[len("gitdir: ") :].strip())
+    return admin if admin.is_dir() else None
+
+
+def _mark(folder: Path, run_id: str, *, complete: bool) -> None:
+    admin = _admin_dir(folder)
+    if admin is not None:
+        (admin / _MARKER).write_text(json.dumps({"run_id": run_id, "complete": complete}))
+
+
+def _marker(folder: Path) -> dict[str, object] | None:
+    admin = _admin_dir(folder)
+    if admin is None:
+        return None
+    try:
+        found = json.loads((admin / _MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and isinstance(found.get("run_id"), str) else None
+
+
+def _unfinished(root: Path, folder: Path) -> bool:
+    """Is ``folder`` a worktree of this repository that a killed checkout left half-made?"""
+    marker = _marker(folder)
+    if marker is None or marker.get("complete") is not False:
+        return False
+    admin = _admin_dir(folder)
+    common = _git._git(root, "rev-parse", "--git-common-dir").strip()
+    worktrees = (root / common).resolve() / "worktrees"
+    return admin is not None and admin.resolve().parent == worktrees
