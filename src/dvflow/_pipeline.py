@@ -53,6 +53,7 @@ from ._redact import Redactor, redactor_for
 from ._registry import Registration, register_stage_models
 from ._repro import ReproFlags
 from ._results import PipelineRun, Progress, ProgressCallback, StageRun
+from ._scratch import sweep
 from ._spool import FallbackTracker
 from ._tracking import display_uri
 
@@ -105,6 +106,7 @@ def run_pipeline(
     with run_lock(root):
         warn = lambda text: emit(Progress("notice", 0, 0, message=text))  # noqa: E731
         end_left_open(root, config.tracking_uri, warn)
+        sweep()  # the temporary folders a killed dvflow left
         tracker = FallbackTracker(
             config.tracking_uri,
             root,

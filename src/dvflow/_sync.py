@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ from ._lock import run_lock
 from ._reader import SYNCED_AT_TAG
 from ._record import DIGEST_TAG, RECORD_ARTIFACT, canonical_json, sha256_hex
 from ._results import Progress, ProgressCallback
+from ._scratch import scratch, sweep
 from ._spool import (
     CREATED_TAG,
     SERVER_RUN_TAG,
@@ -95,6 +95,7 @@ def sync_spool(
     """
     from ._project import settings_root
 
+    sweep()  # the temporary folders of a killed sync
     start = Path(path).resolve()
     # A 'dvc init --subdir' project spools to its own folder, for its own store.
     root = settings_root(start, find_root(start))
@@ -350,9 +351,9 @@ class _Copier:
         self, spool_id: str, target: str, experiment: str, producer: str | None
     ) -> str | None:
         """Copy the run's artifacts; returns the rewritten record's digest, if it has one."""
-        with tempfile.TemporaryDirectory(prefix="dvflow-sync-") as tmp:
+        with scratch("sync") as tmp:
             with mlflow_errors(self.spool.uri, spool_id), no_progress_bar():
-                local = Path(self.spool.client.download_artifacts(spool_id, "", tmp))
+                local = Path(self.spool.client.download_artifacts(spool_id, "", str(tmp)))
             digest = None
             record = local / RECORD_ARTIFACT
             if record.is_file():
@@ -524,8 +525,8 @@ class _Copier:
                     model_type=model.model_type,
                 )
             if copy.status == LoggedModelStatus.PENDING:  # not finalized: copy (again), finalize
-                with tempfile.TemporaryDirectory(prefix="dvflow-sync-") as tmp:
-                    local = _download(model.artifact_location, tmp, self.spool.uri)
+                with scratch("sync") as tmp:
+                    local = _download(model.artifact_location, str(tmp), self.spool.uri)
                     if any(Path(local).iterdir()):
                         client.log_model_artifacts(copy.model_id, local)
                 if model.status in (LoggedModelStatus.READY, LoggedModelStatus.FAILED):

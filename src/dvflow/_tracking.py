@@ -356,9 +356,9 @@ class Tracker:
                 self.client.log_batch(run_id, metrics=items[start : start + 500])
 
     def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None:
-        import tempfile
+        from ._scratch import scratch
 
-        with tempfile.TemporaryDirectory(prefix="dvflow-") as tmp:
+        with scratch("artifact") as tmp:
             local = Path(tmp) / Path(artifact_file).name
             local.write_bytes(data)
             folder = str(Path(artifact_file).parent)
@@ -389,13 +389,13 @@ class Tracker:
             return self.client.get_run(run_id)
 
     def read_artifact(self, run_id: str, artifact_file: str) -> bytes:
-        import tempfile
-
         from mlflow.exceptions import MlflowException
 
-        with tempfile.TemporaryDirectory(prefix="dvflow-") as tmp, no_progress_bar():
+        from ._scratch import scratch
+
+        with scratch("artifact") as tmp, no_progress_bar():
             try:
-                local = self.client.download_artifacts(run_id, artifact_file, tmp)
+                local = self.client.download_artifacts(run_id, artifact_file, str(tmp))
             except (MlflowException, OSError) as exc:
                 raise RecordNotFoundError(run_id) from exc
             return Path(local).read_bytes()
