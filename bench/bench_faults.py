@@ -401,7 +401,7 @@ class Bench:
         trial.exit_code = faulted.code
         if faulted.code not in EXPECTED_EXITS[trial.fault]:
             trial.errors.append(f"faulted run exited {faulted.code}: {last_line(faulted.err)}")
-        elif faulted.code == 3 and "could not push" not in faulted.err:
+        elif faulted.code == 3 and trial.fault == "remote" and "could not push" not in faulted.err:
             trial.errors.append(f"exit 3 without naming the push: {last_line(faulted.err)}")
         if trial.fault == "server" and trial.landed and "local spool" not in faulted.err:
             trial.errors.append("the server stopped but the run did not say it spooled")

@@ -243,3 +243,23 @@ def test_show_says_an_intact_digest_proves_integrity_not_authenticity(make_proje
     assert lines[-2].endswith(": intact")
     assert "not who wrote it" in lines[-1]
     assert "signed attestations" in lines[-1]
+
+
+def test_git_or_dvc_failing_for_want_of_disk_space_is_an_environment_problem() -> None:
+    # bench_faults.py saw 'git status' fail on a full disk and dvflow exit 3
+    # (a project problem). Git's and DVC's words for it become exit 7.
+    from dvflow._cli import _out_of_space
+    from dvflow._exceptions import DvcError, GitError, RemoteError
+
+    full = GitError(
+        ["status", "--porcelain"],
+        "fatal: sha1 file '.git/index.lock' write error. Out of diskspace",
+    )
+    problem = _out_of_space(full)
+    assert problem is not None and problem.exit_code == ENVIRONMENT_EXIT
+    assert "Out of diskspace" in problem.message and "Free some space" in (problem.hint or "")
+    dvc = _out_of_space(DvcError("[Errno 28] No space left on device: '.dvc/cache/files'"))
+    assert dvc is not None and dvc.exit_code == ENVIRONMENT_EXIT
+    # A remote that is full is the remote's problem; other git errors stay exit 3.
+    assert _out_of_space(RemoteError("s3://bucket", "error", "No space left on device")) is None
+    assert _out_of_space(GitError(["status"], "fatal: not a git repository")) is None

@@ -559,8 +559,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="dvflow", standalone_mode=False)
     except DvflowError as exc:
-        _report(exc)
-        sys.exit(exc.exit_code)
+        shown = _out_of_space(exc) or exc
+        _report(shown)
+        sys.exit(shown.exit_code)
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         sys.exit(130)
@@ -608,6 +609,28 @@ def _environment_problem(exc: BaseException) -> DvflowError | None:
         problem.__cause__ = exc  # -v shows where it happened
         return problem
     return None
+
+
+# How git and DVC say that the disk is full, in the messages dvflow passes on.
+_NO_SPACE = ("no space left on device", "out of diskspace", "disk quota exceeded")
+
+
+def _out_of_space(exc: DvflowError) -> DvflowError | None:
+    """A git or DVC command that failed for want of disk space: exit 7, not 3.
+
+    A stage's own failure stays exit 6, and a remote's stays the remote's (3).
+    """
+    from ._exceptions import DvcError, EnvironmentProblemError, GitError, RemoteError
+
+    if not isinstance(exc, (GitError, DvcError)) or isinstance(exc, RemoteError):
+        return None
+    if not any(words in exc.message.lower() for words in _NO_SPACE):
+        return None
+    problem = EnvironmentProblemError(
+        exc.message, hint="Free some space on that disk, then run the command again."
+    )
+    problem.__cause__ = exc
+    return problem
 
 
 def _report(exc: BaseException, message: str | None = None) -> None:
