@@ -276,7 +276,7 @@ class Bench:
             faulted, killed = self.faulted(["run", "--push"], trial)
             reported = [] if faulted.code != 0 else ids_printed(faulted.out)
         clock = time.monotonic()
-        synced, recovery, extra = self.recover(trial, prepared)
+        synced, recovery, extra = self.recover(trial, prepared, faulted)
         trial.recovery_seconds = time.monotonic() - clock
         steps = [("prepared run", prepared), ("faulted", faulted), ("sync", synced)]
         for name, done in [*steps, ("recovery", recovery), *extra]:
@@ -366,13 +366,17 @@ class Bench:
             self.remote.write_text("not a folder: the remote is broken\n")
 
     def recover(
-        self, trial: Trial, prepared: Outcome | None
+        self, trial: Trial, prepared: Outcome | None, faulted: Outcome
     ) -> tuple[Outcome, Outcome, list[tuple[str, Outcome]]]:
         """Free the disk, restart the server, sync, restore the remote, run again.
 
         After a killed rebuild or checkout, that command again (and the
-        worktree removal a checkout prints). Returns those extra steps too.
+        worktree removal a checkout prints, also that of a checkout that
+        ended before its kill). Returns those extra steps too.
         """
+        steps: list[tuple[str, Outcome]] = []
+        if trial.fault == "kill9-checkout":
+            steps += self.remove_checkout(faulted)
         if self.disk is not None:
             self.disk.free()
         if not self.server.running:
@@ -383,17 +387,22 @@ class Bench:
             self.remote.unlink()
             away.rename(self.remote)
         recovery = self.dvflow("run", "--push")
-        steps = [("dvflow sync", synced), ("recovery dvflow run --push", recovery)]
+        steps += [("dvflow sync", synced), ("recovery dvflow run --push", recovery)]
         if trial.fault in {"kill9-rebuild", "kill9-checkout"} and prepared is not None:
             again = self.dvflow(COMMANDS[trial.fault], *self.rebuild_args(trial, prepared))
             steps.append((f"dvflow {COMMANDS[trial.fault]} again", again))
-            folder = re.search(r"^remove it:\s+(git worktree remove .*)$", again.out, re.MULTILINE)
-            if folder:
-                steps.append(("git worktree remove", self.command(*folder[1].split())))
+            steps += self.remove_checkout(again)
         for name, done in steps:
             if done.code != 0:
                 trial.inconsistent.append(f"{name} exited {done.code}: {last_line(done.err)}")
-        return synced, recovery, steps[2:]
+        return synced, recovery, [s for s in steps if s[1] is not synced and s[1] is not recovery]
+
+    def remove_checkout(self, done: Outcome) -> list[tuple[str, Outcome]]:
+        """``git worktree remove``, as a checkout that ended prints it; none if it printed none."""
+        folder = re.search(r"^remove it:\s+(git worktree remove .*)$", done.out, re.MULTILINE)
+        if not folder:
+            return []
+        return [("git worktree remove", self.command(*folder[1].split()))]
 
     # -- checks ---------------------------------------------------------------
 
