@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from ._exceptions import UnsafeRecordError
 from ._record import PATCH_ARTIFACT, sha256_hex
+from ._scratch import alive
 
 if TYPE_CHECKING:
     from ._dvcfiles import Pointer
@@ -282,7 +283,7 @@ def clean_leftovers(root: Path) -> list[Path]:
             pid = int(pid_text)
         except (OSError, ValueError):
             continue
-        if owner != str(root.resolve()) or _alive(pid) or holder.is_symlink():
+        if owner != str(root.resolve()) or alive(pid) or holder.is_symlink():
             continue
         subprocess.run(
             ["git", "worktree", "remove", "--force", str(holder / "tree")],
@@ -295,15 +296,3 @@ def clean_leftovers(root: Path) -> list[Path]:
     if removed:
         subprocess.run(["git", "worktree", "prune"], cwd=root, capture_output=True, check=False)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
