@@ -54,7 +54,7 @@ inconsistent, 0 runs left RUNNING, 0 files touched outside the project, 0
 errors (a traceback, or an exit code the fault does not explain). The exit
 status is 1 when one is missed.
 
-Usage: python bench/bench_faults.py [--trials 56] [--seed 0] [--faults kill9 server ...]
+Usage: python bench/bench_faults.py [--trials 64] [--seed 0] [--faults kill9 server ...]
 """
 
 from __future__ import annotations
@@ -576,7 +576,7 @@ def workspace() -> Iterator[tuple[Path, Disk]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--trials", type=int, default=56)
+    parser.add_argument("--trials", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--faults", nargs="+", choices=FAULTS, default=list(FAULTS))
     parser.add_argument("--log", type=Path, help="keep every command's output of each trial here")
