@@ -286,7 +286,10 @@ class Bench:
             if DVFLOW_TRACEBACK.search(done.err):
                 trial.errors.append(f"{name}: a traceback from dvflow on stderr")
         self.check_exit(trial, faulted)
-        mapping = sync_mapping(synced.out)
+        # A killed sync may have finished and printed its ids before the kill
+        # landed: then the recovery's sync has nothing left to map.
+        killed_sync = sync_mapping(faulted.out) if trial.fault == "kill9-sync" else {}
+        mapping = killed_sync | sync_mapping(synced.out)
         completed = [mapping.get(run_id, run_id) for run_id in reported]
         recovered = ids_printed(recovery.out) if recovery.code == 0 else []
         self.check_records(trial, completed + recovered)
