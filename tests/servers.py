@@ -143,7 +143,12 @@ def postgres() -> Iterator[str]:
         try:
             pwd.getpwnam(user)
         except KeyError:
-            subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", user], check=True)
+            # Under xdist each worker starts its own PostgreSQL: another may add the user first.
+            made = subprocess.run(
+                ["useradd", "-M", "-s", "/usr/sbin/nologin", user], capture_output=True, check=False
+            )
+            if made.returncode != 0:
+                pwd.getpwnam(user)  # KeyError with useradd's failure as context if none did
         shutil.chown(folder, user)
         run_as = ["runuser", "-u", user, "--"]
     port = free_port()

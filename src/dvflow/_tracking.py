@@ -54,6 +54,21 @@ def show_library_logs(show: bool = True) -> None:
     _LibraryLogs.shown = show
 
 
+def local_artifact_root(uri: str) -> str | None:
+    """Where a SQLite store keeps the artifacts of an experiment created without a location.
+
+    Beside its file, as ``dvflow init`` lays a project out; MLflow's own
+    default is ``./mlruns`` under whatever folder the process runs in. Other
+    stores choose for themselves (a file store keeps artifacts inside itself).
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///") :].partition("?")[0]
+    if not path or path == ":memory:":
+        return None
+    return (Path(path).resolve().parent / "mlartifacts").as_uri()
+
+
 def display_uri(uri: str) -> str:
     return Redactor().redact(uri)
 
@@ -266,8 +281,14 @@ class Tracker:
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.uri = uri
         check_store_location(uri)
+        self.artifact_root = local_artifact_root(uri)
         # MLflow logs schema creation at INFO on stderr; mlflow_errors keeps it quiet.
         with mlflow_errors(uri):
+            if self.artifact_root and not Path(uri[len("sqlite:///") :].partition("?")[0]).exists():
+                from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+                # A new store: its Default experiment keeps artifacts beside it too.
+                SqlAlchemyStore(uri, self.artifact_root)  # type: ignore[no-untyped-call]
             self.client: MlflowClient = MlflowClient(tracking_uri=uri, registry_uri=uri)
             # The SQL store is created lazily; create (or migrate) it now, quietly.
             self.client.search_experiments(max_results=1)
@@ -280,7 +301,9 @@ class Tracker:
             if experiment is None:
                 try:
                     return str(
-                        self.client.create_experiment(name, artifact_location=artifact_location)
+                        self.client.create_experiment(
+                            name, artifact_location=artifact_location or self.artifact_root
+                        )
                     )
                 except MlflowException as exc:
                     # Another client created it a moment ago (team runs start together).
