@@ -200,7 +200,7 @@ def test_a_models_version_source_is_its_object_by_md5_never_a_path_the_next_push
 
 
 def test_runs_left_open_stay_noted_beside_the_next_runs_own(tmp_path: Path) -> None:
-    from dvflow._leftover import OPEN_RUNS, OpenRuns
+    from dvflow._openruns import OPEN_RUNS, OpenRuns
 
     OpenRuns(tmp_path, ["left-by-a-killed-run"]).save()
     journal = OpenRuns(tmp_path)

@@ -4,12 +4,11 @@ Importing dvflow is cheap: MLflow and DVC are imported only by the calls
 that need them.
 """
 
-__version__ = "0.1.0"
-
 from ._bind import BindResult, bind_commit
 from ._checks import Check
 from ._config import Config, load_config
 from ._demo import DemoResult, run_demo
+from ._dry import PlannedStage, dry_run
 from ._dvcfiles import Pointer
 from ._exceptions import (
     ConfigError,
@@ -38,18 +37,19 @@ from ._exceptions import (
     TrackingError,
     VerificationFailedError,
 )
-from ._lineage import Graph
+from ._graph import Graph
 from ._pipeline import run_pipeline
 from ._project import InitResult, init_project
 from ._queries import IndexStatus, impact, lineage, update_index
 from ._rebuild import Rebuild
 from ._record import ProvenanceRecord
 from ._registry import Promotion, Registration, promote, register_model
-from ._repro import PlannedStage, ReproFlags, dry_run
+from ._repro import ReproFlags
 from ._results import PipelineRun, Progress, StageRun
 from ._show import RecordCheck, check_record, load_record
 from ._sync import SyncResult, sync_spool
 from ._verify import Verification, verify
+from ._version import __version__
 
 __all__ = [
     "BindResult",

@@ -47,8 +47,8 @@ def checkout(
     (``UnsafeRecordError``) and the worktree removed.
     """
     from ._dvc import DvcProject
-    from ._project import settings_root
     from ._rebuild import apply_patch, materialize, prepare_dvc, remove_worktree, stage_io
+    from ._roots import settings_root
     from ._tracking import open_project
     from ._verify import _resolve
 

@@ -202,7 +202,8 @@ class RunChecks:
             self.add("data", "pass", f"{len(paths)} DVC object(s) are in the {where}")
 
     def _environment(self, record: ProvenanceRecord) -> None:
-        from ._environment import StageInterpreter, command_path
+        from ._dvcstage import command_path
+        from ._environment import StageInterpreter
 
         # The record describes the stages' interpreter: compare with today's.
         stage = StageInterpreter(self.stage_path or command_path()).environment()

@@ -60,7 +60,7 @@ jobs:
 
 def workflow(models: Iterable[str]) -> str:
     """The workflow text; ``models`` are the registered names to verify."""
-    from . import __version__
+    from ._version import __version__
 
     header = _HEADER.replace("{version}", __version__)
     names = sorted(models)

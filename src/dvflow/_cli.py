@@ -127,8 +127,9 @@ def run(
     'dvflow sync' uploads them later. The flags -f, -s, --downstream,
     --keep-going, --pull and --dry mean what they mean for 'dvc repro'.
     """
+    from ._dry import dry_run
     from ._pipeline import run_pipeline
-    from ._repro import ReproFlags, dry_run
+    from ._repro import ReproFlags
 
     if stages and all_pipelines:
         raise click.UsageError("give STAGES or --all-pipelines, not both")

@@ -14,7 +14,7 @@ from . import _git
 from ._bind import bind_commit
 from ._dvc import DvcProject
 from ._exceptions import ProjectError
-from ._lineage import Graph
+from ._graph import Graph
 from ._pipeline import run_pipeline
 from ._project import init_project, make_folder
 from ._queries import impact, lineage

@@ -129,7 +129,7 @@ def diff_runs(
     (ta, ra, rec_a, run_a), (tb, rb, rec_b, run_b) = sides
     side_a, side_b = _side(tracker, ta, ra, rec_a), _side(tracker, tb, rb, rec_b)
     ahead, behind, files = _code(root, side_a.commit, side_b.commit)
-    from ._project import settings_root
+    from ._roots import settings_root
 
     # A 'dvc init --subdir' project's cache is in its folder.
     project = DvcProject(settings_root(Path(path).resolve(), root))

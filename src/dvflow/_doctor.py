@@ -55,7 +55,7 @@ def doctor(path: str | os.PathLike[str] = ".", *, tracking_uri: str | None = Non
 
 def _project_root(path: Path) -> Path:
     """The DVC project at ``path`` (a 'dvc init --subdir' one has its own .dvc/config)."""
-    from ._project import dvc_root
+    from ._roots import dvc_root
 
     try:
         return dvc_root(path)

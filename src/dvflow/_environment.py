@@ -62,15 +62,6 @@ def environment_info() -> EnvironmentInfo:
     }
 
 
-def command_path() -> str:
-    """The PATH DVC gives stage commands: the caller's, less what a pyenv shim put first."""
-    if "PYENV_ROOT" not in os.environ:
-        return os.environ.get("PATH", "")  # DVC changes it only under a pyenv shim
-    from dvc.utils import fix_env
-
-    return str(fix_env().get("PATH", ""))
-
-
 # Run by the stage's interpreter, so it must read on any Python 3 (no
 # walrus, no f-strings). The '' entry of ``-c`` is the working directory,
 # which a stage script does not have on its path.

@@ -55,7 +55,7 @@ def check_project(
 ) -> GateResult:
     """Run the gate on the work tree at ``path``; ``release`` tags default to those at HEAD."""
     from ._dvc import DvcProject
-    from ._project import settings_root
+    from ._roots import settings_root
     from ._tracking import open_project
 
     top, config, tracker = open_project(path, tracking_uri)

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from ._dvc import command_status, is_command_failure
+from ._dvcstage import command_status, is_command_failure
 
 KILLED_STATUSES = frozenset({-2, -15, 130, 143})
 

@@ -8,46 +8,15 @@ lock, so the killed run is gone) ends whatever is still noted as KILLED.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._exceptions import RunNotFoundError, TrackingError
+from ._openruns import OpenRuns
 
 if TYPE_CHECKING:
     from ._tracking import Tracker
-
-OPEN_RUNS = Path(".dvflow") / "open-runs.json"
-
-
-class OpenRuns:
-    """The runs this dvflow run has opened and not ended yet, kept on disk."""
-
-    def __init__(self, root: Path, ids: list[str] | None = None) -> None:
-        """``ids``, or what is noted already: runs a killed run left on a store
-        that did not answer stay noted beside this run's own."""
-        self.path = root / OPEN_RUNS
-        self.ids: list[str] = list(ids) if ids is not None else _noted(self.path)
-
-    def opened(self, run_id: str) -> None:
-        self.ids.append(run_id)
-        self.save()
-
-    def ended(self, run_id: str) -> None:
-        if run_id in self.ids:
-            self.ids.remove(run_id)
-            self.save()
-
-    def save(self) -> None:
-        if not self.ids:
-            self.path.unlink(missing_ok=True)
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".tmp")
-        partial.write_text(json.dumps(self.ids), encoding="utf-8")
-        os.replace(partial, self.path)
 
 
 def end_left_open(root: Path, uri: str, warn: Callable[[str], None]) -> None:
@@ -56,7 +25,7 @@ def end_left_open(root: Path, uri: str, warn: Callable[[str], None]) -> None:
     A run the store cannot be asked about now (the server does not answer)
     stays noted for the next time.
     """
-    ids = _noted(root / OPEN_RUNS)
+    ids = OpenRuns(root).ids
     if not ids:
         return
     store = _store_if_answering(uri)
@@ -77,14 +46,6 @@ def end_left_open(root: Path, uri: str, warn: Callable[[str], None]) -> None:
             f"the last dvflow run here was killed and left {len(ended)} run(s) open; "
             f"ended them as KILLED: {', '.join(ended)}"
         )
-
-
-def _noted(path: Path) -> list[str]:
-    try:
-        noted = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    return [i for i in noted if isinstance(i, str)] if isinstance(noted, list) else []
 
 
 def _store_if_answering(uri: str) -> Tracker | None:

@@ -14,14 +14,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
-
-from ._exceptions import TrackingError
-
-if TYPE_CHECKING:
-    from ._declared import MetricPoint
-    from ._tracking import RunWriter
+from collections.abc import Iterable, Mapping
 
 KEY_LIMIT = 250
 PARAM_VALUE_LIMIT = 6000
@@ -42,7 +35,7 @@ def mlflow_key(key: str) -> str:
     return safe
 
 
-def _shown(name: str) -> str:
+def shown(name: str) -> str:
     """``name`` quoted; a long one by its start and its end."""
     return repr(name if len(name) <= 80 else f"{name[:50]}...{name[-20:]}")
 
@@ -55,8 +48,8 @@ def renamed_notices(kind: str, names: Iterable[str]) -> list[str]:
         if key != name:
             why = f"longer than {KEY_LIMIT} characters" if len(name) > KEY_LIMIT else "refused"
             notices.append(
-                f"{kind} {_shown(name)}: MLflow does not take this name ({why}); "
-                f"logged as {_shown(key)} (the record keeps the name)"
+                f"{kind} {shown(name)}: MLflow does not take this name ({why}); "
+                f"logged as {shown(key)} (the record keeps the name)"
             )
     return notices
 
@@ -68,30 +61,8 @@ def mlflow_params(params: Mapping[str, str]) -> tuple[dict[str, str], list[str]]
     for name, value in params.items():
         if len(value) > PARAM_VALUE_LIMIT:
             notices.append(
-                f"param {_shown(name)}: its value is {len(value)} characters, MLflow keeps "
+                f"param {shown(name)}: its value is {len(value)} characters, MLflow keeps "
                 f"{PARAM_VALUE_LIMIT}; logged cut (the record keeps the whole value)"
             )
         logged[mlflow_key(name)] = value[:PARAM_VALUE_LIMIT]
     return logged, notices
-
-
-def log_points(
-    store: RunWriter, run_id: str, points: Sequence[MetricPoint], notice: Callable[[str], None]
-) -> None:
-    """Log metric points; a metric the store refuses is named and left out, not fatal."""
-    try:
-        store.log_metric_points(run_id, points)
-        return
-    except TrackingError as exc:
-        if exc.unreachable:
-            raise
-    for key in sorted({p.key for p in points}):
-        try:
-            store.log_metric_points(run_id, [p for p in points if p.key == key])
-        except TrackingError as refused:
-            if refused.unreachable:
-                raise
-            notice(
-                f"metric {_shown(key)} not logged: MLflow refused it ({refused.problem}); "
-                "the record keeps it"
-            )

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from ._lineage import Graph, Node
+from ._graph import Graph, Node
 
 _CHUNK = 500
 

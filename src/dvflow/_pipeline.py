@@ -14,8 +14,7 @@ from typing import Any, Literal
 from . import _git
 from ._config import Config, load_config
 from ._declared import declared_now, files_under, histories, metric_points, owned, read_metrics
-from ._dvc import DvcProject, StageInfo, command_status, is_command_failure
-from ._dvc import StageLogWatcher as _Watcher
+from ._dvc import DvcProject, StageInfo
 from ._dvcfiles import (
     LOCK_FILE,
     Pointer,
@@ -24,7 +23,9 @@ from ._dvcfiles import (
     pointer_from_entry,
     read_lock,
 )
-from ._environment import StageInterpreter, command_path
+from ._dvcstage import StageLogWatcher as _Watcher
+from ._dvcstage import command_path, command_status, is_command_failure
+from ._environment import StageInterpreter
 from ._exceptions import (
     DvflowError,
     InterruptedRunError,
@@ -33,9 +34,8 @@ from ._exceptions import (
 from ._interrupt import Interrupted, killed_by_signal, sigterm_interrupts
 from ._leftover import end_left_open
 from ._lock import STAGE_ENV, run_lock
-from ._mlnames import log_points, mlflow_params, renamed_notices
-from ._project import check_remote_for_push, preflight
-from ._push import Pusher
+from ._mlnames import mlflow_params, renamed_notices
+from ._push import Pusher, check_remote_for_push
 from ._reader import io_params, io_tags
 from ._record import (
     DIGEST_TAG,
@@ -48,11 +48,12 @@ from ._record import (
     parse_record,
     sha256_hex,
 )
-from ._recording import PointerReader, code_info, run_tags
+from ._recording import PointerReader, code_info, log_points, run_tags
 from ._redact import Redactor, redactor_for
 from ._registry import Registration, register_stage_models
 from ._repro import ReproFlags
 from ._results import PipelineRun, Progress, ProgressCallback, StageRun
+from ._roots import preflight
 from ._spool import FallbackTracker
 from ._tracking import display_uri
 

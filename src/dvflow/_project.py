@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from . import _git
 from ._config import CONFIG_FILE, DEFAULT_ARTIFACTS_DIR, DEFAULT_TRACKING_URI, STATE_DIR
-from ._dvc import DvcProject, in_repo, quiet_dvc
-from ._dvcfiles import LOCK_FILE, PARAMS_FILE, check_params_files, read_lock, read_pipeline
-from ._exceptions import DvcError, ProjectError, RemoteError
-from ._redact import redactor_for
+from ._dvc import in_repo, quiet_dvc
+from ._exceptions import ProjectError
+from ._roots import nearest_dvc_root
 
 REMOTE_NAME = "storage"
 GITIGNORE_ENTRIES = ("/mlflow.db", f"/{DEFAULT_ARTIFACTS_DIR}/", f"/{STATE_DIR}/")
@@ -196,88 +193,3 @@ def init_project(
         _ensure_workflow(root, force, done, kept)
     (root / STATE_DIR).mkdir(exist_ok=True)
     return InitResult(root, tuple(done), tuple(kept), remote_url)
-
-
-def _params_files(pipeline: Mapping[str, Any]) -> set[str]:
-    files = {PARAMS_FILE}
-    for stage in pipeline.get("stages", {}).values():
-        for item in stage.get("params", None) or []:
-            if isinstance(item, dict):
-                files.update(str(k) for k in item)
-    return files
-
-
-def nearest_dvc_root(start: Path, top: Path) -> Path | None:
-    """The nearest folder with ``.dvc/`` from ``start`` up to the git root ``top``."""
-    for folder in (start, *start.parents):
-        if (folder / ".dvc").is_dir():
-            return folder
-        if folder == top:
-            break
-    return None
-
-
-def settings_root(start: Path, top: Path) -> Path:
-    """Where dvflow keeps a project's dvflow.yaml, store and ``.dvflow/``.
-
-    That is the DVC project's folder holding ``start`` ('dvc init --subdir'
-    projects keep their own, where 'dvflow run' writes them), else the git
-    root ``top``.
-    """
-    return nearest_dvc_root(start, top) or top
-
-
-def dvc_root(path: Path) -> Path:
-    """The DVC project holding ``path``: the nearest folder with ``.dvc/``, up to the git root.
-
-    With ``dvc init --subdir`` one git repository holds several DVC projects
-    in subfolders; each runs where it is, as ``dvc repro`` in it would.
-    """
-    if not path.is_dir():
-        raise ProjectError(f"no such folder: {path}", hint="Pass -C the project's folder.")
-    top = _git.find_root(path.resolve())
-    found = nearest_dvc_root(path.resolve(), top)
-    if found is not None:
-        return found
-    raise ProjectError(
-        f"{top} is a git repository but not a DVC project",
-        hint="Run 'dvflow init' to set up DVC and MLflow here (or pass -C the folder of "
-        "a 'dvc init --subdir' project).",
-    )
-
-
-def preflight(path: Path) -> tuple[Path, dict[str, Any]]:
-    """Every check that can fail before a single stage runs; returns the DVC project's root."""
-    root = dvc_root(path)
-    pipeline = read_pipeline(root)
-    read_lock(root / LOCK_FILE)
-    check_params_files(root, _params_files(pipeline))
-    return root, pipeline
-
-
-def check_remote_for_push(project: DvcProject, action: str = "push") -> None:
-    """With push (or pull) on, a remote that cannot serve fails now, not after a stage."""
-    url = project.remote_url()
-    if url is None:
-        raise DvcError(
-            f"{action} is on but the project has no default DVC remote",
-            hint="Add one ('dvc remote add -d storage URL'), or run with "
-            + ("--no-push." if action == "push" else "no --pull."),
-        )
-    redact = redactor_for(project.root).redact
-    try:
-        state = project.remote_state()
-    except RemoteError:  # it names the remote and the cause already
-        raise
-    except DvcError as exc:
-        raise DvcError(
-            f"{action} is on but the DVC remote {redact(url)} cannot be used: "
-            f"{redact(exc.message)}",
-            hint=exc.hint,
-        ) from None
-    if state == "missing" and "://" in url and not url.startswith(("http://", "https://")):
-        raise DvcError(
-            f"{action} is on but the DVC remote's bucket or container does not exist "
-            f"({redact(url)})",
-            hint="Create it first (DVC does not), or fix the URL: 'dvflow doctor' checks it.",
-        )

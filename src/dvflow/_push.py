@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from ._dvc import DvcProject
 from ._dvcfiles import Pointer
 from ._exceptions import DvcError, DvflowError, RemoteError
-from ._redact import Redactor
+from ._redact import Redactor, redactor_for
 from ._results import Progress, ProgressCallback
 
 
@@ -68,3 +68,31 @@ class Pusher:
             return self.redactor.redact(f"it {exc.problem}: {exc.detail}")
         reason = exc.message if isinstance(exc, DvflowError) else str(exc)
         return self.redactor.redact(reason.removeprefix("DVC: "))
+
+
+def check_remote_for_push(project: DvcProject, action: str = "push") -> None:
+    """With push (or pull) on, a remote that cannot serve fails now, not after a stage."""
+    url = project.remote_url()
+    if url is None:
+        raise DvcError(
+            f"{action} is on but the project has no default DVC remote",
+            hint="Add one ('dvc remote add -d storage URL'), or run with "
+            + ("--no-push." if action == "push" else "no --pull."),
+        )
+    redact = redactor_for(project.root).redact
+    try:
+        state = project.remote_state()
+    except RemoteError:  # it names the remote and the cause already
+        raise
+    except DvcError as exc:
+        raise DvcError(
+            f"{action} is on but the DVC remote {redact(url)} cannot be used: "
+            f"{redact(exc.message)}",
+            hint=exc.hint,
+        ) from None
+    if state == "missing" and "://" in url and not url.startswith(("http://", "https://")):
+        raise DvcError(
+            f"{action} is on but the DVC remote's bucket or container does not exist "
+            f"({redact(url)})",
+            hint="Create it first (DVC does not), or fix the URL: 'dvflow doctor' checks it.",
+        )

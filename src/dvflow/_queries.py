@@ -14,8 +14,9 @@ from pathlib import Path
 from . import _git
 from ._config import load_config
 from ._exceptions import TrackingError
+from ._graph import Direction, Graph
 from ._index import Index, UpdateStats
-from ._lineage import Direction, Graph, build_graph
+from ._lineage import build_graph
 
 # A shared server is re-read at most this often by queries (--sync forces it).
 SERVER_MAX_AGE_S = 60.0
@@ -38,7 +39,7 @@ class IndexStatus:
 
 def _roots(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """The git root around ``path`` and the folder of its project's settings and store."""
-    from ._project import settings_root
+    from ._roots import settings_root
 
     start = Path(path).resolve()
     top = _git.find_root(start)

@@ -536,7 +536,7 @@ def _stage_project(tree: Path, stage: str) -> Iterator[tuple[DvcProject, str, st
     repository would find the subproject's files dvc-ignored.
     """
     from ._dvc import DvcProject
-    from ._project import nearest_dvc_root
+    from ._roots import nearest_dvc_root
 
     dvcfile = stage.rpartition(":")[0] or "dvc.yaml"
     root = nearest_dvc_root((tree / dvcfile).parent, tree) or tree

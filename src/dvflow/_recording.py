@@ -10,10 +10,17 @@ from git history the same way (relative to their folder), so both agree.
 from __future__ import annotations
 
 import posixpath
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ._dvc import DvcProject
 from ._dvcfiles import Pointer, pointer_from_entry
+from ._exceptions import TrackingError
+from ._mlnames import shown
+
+if TYPE_CHECKING:
+    from ._declared import MetricPoint
+    from ._tracking import RunWriter
 from ._git import CodeState
 from ._record import PATCH_ARTIFACT, CodeInfo, sha256_hex
 from ._redact import Redactor
@@ -100,7 +107,7 @@ def code_info(code: CodeState, patch: bytes, redactor: Redactor, prefix: str) ->
 
 
 def run_tags(kind: str, code: CodeState, patch: bytes, redactor: Redactor) -> dict[str, str]:
-    from . import __version__
+    from ._version import __version__
 
     tags = {
         "dvflow.kind": kind,
@@ -116,3 +123,25 @@ def run_tags(kind: str, code: CodeState, patch: bytes, redactor: Redactor) -> di
     if patch:
         tags["dvflow.patch_sha256"] = sha256_hex(patch)
     return {k: redactor.redact(v) for k, v in tags.items()}
+
+
+def log_points(
+    store: RunWriter, run_id: str, points: Sequence[MetricPoint], notice: Callable[[str], None]
+) -> None:
+    """Log metric points; a metric the store refuses is named and left out, not fatal."""
+    try:
+        store.log_metric_points(run_id, points)
+        return
+    except TrackingError as exc:
+        if exc.unreachable:
+            raise
+    for key in sorted({p.key for p in points}):
+        try:
+            store.log_metric_points(run_id, [p for p in points if p.key == key])
+        except TrackingError as refused:
+            if refused.unreachable:
+                raise
+            notice(
+                f"metric {shown(key)} not logged: MLflow refused it ({refused.problem}); "
+                "the record keeps it"
+            )

@@ -273,7 +273,7 @@ def register_model(
     check_name(name)
     if alias:
         check_alias(alias)
-    from ._project import settings_root
+    from ._roots import settings_root
 
     root, config, tracker = open_project(path, tracking_uri)
     # A 'dvc init --subdir' project: its dvc.lock and index are in its folder.

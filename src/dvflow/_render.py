@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ._lineage import Edge, Graph, Node
+from ._graph import Edge, Graph, Node
 from ._printable import printable
 
 _SHAPES = {

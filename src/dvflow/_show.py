@@ -55,7 +55,7 @@ def _project(path: Path, tracking_uri: str | None) -> tuple[Path, str]:
     start = path.resolve()
     if not start.is_dir():
         raise ProjectError(f"no such folder: {path}", hint="Pass -C the project's folder.")
-    from ._project import settings_root
+    from ._roots import settings_root
 
     root = _git.find_root(start) if _git.is_git_repo(start) else start
     # A 'dvc init --subdir' project keeps its own settings, store and spool (dvflow run's).

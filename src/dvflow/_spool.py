@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import TrackingError
-from ._leftover import OpenRuns
+from ._openruns import OpenRuns
 from ._tracking import Tracker, check_reachable, display_uri
 
 if TYPE_CHECKING:

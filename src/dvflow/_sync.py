@@ -93,7 +93,7 @@ def sync_spool(
     model versions instead, the same way, and leave it as it was apart
     from a tag per copied run. Run again, it copies only what is new.
     """
-    from ._project import settings_root
+    from ._roots import settings_root
 
     start = Path(path).resolve()
     # A 'dvc init --subdir' project spools to its own folder, for its own store.

@@ -211,7 +211,7 @@ def open_project(
     """The project around ``path``: its root, its settings, and a client of its existing store."""
     from ._config import load_config
     from ._git import find_root
-    from ._project import settings_root
+    from ._roots import settings_root
 
     start = Path(path).resolve()
     root = find_root(start)

@@ -64,7 +64,7 @@ def verify(
     as for ``dvflow run``); the environment check asks that PATH's ``python``.
     """
     from ._dvc import DvcProject
-    from ._project import settings_root
+    from ._roots import settings_root
     from ._tracking import open_project
 
     root, _, tracker = open_project(path, tracking_uri)

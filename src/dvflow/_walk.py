@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from ._lineage import Direction, Graph, Node
+from ._graph import Direction, Graph, Node
 from ._nodes import Attributes, CodePaths, split_key
 
 _CHUNK = 500
