@@ -7,6 +7,9 @@ only for an md5 no version of that model has yet.
 
 Registry stages (Staging/Production) are deprecated in MLflow: dvflow moves
 aliases, and transitions stages only when asked.
+
+A wing of one module, between runs (which registers a changed model) and
+proof (whose checks gate ``promote``). May import: proof, trace, stores, core.
 """
 
 from __future__ import annotations
