@@ -21,7 +21,7 @@ def test_public_names_are_exactly_all() -> None:
 
 def test_importing_dvflow_does_not_import_mlflow_or_dvc() -> None:
     code = (
-        "import sys, dvflow, dvflow.cli._cli; "
+        "import sys, dvflow, dvflow.cli._main; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlflow', 'dvc')))"
     )
     out = subprocess.run(

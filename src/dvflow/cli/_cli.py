@@ -1,24 +1,17 @@
 """The command line: parse flags, call one library function, render the result.
 
-Exit codes (also in docs/cli.md): 0 success; 1 a check failed (tampered
-record, promote refused, verify failed); 2 usage error (or verify --rebuild
-could not re-run); 3 project problem (not a repo, no dvc.yaml, broken YAML,
-DVC refused, work tree locked); 4 tracking store unusable; 5 not found;
-6 a pipeline stage failed; 7 environment problem (disk full, the store's
-file locked, a folder or not a database, a database URI without its database
-or driver); 10-13 ``check`` found drift; 130 interrupted.
+``_main.main`` runs these commands and is the one place errors become
+messages and exit codes.
 """
 
 from __future__ import annotations
 
 import sys
-import traceback
-from typing import TYPE_CHECKING
 
 import click
 
 from ._cli_graph import impact, index, lineage
-from ._options import project_options
+from ._options import State, project_options
 from ._views import (
     render_pipeline,
     render_progress,
@@ -29,20 +22,13 @@ from ._views import (
     show_rebuild,
 )
 
-if TYPE_CHECKING:
-    from dvflow.core._exceptions import DvflowError
-
-
-class _State:
-    verbose = False
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dvflow")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for errors.")
 def cli(verbose: bool) -> None:
     """Reproducible ML results: Git + DVC + MLflow, one provenance record per run."""
-    _State.verbose = verbose
+    State.verbose = verbose
     if verbose:
         from dvflow.stores._tracking import show_library_logs
 
@@ -551,79 +537,3 @@ def _tool(name: str) -> str:
     if not installed.exists() or shutil.which(name) == str(installed):
         return name
     return str(installed)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI and turn every DvflowError into one clear message."""
-    from dvflow.core._exceptions import DvflowError
-
-    try:
-        cli.main(args=argv, prog_name="dvflow", standalone_mode=False)
-    except DvflowError as exc:
-        _report(exc)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
-        sys.exit(130)
-    except click.UsageError as exc:
-        command = exc.ctx.command_path if exc.ctx else "dvflow"
-        click.echo(f"error: {exc.format_message()}", err=True)
-        click.echo(f"hint: see '{command} --help'", err=True)
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
-        sys.exit(130)
-    except Exception as exc:
-        from dvflow.stores._remote import escaped_client_error
-
-        remote = escaped_client_error(exc)  # a cloud client's error is the remote's problem
-        if remote is not None:
-            _report(remote)
-            sys.exit(remote.exit_code)
-        machine = _environment_problem(exc)
-        if machine is not None:
-            _report(machine)
-            sys.exit(machine.exit_code)
-        _report(exc, f"unexpected {type(exc).__name__}: {exc}")
-        click.echo("hint: this is a dvflow bug; run again with -v and report it", err=True)
-        sys.exit(70)
-    sys.exit(0)
-
-
-def _environment_problem(exc: BaseException) -> DvflowError | None:
-    """A full disk anywhere (DVC's cache, git, the spool...) is the machine's problem, exit 7."""
-    import errno
-
-    from dvflow.core._exceptions import EnvironmentProblemError
-
-    if isinstance(exc, OSError) and exc.errno in {errno.ENOSPC, errno.EDQUOT}:
-        what = (exc.strerror or "no space left on device").lower()
-        where = f" ({exc.filename})" if exc.filename else ""
-        problem = EnvironmentProblemError(
-            f"{what}{where}",
-            hint="Free some space there, then run the command again.",
-        )
-        problem.__cause__ = exc  # -v shows where it happened
-        return problem
-    return None
-
-
-def _report(exc: BaseException, message: str | None = None) -> None:
-    from dvflow.core._printable import printable
-    from dvflow.core._redact import Redactor
-
-    # Messages can quote URLs from DVC or MLflow; mask credential shapes in them,
-    # and escape control characters of the names they quote.
-    def redact(text: str) -> str:
-        return printable(Redactor().redact(text), newlines=True)
-
-    if _State.verbose:
-        traceback.print_exception(exc)
-    text = message or str(getattr(exc, "message", None) or exc)
-    click.echo(f"error: {redact(text)}", err=True)
-    hint = getattr(exc, "hint", None)
-    if hint:
-        click.echo(f"hint: {redact(hint)}", err=True)

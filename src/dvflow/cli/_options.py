@@ -63,3 +63,9 @@ def sync_choice(sync: bool, offline: bool) -> bool | None:
     if sync and offline:
         raise click.UsageError("give --sync or --offline, not both")
     return True if sync else False if offline else None
+
+
+class State:
+    """What the group's own flags set for the whole command (``-v``)."""
+
+    verbose = False
