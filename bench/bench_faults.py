@@ -115,7 +115,7 @@ EXPERIMENT = "faults"
 # ``cache: false``: git tracks it (committed with the first run's results).
 CACHED_OUTPUTS = ("clean.txt", "model/")
 # A traceback through dvflow's own code (a stage script's traceback is its stderr).
-DVFLOW_TRACEBACK = re.compile(r'^\s+File "[^"]*/dvflow/_\w+\.py"', re.MULTILINE)
+DVFLOW_TRACEBACK = re.compile(r'^\s+File "[^"]*/dvflow/(\w+/)?_\w+\.py"', re.MULTILINE)
 
 PIPELINE = """\
 stages:

@@ -76,7 +76,8 @@ def make_project(root: Path, files: int, seconds: float) -> dict[str, str]:
 def scan_in_process(root: Path) -> float:
     """Seconds of the quick check's remote scan alone (DVC already imported)."""
     code = (
-        "import sys, time, json; from pathlib import Path; from dvflow._dvc import DvcProject\n"
+        "import sys, time, json; from pathlib import Path\n"
+        "from dvflow.stores._dvc import DvcProject\n"
         "p = DvcProject(Path(sys.argv[1])); md5 = sys.argv[2]\n"
         "t = time.perf_counter(); missing = p.missing_in_remote([md5])\n"
         "print(time.perf_counter() - t, len(missing))\n"

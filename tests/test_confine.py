@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from conftest import DVFLOW, cli, dvc, git, run_commit_push, stage_runs, tracking_client
-from dvflow._exceptions import UnsafeRecordError
-from dvflow._record import DIGEST_TAG, canonical_json, sha256_hex
+from dvflow.core._exceptions import UnsafeRecordError
+from dvflow.core._record import DIGEST_TAG, canonical_json, sha256_hex
 
 # From a worktree four folders below tmp_path (checkout --into a/b/c/d, or a
 # rebuild's TMPDIR t1/t2/<holder>/tree) this is tmp_path/victim.
@@ -258,10 +258,10 @@ def test_checkout_refuses_a_patch_that_is_not_the_one_its_record_names(
 def test_a_rebuild_refuses_a_patch_that_is_not_the_one_its_record_names(
     dirty: tuple[Path, str],
 ) -> None:
-    from dvflow._dvc import DvcProject
-    from dvflow._rebuild import rebuild
-    from dvflow._show import intact_record
-    from dvflow._tracking import Tracker
+    from dvflow.proof._rebuild import rebuild
+    from dvflow.proof._show import intact_record
+    from dvflow.stores._dvc import DvcProject
+    from dvflow.stores._tracking import Tracker
 
     root, run_id = dirty
     # The quick check refuses it too; the rebuild itself must not rely on that.
@@ -400,7 +400,7 @@ def test_a_finished_checkout_is_never_replaced_and_the_refusal_says_whose_it_is(
 def test_a_worktrees_dvc_config_keeps_urls_and_the_cache_and_drops_every_credential(
     tmp_path: Path,
 ) -> None:
-    from dvflow._confine import worktree_config
+    from dvflow.stores._confine import worktree_config
 
     local = tmp_path / ".dvc" / "config.local"
     local.parent.mkdir()
@@ -419,7 +419,7 @@ def test_a_worktrees_dvc_config_keeps_urls_and_the_cache_and_drops_every_credent
 
 
 def test_lineage_reads_no_listing_that_names_a_file_outside_its_folder(tmp_path: Path) -> None:
-    from dvflow._listings import from_cache, from_worktree
+    from dvflow.trace._listings import from_cache, from_worktree
 
     cache = tmp_path / "cache"
     good = json.dumps([{"md5": "0" * 32, "relpath": "a.txt"}]).encode()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dvflow._cli import cli
+from dvflow.cli._cli import cli
 
 ROOT = Path(__file__).parent.parent
 COMMANDS = sorted(cli.commands)

@@ -248,8 +248,8 @@ def test_show_says_an_intact_digest_proves_integrity_not_authenticity(make_proje
 def test_git_or_dvc_failing_for_want_of_disk_space_is_an_environment_problem() -> None:
     # bench_faults.py saw 'git status' fail on a full disk and dvflow exit 3
     # (a project problem). Git's and DVC's words for it become exit 7.
-    from dvflow._cli import _out_of_space
-    from dvflow._exceptions import DvcError, GitError, RemoteError
+    from dvflow.cli._main import _out_of_space
+    from dvflow.core._exceptions import DvcError, GitError, RemoteError
 
     full = GitError(
         ["status", "--porcelain"],

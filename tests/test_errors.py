@@ -9,7 +9,7 @@ import pytest
 
 import dvflow
 from conftest import cli, git, tracking_client
-from dvflow._record import RECORD_ARTIFACT
+from dvflow.core._record import RECORD_ARTIFACT
 
 
 def _assert_clean_error(result, code: int, *fragments: str) -> None:  # type: ignore[no-untyped-def]

@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dvflow import DvflowError
-from dvflow import _yaml as yaml_file
-from dvflow._config import read_config_file
-from dvflow._dvcfiles import check_params_files, read_lock, read_metrics_file, read_pipeline
-from dvflow._exceptions import UnsafeFileError
-from dvflow._history import parse_file
-from dvflow._record import parse_record
+from dvflow.core import _yaml as yaml_file
+from dvflow.core._config import read_config_file
+from dvflow.core._dvcfiles import check_params_files, read_lock, read_metrics_file, read_pipeline
+from dvflow.core._exceptions import UnsafeFileError
+from dvflow.core._history import parse_file
+from dvflow.core._record import parse_record
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 HOSTILE = [
@@ -263,8 +263,8 @@ hostile_paths = (
 @given(hostile_paths, json_values | st.sampled_from(["0" * 32, "0" * 32 + ".dir", "../" * 11]))
 def test_records_with_hostile_paths_never_lead_outside(path: str, md5: Any) -> None:
     """A record's pointer, and a .dir listing's entry, lead inside the worktree or are refused."""
-    from dvflow._confine import checked_listing, checked_md5, confined
-    from dvflow._dvcfiles import Pointer
+    from dvflow.core._dvcfiles import Pointer
+    from dvflow.stores._confine import checked_listing, checked_md5, confined
 
     record = valid_record()
     record["inputs"] = [{"path": path, "md5": md5}]

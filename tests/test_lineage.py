@@ -263,7 +263,7 @@ def test_a_warm_query_imports_neither_mlflow_nor_dvc(history: HistoryRepo) -> No
     assert cli("index", "-C", str(history.root)).returncode == 0
     code = (
         "import sys\n"
-        "from dvflow._queries import lineage\n"
+        "from dvflow.trace._queries import lineage\n"
         f"g = lineage('models:/lin-model/1', {str(history.root)!r})\n"
         "assert g.of_kind('model'), g\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('mlflow', 'dvc'))\n"

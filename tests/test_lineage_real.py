@@ -388,7 +388,7 @@ def test_a_tree_names_a_long_ref_list_once(history_copy: HistoryRepo) -> None:
 
 
 def test_dataset_sources_have_no_double_slash_and_old_ones_still_parse() -> None:
-    from dvflow._dataset import DvcDatasetSource
+    from dvflow.stores._dataset import DvcDatasetSource
 
     source = DvcDatasetSource("https://github.com/o/r", "data/raw.csv", "abc", "0" * 32)
     assert "//" not in source.uri.removeprefix("dvc://")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, git, run_commit_push, stage_runs, tracking_client
-from dvflow._dvcfiles import Pointer, outputs_key, pointer_from_entry, repo_path
+from dvflow.core._dvcfiles import Pointer, outputs_key, pointer_from_entry, repo_path
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import dvflow
-from dvflow._git import looks_like_secret_file
-from dvflow._redact import Redactor, is_secret_name, redactor_for
+from dvflow.core._git import looks_like_secret_file
+from dvflow.core._redact import Redactor, is_secret_name, redactor_for
 
 SECRETS = [
     "AWS_SECRET_ACCESS_KEY",
@@ -208,7 +208,7 @@ def test_untracked_files_named_like_secrets_are_recognised(path: str, secret: bo
 # position against the rest of the line: quadratic, that is days of work.
 LONG_LINES = """
 import sys
-from dvflow._redact import Redactor
+from dvflow.core._redact import Redactor
 N = 10_000_000
 lines = {
     "alnum": "a" * N,

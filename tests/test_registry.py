@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import cli, git, predict_with, tracking_client
-from dvflow._record import DIGEST_TAG
+from dvflow.core._record import DIGEST_TAG
 from history_repo import HistoryRepo, dvc, dvflow, set_param
 
 

@@ -261,7 +261,7 @@ def test_the_cloud_clients_own_exceptions_are_told_apart_and_an_md5_is_no_status
     )
     from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
-    from dvflow._remote import classify
+    from dvflow.stores._remote import classify
 
     def s3(code: str) -> ClientError:
         return ClientError({"Error": {"Code": code, "Message": code}}, "HeadObject")
@@ -286,7 +286,7 @@ def test_a_cloud_client_error_that_escaped_every_boundary_is_still_the_remotes()
     """The CLI's last resort: by exception type only, so a dvflow bug stays a bug (exit 70)."""
     from botocore.exceptions import NoCredentialsError
 
-    from dvflow._remote import escaped_client_error
+    from dvflow.stores._remote import escaped_client_error
 
     escaped = escaped_client_error(_raised_from(RuntimeError("wrapped"), NoCredentialsError()))
     assert escaped is not None and escaped.reason == "no-credentials" and escaped.exit_code == 3

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dvflow
 from conftest import cli, git, tracking_client
-from dvflow._record import DIGEST_TAG, RECORD_ARTIFACT, sha256_hex
+from dvflow.core._record import DIGEST_TAG, RECORD_ARTIFACT, sha256_hex
 
 
 def _record(root: Path, run_id: str) -> dict:
@@ -164,7 +164,7 @@ def test_dirty_tree_records_patch_with_untracked_dependency(make_project) -> Non
 def test_dataset_inputs_are_native_and_searchable_by_digest(make_project) -> None:
     import mlflow.data
 
-    from dvflow._dataset import DvcDatasetSource
+    from dvflow.stores._dataset import DvcDatasetSource
 
     root = make_project()
     result = dvflow.run_pipeline(root)

@@ -113,7 +113,7 @@ def _assert_renamed_with_notices(result) -> None:  # type: ignore[no-untyped-def
 def test_a_value_the_store_refuses_is_not_reported_as_a_server_that_is_down(
     make_project,
 ) -> None:
-    from dvflow._tracking import Tracker
+    from dvflow.stores._tracking import Tracker
 
     root = make_project()
     store = Tracker(f"sqlite:///{root / 'mlflow.db'}")

@@ -310,8 +310,8 @@ def test_an_unreachable_server_spools_the_whole_run_unless_tracking_is_required(
 
     # Synced runs keep their old start times; an index that read the store
     # after they started still finds them, by their dvflow.synced_at tag.
-    from dvflow._reader import StoreReader
-    from dvflow._tracking import Tracker
+    from dvflow.stores._tracking import Tracker
+    from dvflow.trace._reader import StoreReader
 
     assert "dvflow.synced_at" in train.data.tags
     assert train.data.tags["dvflow.spooled_as"] == spooled["train"]
@@ -378,7 +378,7 @@ def test_models_a_script_logged_while_spooled_reach_the_server_and_load_from_it(
     # A sync stopped (Ctrl-C) once the first run is copied resumes without
     # a second copy of anything.
     from dvflow import sync_spool
-    from dvflow._results import Progress
+    from dvflow.runs._results import Progress
 
     def stop_after_one(progress: Progress) -> None:
         if progress.event == "synced":

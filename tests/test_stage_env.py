@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from conftest import cli, dvc, git, stage_runs, tracking_client
-from dvflow._record import PACKAGES_ARTIFACT, RECORD_ARTIFACT
+from dvflow.core._record import PACKAGES_ARTIFACT, RECORD_ARTIFACT
 
 NOTICE = "has no MLflow"
 
@@ -98,7 +98,7 @@ def test_without_python_on_the_stage_path_the_record_describes_dvflows_own(
 ) -> None:
     import platform
 
-    from dvflow._environment import StageInterpreter
+    from dvflow.core._environment import StageInterpreter
 
     described = StageInterpreter(str(tmp_path)).environment()  # a PATH with no python
     assert not described.found

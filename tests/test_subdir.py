@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from conftest import PROJECTS, cli, dvc, git, stage_runs, tracking_client
-from dvflow._record import RECORD_ARTIFACT
+from dvflow.core._record import RECORD_ARTIFACT
 
 
 def _monorepo(tmp_path: Path, template_db: Path) -> Path:

@@ -156,7 +156,7 @@ def test_diff_of_two_model_versions_shows_their_own_and_their_evaluations_metric
 
 
 def test_a_history_is_keyed_like_its_final_value_when_a_stage_has_several_metrics_files() -> None:
-    from dvflow._declared import history_key
+    from dvflow.core._declared import history_key
 
     tsv = "results/train/plots/metrics/eval/acc.tsv"
     assert history_key(tsv, ["results/train/metrics.json"]) == "eval.acc"
@@ -168,7 +168,7 @@ def test_a_history_is_keyed_like_its_final_value_when_a_stage_has_several_metric
 
 
 def test_a_final_value_that_ends_its_history_is_not_logged_twice() -> None:
-    from dvflow._declared import MetricPoint, metric_points
+    from dvflow.core._declared import MetricPoint, metric_points
 
     history = [MetricPoint("loss", 0.5, 1000, 0), MetricPoint("loss", 0.25, 2000, 1)]
     points = metric_points({"loss": 0.25, "step": 1.0}, history, now_ms=5000)

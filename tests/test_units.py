@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from dvflow import InvalidFileError, ProvenanceRecord, load_config
-from dvflow._dvcfiles import flatten, params_from_lock, pointer_from_entry, read_metrics_file
-from dvflow._record import canonical_json, parse_record
-from dvflow._redact import Redactor, redactor_for, secrets_from_dvc_config
+from dvflow.core._dvcfiles import flatten, params_from_lock, pointer_from_entry, read_metrics_file
+from dvflow.core._record import canonical_json, parse_record
+from dvflow.core._redact import Redactor, redactor_for, secrets_from_dvc_config
 
 
 @pytest.mark.parametrize(
@@ -186,8 +186,8 @@ def test_a_model_source_for_a_server_passes_the_servers_own_source_check() -> No
 
 
 def test_a_models_version_source_is_its_object_by_md5_never_a_path_the_next_push_replaces() -> None:
-    from dvflow._dvcfiles import pointer_from_entry
     from dvflow._registry import dvc_object
+    from dvflow.core._dvcfiles import pointer_from_entry
 
     entry = {"path": "model.pkl", "md5": "ab" + "c" * 30, "size": 3}
     plain = pointer_from_entry(entry, cache_dir=".dvc/cache/files/md5", remote_url="s3://b/r")
@@ -200,7 +200,7 @@ def test_a_models_version_source_is_its_object_by_md5_never_a_path_the_next_push
 
 
 def test_runs_left_open_stay_noted_beside_the_next_runs_own(tmp_path: Path) -> None:
-    from dvflow._leftover import OPEN_RUNS, OpenRuns
+    from dvflow.stores._openruns import OPEN_RUNS, OpenRuns
 
     OpenRuns(tmp_path, ["left-by-a-killed-run"]).save()
     journal = OpenRuns(tmp_path)

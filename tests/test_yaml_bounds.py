@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, git, tracking_client
-from dvflow import InvalidFileError, _yaml
-from dvflow._dvcfiles import read_lock, read_metrics_file
-from dvflow._history import parse_file, read_blobs, read_named
-from dvflow._yaml import load_yaml_file, load_yaml_text
+from dvflow import InvalidFileError
+from dvflow.core import _yaml
+from dvflow.core._dvcfiles import read_lock, read_metrics_file
+from dvflow.core._history import parse_file, read_blobs, read_named
+from dvflow.core._yaml import load_yaml_file, load_yaml_text
 
 HANG = 60  # seconds: every command here takes a few; a hang would take hours
 

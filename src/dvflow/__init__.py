@@ -2,16 +2,18 @@
 
 Importing dvflow is cheap: MLflow and DVC are imported only by the calls
 that need them.
+
+The names in ``__all__`` are the whole public API. Behind them the code is
+grouped in wings, internal subpackages with no stability promise (core,
+stores, trace, proof, the registry, runs, team, cli); docs/architecture.md
+draws them and which wing may import which.
 """
 
-__version__ = "0.1.0"
-
-from ._bind import BindResult, bind_commit
-from ._checks import Check
-from ._config import Config, load_config
-from ._demo import DemoResult, run_demo
-from ._dvcfiles import Pointer
-from ._exceptions import (
+from ._registry import Promotion, Registration, promote, register_model
+from .cli._demo import DemoResult, run_demo
+from .core._config import Config, load_config
+from .core._dvcfiles import Pointer
+from .core._exceptions import (
     ConfigError,
     DvcError,
     DvflowError,
@@ -38,18 +40,21 @@ from ._exceptions import (
     TrackingError,
     VerificationFailedError,
 )
-from ._lineage import Graph
-from ._pipeline import run_pipeline
-from ._project import InitResult, init_project
-from ._queries import IndexStatus, impact, lineage, update_index
-from ._rebuild import Rebuild
-from ._record import ProvenanceRecord
-from ._registry import Promotion, Registration, promote, register_model
-from ._repro import PlannedStage, ReproFlags, dry_run
-from ._results import PipelineRun, Progress, StageRun
-from ._show import RecordCheck, check_record, load_record
-from ._sync import SyncResult, sync_spool
-from ._verify import Verification, verify
+from .core._record import ProvenanceRecord
+from .core._version import __version__
+from .proof._checks import Check
+from .proof._rebuild import Rebuild
+from .proof._show import RecordCheck, check_record, load_record
+from .proof._verify import Verification, verify
+from .runs._bind import BindResult, bind_commit
+from .runs._dry import PlannedStage, dry_run
+from .runs._pipeline import run_pipeline
+from .runs._results import PipelineRun, Progress, StageRun
+from .stores._repro import ReproFlags
+from .team._project import InitResult, init_project
+from .team._sync import SyncResult, sync_spool
+from .trace._graph import Graph
+from .trace._queries import IndexStatus, impact, lineage, update_index
 
 __all__ = [
     "BindResult",

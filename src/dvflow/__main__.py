@@ -1,4 +1,4 @@
-from dvflow._cli import main
+from dvflow.cli._main import main
 
 if __name__ == "__main__":
     main()

@@ -7,6 +7,9 @@ only for an md5 no version of that model has yet.
 
 Registry stages (Staging/Production) are deprecated in MLflow: dvflow moves
 aliases, and transitions stages only when asked.
+
+A wing of one module, between runs (which registers a changed model) and
+proof (whose checks gate ``promote``). May import: proof, trace, stores, core.
 """
 
 from __future__ import annotations
@@ -21,18 +24,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._checks import Check, RunChecks
-from ._dvcfiles import Pointer, object_suffix
-from ._exceptions import (
+from .core._dvcfiles import Pointer, object_suffix
+from .core._exceptions import (
     InvalidArgumentError,
     InvalidFileError,
     LineageIncompleteError,
     NotFoundError,
 )
-from ._record import RECORD_ARTIFACT, ProvenanceRecord
+from .core._record import RECORD_ARTIFACT, ProvenanceRecord
+from .proof._checks import Check, RunChecks
 
 if TYPE_CHECKING:
-    from ._tracking import RunWriter, Tracker
+    from .stores._tracking import RunWriter, Tracker
 
 MD5_TAG = "dvflow.model_md5"
 UPSTREAM_TAG = "dvflow.upstream"
@@ -192,7 +195,7 @@ def register_stage_models(
     registered from that logged model, so ``mlflow.pyfunc.load_model`` works
     on the version; otherwise the version's source is the DVC object.
     """
-    from ._dvcfiles import model_artifacts
+    from .core._dvcfiles import model_artifacts
 
     run_id = record.mlflow["run_id"]
     found = []
@@ -268,12 +271,12 @@ def register_model(
     tracking_uri: str | None = None,
 ) -> Registration:
     """Register an output of a recorded stage run (a run id, or a stage's current run)."""
-    from ._tracking import open_project
+    from .stores._tracking import open_project
 
     check_name(name)
     if alias:
         check_alias(alias)
-    from ._project import settings_root
+    from .core._roots import settings_root
 
     root, config, tracker = open_project(path, tracking_uri)
     # A 'dvc init --subdir' project: its dvc.lock and index are in its folder.
@@ -302,7 +305,7 @@ def _run_of(tracker: Tracker, root: Path, project: Path, experiment: str, target
     text = target.strip()
     if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
         return text
-    from ._dvcfiles import LOCK_FILE, outputs_key, pointer_from_entry, read_lock
+    from .core._dvcfiles import LOCK_FILE, outputs_key, pointer_from_entry, read_lock
 
     folder = project.relative_to(root).as_posix()
     name = text.removeprefix(f"{folder}/dvc.yaml:") if folder != "." else text
@@ -327,7 +330,7 @@ def _run_of(tracker: Tracker, root: Path, project: Path, experiment: str, target
 
 
 def _stage_record(tracker: Tracker, run_id: str) -> tuple[ProvenanceRecord, str]:
-    from ._show import intact_record
+    from .proof._show import intact_record
 
     record, _, digest = intact_record(tracker, run_id)
     if record.kind != "stage":
@@ -374,7 +377,7 @@ def _upstream_from_index(
     root: Path, tracking_uri: str, run_id: str, model_md5: str | None
 ) -> dict[str, str]:
     """Datasets upstream of the run, from the lineage index (anything with a producer)."""
-    from ._queries import lineage
+    from .trace._queries import lineage
 
     graph = lineage(run_id, root, tracking_uri=tracking_uri, sync=True)
     produced = {e.target for e in graph.edges if e.kind in ("produced", "imported", "added")}
@@ -399,8 +402,8 @@ def promote(
     tracking_uri: str | None = None,
 ) -> Promotion:
     """Move ``alias`` to ``version`` if its lineage is complete (or ``force``, recorded)."""
-    from ._dvc import DvcProject
-    from ._tracking import open_project
+    from .stores._dvc import DvcProject
+    from .stores._tracking import open_project
 
     check_name(name)
     check_alias(alias)
@@ -438,7 +441,7 @@ def _version_model(mv: Any) -> Pointer:
 
 def _who(root: Path) -> str:
     """Who forced a promotion: git's author identity (config or GIT_AUTHOR_*), else the user."""
-    from ._git import _git
+    from .core._git import _git
 
     ident = _git(root, "var", "GIT_AUTHOR_IDENT", ok_codes=(0, 128)).split("<")[0].strip()
     try:

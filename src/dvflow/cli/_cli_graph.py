@@ -1,0 +1,87 @@
+"""The lineage commands: ``lineage``, ``impact`` and ``index``."""
+
+from __future__ import annotations
+
+import click
+
+from ._options import graph_options, output_format, project_options, sync_choice
+from ._views import show_graph
+
+
+@click.command()
+@click.argument("target")
+@graph_options
+def lineage(
+    *,
+    target: str,
+    sync: bool,
+    offline: bool,
+    path: str,
+    tracking_uri: str | None,
+    **flags: bool,
+) -> None:
+    """What produced TARGET, back to its roots.
+
+    TARGET: models:/NAME/VERSION, models:/NAME@ALIAS, a run id, a path
+    (optionally path@rev) or a DVC md5. Works from Git history alone in
+    repositories that never ran dvflow.
+    """
+    from dvflow.trace._queries import lineage as upstream
+
+    fmt = output_format(flags)
+    graph = upstream(target, path, tracking_uri=tracking_uri, sync=sync_choice(sync, offline))
+    show_graph(graph, fmt)
+
+
+@click.command()
+@click.argument("target")
+@graph_options
+def impact(
+    *,
+    target: str,
+    sync: bool,
+    offline: bool,
+    path: str,
+    tracking_uri: str | None,
+    **flags: bool,
+) -> None:
+    """Everything built on TARGET: data versions, stage runs, models, aliases in use.
+
+    Follows dvc.lock history across every branch and tag, and the runs in
+    the tracking store. TARGET as for 'dvflow lineage'.
+    """
+    from dvflow.trace._queries import impact as downstream
+
+    fmt = output_format(flags)
+    graph = downstream(target, path, tracking_uri=tracking_uri, sync=sync_choice(sync, offline))
+    show_graph(graph, fmt)
+
+
+@click.command()
+@click.option("--rebuild", is_flag=True, help="Forget the index and build it from scratch.")
+@click.option("--sync", is_flag=True, help="Re-read the tracking store even if unchanged.")
+@click.option("--offline", is_flag=True, help="Read Git only, not the tracking store.")
+@project_options
+def index(*, rebuild: bool, sync: bool, offline: bool, path: str, tracking_uri: str | None) -> None:
+    """Update the lineage index (.dvflow/index.sqlite) from Git and the store.
+
+    The index is a cache: Git and MLflow stay the truth, and 'lineage' and
+    'impact' update it themselves. Use this to warm it, or --rebuild it.
+    """
+    from dvflow.trace._queries import update_index
+
+    status = update_index(
+        path, tracking_uri=tracking_uri, rebuild=rebuild, sync=sync_choice(sync, offline)
+    )
+    for warning in status.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    new = status.updated
+    click.echo(
+        f"read {new.commits} new commit(s), {new.refs} updated ref(s), {new.runs} new run(s), "
+        + (f"{new.models} model version(s)" if new.synced_store else "store unchanged")
+    )
+    click.echo(
+        f"index {status.path}: {status.commits} commits with DVC files, "
+        f"{status.stage_entries} stage/source entries, {status.runs} runs, "
+        f"{status.model_versions} model versions, {status.refs} refs"
+    )

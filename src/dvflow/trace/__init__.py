@@ -1,0 +1,12 @@
+"""trace: lineage and impact, where a data version, run or model came from and what it feeds.
+
+Owns the graph types (``_graph``), the SQLite index of Git history and the
+tracking store (``_index``, ``_reader``, ``_listings``), the walk over it
+(``_lineage``, ``_walk``, ``_nodes``), the ``lineage``/``impact``/``index``
+queries (``_queries``) and the text, JSON, DOT and Mermaid renderings.
+
+A warm query (the index is current) imports no MLflow: a contract names the
+modules of that path.
+
+May import: stores, core.
+"""
