@@ -1,7 +1,8 @@
 """team: setting a project up and working on it with others and CI.
 
 Owns ``init`` (``_project``) and its CI workflow template (``_ci``),
-``doctor``, ``sync`` of the local spool to the team's store, and the CI gate
+``doctor``, ``sync`` of the local spool to the team's store (the copying itself in
+``_copier``), and the CI gate
 ``check`` (``_gate``).
 
 May import: runs, the registry, proof, trace, stores, core.
