@@ -1,7 +1,8 @@
 """Real git, real DVC and a real MLflow SQLite store, in temporary folders.
 
 Creating an MLflow SQLite schema costs seconds, so one database is migrated
-per session and copied into each project. Servers are in servers.py.
+per session and copied into each project. Servers are in servers.py; the
+check that the session leaves the checkout clean is in hygiene.py.
 """
 
 from __future__ import annotations
@@ -19,19 +20,9 @@ import history_repo
 from history_repo import HistoryRepo
 
 # The session's servers (PostgreSQL, MLflow, S3, GCS, Azure) and their fixtures.
-pytest_plugins = ["servers"]
+pytest_plugins = ["servers", "hygiene"]
 
 PROJECTS = Path(__file__).parent / "projects"
-CHECKOUT = Path(__file__).resolve().parent.parent
-# What a test run may leave in the checkout: caches and the environment.
-_CACHES = {
-    ".venv",
-    ".pytest_cache",
-    ".hypothesis",
-    "__pycache__",
-    ".mypy_cache",
-    ".ruff_cache",
-}
 DVFLOW = Path(sys.executable).with_name("dvflow")
 _LEAKY_ENV = (
     "MLFLOW_TRACKING_URI",
@@ -60,58 +51,6 @@ _LEAKY_ENV = (
     "AZURE_STORAGE_KEY",
     "AZURE_STORAGE_SAS_TOKEN",
 )
-
-
-_BEFORE = pytest.StashKey[set[str] | None]()
-
-
-def checkout_status() -> set[str] | None:
-    """The checkout's new, changed and ignored paths (caches left out); None outside git.
-
-    Ignored paths count too: MLflow's ``mlruns/`` is ignored, and a test
-    that leaves one in the checkout must still be caught.
-    """
-    proc = subprocess.run(
-        ["git", "status", "--porcelain", "-z", "--ignored", "--untracked-files=all"],
-        cwd=CHECKOUT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        return None
-    entries = set()
-    for entry in proc.stdout.split("\0"):
-        parts = Path(entry[3:].rstrip("/")).parts
-        if entry and not any(p in _CACHES or p.endswith(".egg-info") for p in parts):
-            entries.add(entry)
-    return entries
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    # Under xdist only the controller checks: workers share its checkout.
-    if not hasattr(session.config, "workerinput"):
-        session.config.stash[_BEFORE] = checkout_status()
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    before = session.config.stash.get(_BEFORE, None)
-    after = checkout_status() if before is not None else None
-    if before is None or after is None or after <= before:
-        return
-    left = "\n".join(f"  {entry}" for entry in sorted(after - before))
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    message = (
-        "the test session left files in the checkout (each test must write "
-        f"only under its own temporary folder):\n{left}"
-    )
-    if reporter is not None:
-        reporter.write("\n")
-        reporter.write_sep("=", "checkout not clean", red=True)
-        reporter.write_line(message)
-    else:
-        sys.stderr.write(message + "\n")
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
