@@ -55,6 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dvflow-bench-install-") as scratch:
         venv = Path(scratch) / "venv"
         install(args.python, "requirements-dev.lock", venv)  # warm pip's cache
+        print("  warm-up install done", flush=True)
         wall: dict[str, list[float]] = {label: [] for label in LOCKS}
         cpu: dict[str, list[float]] = {label: [] for label in LOCKS}
         counts: dict[str, int] = {}
@@ -63,6 +64,7 @@ def main() -> None:
                 w, c, counts[label] = install(args.python, lock, venv)
                 wall[label].append(w)
                 cpu[label].append(c)
+                print(f"  {label}: {w:.1f} s wall, {c:.1f} s cpu", flush=True)
     print(row("pip install -r LOCK -e .", "packages", "wall s (med)", "cpu s (med)"))
     for label in LOCKS:
         print(
