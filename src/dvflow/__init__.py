@@ -1,7 +1,8 @@
 """dvflow: one provenance record per ML result, binding Git, DVC and MLflow.
 
-Importing dvflow is cheap: MLflow and DVC are imported only by the calls
-that need them.
+Importing dvflow is cheap: it imports none of its wings. Each name below is
+imported on first use (``dvflow.verify`` loads the proof wing, not the runs
+wing), and MLflow and DVC only by the calls that need them.
 
 The names in ``__all__`` are the whole public API. Behind them the code is
 grouped in wings, internal subpackages with no stability promise (core,
@@ -9,52 +10,59 @@ stores, trace, proof, the registry, runs, team, cli); docs/architecture.md
 draws them and which wing may import which.
 """
 
-from ._registry import Promotion, Registration, promote, register_model
-from .cli._demo import DemoResult, run_demo
-from .core._config import Config, load_config
-from .core._dvcfiles import Pointer
-from .core._exceptions import (
-    ConfigError,
-    DvcError,
-    DvflowError,
-    EnvironmentProblemError,
-    GitError,
-    IndexFileError,
-    InterruptedRunError,
-    InvalidFileError,
-    LineageIncompleteError,
-    LockedError,
-    ModelNotFoundError,
-    NoPipelineError,
-    NotAGitRepoError,
-    NotFoundError,
-    ProjectError,
-    RebuildError,
-    RecordNotFoundError,
-    RecordTamperedError,
-    RemoteError,
-    RunNotFoundError,
-    StageFailedError,
-    StoreEnvironmentError,
-    TargetNotFoundError,
-    TrackingError,
-    VerificationFailedError,
-)
-from .core._record import ProvenanceRecord
-from .core._version import __version__
-from .proof._checks import Check
-from .proof._rebuild import Rebuild
-from .proof._show import RecordCheck, check_record, load_record
-from .proof._verify import Verification, verify
-from .runs._bind import BindResult, bind_commit
-from .runs._dry import PlannedStage, dry_run
-from .runs._pipeline import run_pipeline
-from .runs._results import PipelineRun, Progress, StageRun
-from .stores._repro import ReproFlags
-from .team._project import InitResult, init_project
-from .team._sync import SyncResult, sync_spool
-from .trace._graph import Graph
-from .trace._queries import IndexStatus, impact, lineage, update_index
+from __future__ import annotations
+
+from importlib import import_module
+
+# typing's own TYPE_CHECKING costs an import of typing; type checkers read this one alike.
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ imports
+    from ._registry import Promotion, Registration, promote, register_model
+    from .cli._demo import DemoResult, run_demo
+    from .core._config import Config, load_config
+    from .core._dvcfiles import Pointer
+    from .core._exceptions import (
+        ConfigError,
+        DvcError,
+        DvflowError,
+        EnvironmentProblemError,
+        GitError,
+        IndexFileError,
+        InterruptedRunError,
+        InvalidFileError,
+        LineageIncompleteError,
+        LockedError,
+        ModelNotFoundError,
+        NoPipelineError,
+        NotAGitRepoError,
+        NotFoundError,
+        ProjectError,
+        RebuildError,
+        RecordNotFoundError,
+        RecordTamperedError,
+        RemoteError,
+        RunNotFoundError,
+        StageFailedError,
+        StoreEnvironmentError,
+        TargetNotFoundError,
+        TrackingError,
+        VerificationFailedError,
+    )
+    from .core._record import ProvenanceRecord
+    from .core._version import __version__
+    from .proof._checks import Check
+    from .proof._rebuild import Rebuild
+    from .proof._show import RecordCheck, check_record, load_record
+    from .proof._verify import Verification, verify
+    from .runs._bind import BindResult, bind_commit
+    from .runs._dry import PlannedStage, dry_run
+    from .runs._pipeline import run_pipeline
+    from .runs._results import PipelineRun, Progress, StageRun
+    from .stores._repro import ReproFlags
+    from .team._project import InitResult, init_project
+    from .team._sync import SyncResult, sync_spool
+    from .trace._graph import Graph
+    from .trace._queries import IndexStatus, impact, lineage, update_index
 
 __all__ = [
     "BindResult",
@@ -119,3 +127,93 @@ __all__ = [
     "update_index",
     "verify",
 ]
+
+# Where each public name lives, imported by __getattr__ on first use.
+_HOMES = {
+    "BindResult": "dvflow.runs._bind",
+    "Check": "dvflow.proof._checks",
+    "Config": "dvflow.core._config",
+    "ConfigError": "dvflow.core._exceptions",
+    "DemoResult": "dvflow.cli._demo",
+    "DvcError": "dvflow.core._exceptions",
+    "DvflowError": "dvflow.core._exceptions",
+    "EnvironmentProblemError": "dvflow.core._exceptions",
+    "GitError": "dvflow.core._exceptions",
+    "Graph": "dvflow.trace._graph",
+    "IndexFileError": "dvflow.core._exceptions",
+    "IndexStatus": "dvflow.trace._queries",
+    "InitResult": "dvflow.team._project",
+    "InterruptedRunError": "dvflow.core._exceptions",
+    "InvalidFileError": "dvflow.core._exceptions",
+    "LineageIncompleteError": "dvflow.core._exceptions",
+    "LockedError": "dvflow.core._exceptions",
+    "ModelNotFoundError": "dvflow.core._exceptions",
+    "NoPipelineError": "dvflow.core._exceptions",
+    "NotAGitRepoError": "dvflow.core._exceptions",
+    "NotFoundError": "dvflow.core._exceptions",
+    "PipelineRun": "dvflow.runs._results",
+    "PlannedStage": "dvflow.runs._dry",
+    "Pointer": "dvflow.core._dvcfiles",
+    "Progress": "dvflow.runs._results",
+    "ProjectError": "dvflow.core._exceptions",
+    "Promotion": "dvflow._registry",
+    "ProvenanceRecord": "dvflow.core._record",
+    "Rebuild": "dvflow.proof._rebuild",
+    "RebuildError": "dvflow.core._exceptions",
+    "RecordCheck": "dvflow.proof._show",
+    "RecordNotFoundError": "dvflow.core._exceptions",
+    "RecordTamperedError": "dvflow.core._exceptions",
+    "Registration": "dvflow._registry",
+    "RemoteError": "dvflow.core._exceptions",
+    "ReproFlags": "dvflow.stores._repro",
+    "RunNotFoundError": "dvflow.core._exceptions",
+    "StageFailedError": "dvflow.core._exceptions",
+    "StageRun": "dvflow.runs._results",
+    "StoreEnvironmentError": "dvflow.core._exceptions",
+    "SyncResult": "dvflow.team._sync",
+    "TargetNotFoundError": "dvflow.core._exceptions",
+    "TrackingError": "dvflow.core._exceptions",
+    "Verification": "dvflow.proof._verify",
+    "VerificationFailedError": "dvflow.core._exceptions",
+    "__version__": "dvflow.core._version",
+    "bind_commit": "dvflow.runs._bind",
+    "check_record": "dvflow.proof._show",
+    "dry_run": "dvflow.runs._dry",
+    "impact": "dvflow.trace._queries",
+    "init_project": "dvflow.team._project",
+    "lineage": "dvflow.trace._queries",
+    "load_config": "dvflow.core._config",
+    "load_record": "dvflow.proof._show",
+    "promote": "dvflow._registry",
+    "register_model": "dvflow._registry",
+    "run_demo": "dvflow.cli._demo",
+    "run_pipeline": "dvflow.runs._pipeline",
+    "sync_spool": "dvflow.team._sync",
+    "update_index": "dvflow.trace._queries",
+    "verify": "dvflow.proof._verify",
+}
+
+# The wings (internal subpackages), importable as attributes like any subpackage.
+_WINGS = ("cli", "core", "proof", "runs", "stores", "team", "trace")
+
+
+# Only at run time: a module __getattr__ seen by a type checker would make every
+# misspelt name (``from dvflow import veirfy``) pass as its return type.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        """Import a public name's module on first use (PEP 562) and keep the name."""
+        home = _HOMES.get(name)
+        if home is not None:
+            value = getattr(import_module(home), name)
+        elif name in _WINGS:
+            value = import_module(f"{__name__}.{name}")
+        else:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    """The public API, the wings and the module's own dunders, loaded or not."""
+    return sorted({*__all__, *_WINGS, *(n for n in globals() if n.startswith("__"))})

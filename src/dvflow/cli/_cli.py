@@ -12,15 +12,6 @@ import click
 
 from ._cli_graph import impact, index, lineage
 from ._options import State, project_options
-from ._views import (
-    render_pipeline,
-    render_progress,
-    render_record,
-    show_checks,
-    show_diff,
-    show_graph,
-    show_rebuild,
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -117,6 +108,8 @@ def run(
     from dvflow.runs._pipeline import run_pipeline
     from dvflow.stores._repro import ReproFlags
 
+    from ._views import render_pipeline, render_progress
+
     if stages and all_pipelines:
         raise click.UsageError("give STAGES or --all-pipelines, not both")
     flags = ReproFlags(**repro)
@@ -159,6 +152,8 @@ def sync(source: str | None, path: str, tracking_uri: str | None) -> None:
     """
     from dvflow.team._sync import sync_spool
 
+    from ._views import render_progress
+
     result = sync_spool(path, tracking_uri=tracking_uri, source=source, on_progress=render_progress)
     if not result.runs and not result.versions:
         click.echo(f"nothing to sync: {'that store' if source else 'the spool'} is empty")
@@ -183,6 +178,8 @@ def show(run_id: str, as_json: bool, path: str, tracking_uri: str | None) -> Non
     """Print RUN_ID's provenance record and check it against its digest."""
     from dvflow.core._exceptions import RecordTamperedError
     from dvflow.proof._show import check_record
+
+    from ._views import render_record
 
     check = check_record(run_id, path, tracking_uri=tracking_uri)
     if check.note:
@@ -284,6 +281,8 @@ def promote(
     from dvflow._registry import promote as promote_version
     from dvflow.core._exceptions import LineageIncompleteError
 
+    from ._views import show_checks
+
     try:
         result = promote_version(
             name, version, alias, path, force=force, stage=stage, tracking_uri=tracking_uri
@@ -334,6 +333,8 @@ def verify(
     from dvflow.proof._verify import AUTHENTICITY_NOTE
     from dvflow.proof._verify import verify as run_verify
 
+    from ._views import show_checks, show_rebuild
+
     context = click.get_current_context()
     given = {
         name
@@ -377,6 +378,8 @@ def diff(*, a: str, b: str, as_json: bool, path: str, tracking_uri: str | None) 
     import json
 
     from dvflow.proof._diff import diff_runs
+
+    from ._views import show_diff
 
     result = diff_runs(a, b, path, tracking_uri=tracking_uri)
     if as_json:
@@ -451,6 +454,8 @@ def check(
     """
     from dvflow.team._gate import check_project, summary_markdown
 
+    from ._views import show_checks
+
     result = check_project(path, release=release, alias=alias, tracking_uri=tracking_uri)
     show_checks(result.checks)
     for failed in (c for c in result.checks if not c.ok and c.hint):
@@ -478,6 +483,8 @@ def doctor(*, path: str, tracking_uri: str | None) -> None:
     """
     from dvflow.team._doctor import doctor as run_doctor
 
+    from ._views import show_checks
+
     checks = run_doctor(path, tracking_uri=tracking_uri)
     show_checks(checks)
     for check in checks:
@@ -495,6 +502,7 @@ def doctor(*, path: str, tracking_uri: str | None) -> None:
 def demo(directory: str) -> None:
     """Create a small real project in DIRECTORY and run it three times."""
     from ._demo import run_demo
+    from ._views import render_progress, show_checks, show_graph, show_rebuild
 
     def step(message: str) -> None:
         click.echo(click.style(f"==> {message}", bold=True), err=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from ._options import graph_options, output_format, project_options, sync_choice
-from ._views import show_graph
 
 
 @click.command()
@@ -27,6 +26,8 @@ def lineage(
     repositories that never ran dvflow.
     """
     from dvflow.trace._queries import lineage as upstream
+
+    from ._views import show_graph
 
     fmt = output_format(flags)
     graph = upstream(target, path, tracking_uri=tracking_uri, sync=sync_choice(sync, offline))
@@ -51,6 +52,8 @@ def impact(
     the tracking store. TARGET as for 'dvflow lineage'.
     """
     from dvflow.trace._queries import impact as downstream
+
+    from ._views import show_graph
 
     fmt = output_format(flags)
     graph = downstream(target, path, tracking_uri=tracking_uri, sync=sync_choice(sync, offline))

@@ -14,7 +14,6 @@ or driver); 10-13 ``check`` found drift; 130 interrupted.
 from __future__ import annotations
 
 import sys
-import traceback
 from typing import TYPE_CHECKING
 
 import click
@@ -117,6 +116,8 @@ def _report(exc: BaseException, message: str | None = None) -> None:
         return printable(Redactor().redact(text), newlines=True)
 
     if State.verbose:
+        import traceback
+
         traceback.print_exception(exc)
     text = message or str(getattr(exc, "message", None) or exc)
     click.echo(f"error: {redact(text)}", err=True)
