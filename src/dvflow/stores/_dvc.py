@@ -153,6 +153,19 @@ class DvcProject:
             graph = get_active_graph(self.repo.index.graph)
             return list(plan_repro(graph, stages, downstream=downstream and not all_pipelines))
 
+    def first_changed(self, stages: Sequence[Any]) -> Any | None:
+        """The first of ``stages`` that ``dvc repro`` would run or restore, or None.
+
+        DVC's own test (``Stage.changed``: its command, dependencies and
+        outputs against dvc.lock), stopping at the first stage that changed.
+        None means a repro of these stages would do nothing.
+        """
+        with dvc_errors(), in_repo(self.root), quiet_dvc(), self.repo.lock:
+            for stage in stages:
+                if stage.changed():
+                    return stage
+        return None
+
     def stage_name(self, stage: Any) -> str:
         """``train`` for the git root's dvc.yaml, ``sub/dvc.yaml:train`` elsewhere.
 
