@@ -9,9 +9,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from dvflow._registry import Registration, register_stage_models
 from dvflow.core import _git
 from dvflow.core._config import STATE_DIR, Config, load_config
 from dvflow.core._declared import (
@@ -69,6 +68,9 @@ from ._noop import up_to_date_run
 from ._push import Pusher, check_remote_for_push
 from ._recording import PointerReader, code_info, log_points, run_tags
 from ._results import PipelineRun, Progress, ProgressCallback, StageRun
+
+if TYPE_CHECKING:
+    from dvflow._registry import Registration
 
 
 def _now_iso() -> str:
@@ -434,6 +436,8 @@ class _Session:
         digest, published, refused = self._publish(run_id, record, tags, *values)
         skipped += refused
         self.stage_io.append((inputs, outputs))
+        from dvflow._registry import register_stage_models  # not on a no-op run's path
+
         self.registered += register_stage_models(
             self.tracker,
             self.git_root,

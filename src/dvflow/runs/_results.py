@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from dvflow._registry import Registration
 from dvflow.core._dvcfiles import Pointer
+
+if TYPE_CHECKING:  # the registry (and the proof wing under it) loads only when a run registers
+    from dvflow._registry import Registration
 
 
 @dataclass(frozen=True)

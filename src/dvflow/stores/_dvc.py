@@ -120,6 +120,7 @@ class DvcProject:
         from dvc.repo import Repo
 
         self.root = root
+        self._plans: dict[tuple[Any, ...], list[Any]] = {}
         escape_logs("dvc", "dvc_objects", "dvc_data")  # names from dvc.yaml, printed
         with in_repo(root):
             self.repo = Repo(str(root))
@@ -140,7 +141,19 @@ class DvcProject:
         all_pipelines: bool = False,
         flags: ReproFlags | None = None,
     ) -> list[Any]:
-        """Stages ``dvc repro TARGETS`` (``-P``, ``-s``, ``--downstream``) would visit, in order."""
+        """Stages ``dvc repro TARGETS`` (``-P``, ``-s``, ``--downstream``) would visit, in order.
+
+        Asked twice by one run (is it a no-op? then what to record): the
+        second answer is the first one's, the pipeline files unchanged.
+        """
+        key = (tuple(targets), all_pipelines, flags)
+        if key not in self._plans:
+            self._plans[key] = self._plan(targets, all_pipelines=all_pipelines, flags=flags)
+        return list(self._plans[key])
+
+    def _plan(
+        self, targets: Sequence[str], *, all_pipelines: bool, flags: ReproFlags | None
+    ) -> list[Any]:
         from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
 
         single, downstream = (flags.single_item, flags.downstream) if flags else (False, False)
