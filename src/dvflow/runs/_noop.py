@@ -8,7 +8,6 @@ MLflow; the runs that made the current outputs come from the lineage index.
 
 from __future__ import annotations
 
-import os
 import posixpath
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,15 +41,13 @@ def up_to_date_run(
         return None
     if notice := spool_notice(root):
         warn(notice)
-    git_root = _git.find_root(root)
-    prefix = Path(os.path.relpath(root, git_root)).as_posix()
-    prefix = "" if prefix == "." else prefix
+    prefix = "" if project.prefix == "." else project.prefix  # a 'dvc init --subdir' project
     outputs: dict[str, list[tuple[str, str]]] = {}
     for stage in planned:
         if project.is_tracked_stage(stage):
             outputs[project.stage_name(stage)] = _outputs(root, project, stage, prefix)
-    made_by = producers(git_root, root, config.tracking_uri, outputs)
-    code = _git.code_state(git_root)
+    made_by = producers(root, config.tracking_uri, outputs)
+    commit, dirty = _git.head_and_dirty(root)
     return PipelineRun(
         root=root,
         run_id=None,
@@ -58,8 +55,8 @@ def up_to_date_run(
         experiment=config.experiment,
         tracking_uri=display_uri(config.tracking_uri),
         status="UP-TO-DATE",
-        commit=code.commit,
-        dirty=code.dirty,
+        commit=commit,
+        dirty=dirty,
         stages=tuple(StageRun(name, "up-to-date", None, made_by[name]) for name in outputs),
         noop=True,
     )

@@ -16,19 +16,18 @@ from ._index import Index, index_path
 Outputs = Sequence[tuple[str, str]]  # (path from the git root, md5) of one stage
 
 
-def producers(
-    root: Path, project: Path | None, uri: str, outputs: Mapping[str, Outputs]
-) -> dict[str, str | None]:
+def producers(project: Path, uri: str, outputs: Mapping[str, Outputs]) -> dict[str, str | None]:
     """The run that produced each stage's current ``outputs``, or None when unknown.
 
-    ``outputs`` maps a stage name (as records spell it) to its outputs now.
-    Unknown: no index yet, an index of another store, no run with exactly
-    these outputs, or a stage without outputs.
+    ``project`` is the folder of the DVC project (and of its index), ``uri``
+    its tracking store's. ``outputs`` maps a stage name (as records spell
+    it) to its outputs now. Unknown: no index yet, an index of another
+    store, no run with exactly these outputs, or a stage without outputs.
     """
     found: dict[str, str | None] = dict.fromkeys(outputs)
-    if not index_path(project or root).is_file():
+    if not index_path(project).is_file():
         return found
-    index = Index(root, project=project)
+    index = Index(project)  # read as it is: no Git update, no store sync
     try:
         if not index.holds_store(uri):
             return found
@@ -42,7 +41,11 @@ def producers(
 
 
 def _producer(db: sqlite3.Connection, stage: str, outs: Outputs) -> str | None:
-    """The newest run that ran ``stage`` and made ``outs``; else what a later run names."""
+    """The earliest run that ran ``stage`` and made ``outs`` (as 'dvflow run' links them).
+
+    Without one (the index has only a later run that restored or found them
+    up to date), the producer that run names.
+    """
     wanted = sorted(outs)
     if not wanted:
         return None
@@ -52,7 +55,7 @@ def _producer(db: sqlite3.Connection, stage: str, outs: Outputs) -> str | None:
         "JOIN run_io o ON o.run_id = r.run_id AND o.role = 'out' "
         "WHERE o.md5 = ? AND o.path = ? AND r.stage = ? AND r.kind = 'stage' "
         "AND r.status = 'FINISHED' AND r.run_id NOT IN (SELECT run_id FROM tampered) "
-        "ORDER BY r.start_time DESC",
+        "ORDER BY r.start_time, r.run_id",
         (md5, path, stage),
     ).fetchall()
     named = None
