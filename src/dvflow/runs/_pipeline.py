@@ -31,13 +31,7 @@ from dvflow.core._dvcfiles import (
     read_lock,
 )
 from dvflow.core._environment import INTERPRETERS_FILE, StageInterpreter
-from dvflow.core._exceptions import (
-    DvflowError,
-    InterruptedRunError,
-    StageFailedError,
-    StoreEnvironmentError,
-    TrackingError,
-)
+from dvflow.core._exceptions import DvflowError, InterruptedRunError, StageFailedError
 from dvflow.core._mlnames import mlflow_params, renamed_notices
 from dvflow.core._record import (
     DIGEST_TAG,
@@ -66,7 +60,7 @@ from dvflow.trace._reader import io_params, io_tags
 from ._lock import STAGE_ENV, run_lock
 from ._noop import up_to_date_run
 from ._push import Pusher, check_remote_for_push
-from ._recording import PointerReader, code_info, log_points, run_tags
+from ._recording import PointerReader, code_info, log_values, run_tags
 from ._results import PipelineRun, Progress, ProgressCallback, StageRun
 
 if TYPE_CHECKING:
@@ -408,7 +402,10 @@ class _Session:
         values = (self._mlflow_params(info, params), self._metric_points(info, metrics))
         skipped: list[str] = []
         if self.config.push:
-            skipped, values = self._log_values(run_id, *values), ({}, [])
+            skipped, values = (
+                log_values(self.tracker, run_id, *values, notice=self._notice),
+                ({}, []),
+            )
         self._log_plots(run_id, info)
         self._log_inputs(run_id, inputs)
         if patch := self._code_for(info)[1]:
@@ -556,29 +553,6 @@ class _Session:
     def _log_params(self, run_id: str, info: StageInfo, params: Mapping[str, str]) -> list[str]:
         return self.tracker.log_params(run_id, self._mlflow_params(info, params))
 
-    def _log_values(
-        self,
-        run_id: str,
-        params: Mapping[str, str],
-        points: Sequence[MetricPoint],
-        tags: Mapping[str, str] | None = None,
-    ) -> list[str]:
-        """Params, metrics and tags in one request; one kind at a time when MLflow refuses one.
-
-        Returns the params skipped because the script logged another value.
-        """
-        try:
-            if self.tracker.log_batch(run_id, params, points, tags or {}):
-                return []
-        except TrackingError as exc:
-            if exc.unreachable or isinstance(exc, StoreEnvironmentError):
-                raise
-        skipped = self.tracker.log_params(run_id, params)
-        log_points(self.tracker, run_id, points, self._notice)
-        if tags:
-            self.tracker.set_tags(run_id, tags)
-        return skipped
-
     def _log_plots(self, run_id: str, info: StageInfo) -> None:
         for name in self._plot_files(info):
             # Named from the Git root, as records name paths (a --subdir project).
@@ -667,7 +641,8 @@ class _Session:
         digest = sha256_hex(data)
         # The dvflow.io param pins the dvflow.io tag: params never change.
         params = {**(params or {}), **io_params(tags)}
-        skipped = self._log_values(run_id, params, points, {**tags, DIGEST_TAG: digest})
+        tags = {**tags, DIGEST_TAG: digest}
+        skipped = log_values(self.tracker, run_id, params, points, tags, notice=self._notice)
         return digest, data, skipped
 
     def _log_parent_artifacts(self) -> None:
