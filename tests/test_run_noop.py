@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,8 @@ def test_no_op_result_has_no_run_and_links_each_stage_to_its_producer(make_proje
 def test_no_op_run_says_when_the_index_does_not_know_the_producers(make_project) -> None:
     root = make_project()
     assert cli("run", cwd=root).returncode == 0
+    for leftover in (root / ".dvflow").glob("index.sqlite*"):
+        leftover.unlink()  # an index that was never built (or was deleted: only a cache)
     before = len(_runs(root))
 
     again = cli("run", cwd=root)
@@ -138,3 +141,22 @@ def test_no_op_run_does_not_import_mlflow(make_project) -> None:
 
     assert "MLFLOW-MODULES [] EXIT 0" in done.stderr, done.stderr
     assert "nothing recorded" in done.stdout
+
+
+def test_a_no_op_run_of_a_subdir_project_names_its_runs_from_its_own_index(
+    tmp_path: Path, template_db: Path
+) -> None:
+    from test_subdir import _monorepo
+
+    root = _monorepo(tmp_path, template_db)
+    assert cli("run", "-C", "proj-a", cwd=root).returncode == 0
+    assert cli("index", "-C", "proj-a", cwd=root).returncode == 0
+    (made,) = [r.info.run_id for r in _runs(root / "proj-a") if r.data.tags.get("dvflow.stage")]
+
+    again = cli("run", "-C", "proj-a", cwd=root)
+
+    assert again.returncode == 0, again.stderr
+    assert "nothing recorded" in again.stdout
+    assert re.search(
+        rf"proj-a/dvc.yaml:prepare\s+up-to-date\s+outputs made by run {made}", again.stdout
+    )
