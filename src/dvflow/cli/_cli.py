@@ -86,6 +86,12 @@ def init(path: str, remote: str | None, force: bool, ci: bool) -> None:
 )
 @click.option("--pull", is_flag=True, help="Pull missing data from the DVC remote as needed.")
 @click.option("--dry", is_flag=True, help="Print what would run; run and record nothing.")
+@click.option(
+    "--record-noop",
+    is_flag=True,
+    help="When every stage is up to date, record an 'up-to-date' run per stage anyway "
+    "(by default such a run records nothing and does not open MLflow).",
+)
 def run(
     *,
     stages: tuple[str, ...],
@@ -95,6 +101,7 @@ def run(
     all_pipelines: bool,
     push: bool | None,
     require_tracking: bool | None,
+    record_noop: bool,
     **repro: bool,
 ) -> None:
     """Run the pipeline like 'dvc repro [STAGES]' and record every stage in MLflow.
@@ -103,6 +110,10 @@ def run(
     pipeline goes on and its records go to a local spool (.dvflow/spool/);
     'dvflow sync' uploads them later. The flags -f, -s, --downstream,
     --keep-going, --pull and --dry mean what they mean for 'dvc repro'.
+
+    When every stage is up to date, nothing is recorded and MLflow is not
+    opened: the command says so and names the recorded runs that made the
+    current outputs (from the lineage index). --record-noop records anyway.
     """
     from dvflow.runs._dry import dry_run
     from dvflow.runs._pipeline import run_pipeline
@@ -128,6 +139,7 @@ def run(
         require_tracking=require_tracking,
         on_progress=render_progress,
         flags=flags,
+        record_noop=record_noop,
     )
     render_pipeline(result)
 

@@ -53,6 +53,9 @@ def render_progress(progress: Progress) -> None:
 
 
 def render_pipeline(result: PipelineRun) -> None:
+    if result.noop:
+        _render_noop(result)
+        return
     click.echo(f"pipeline run {result.run_id}: {result.status}")
     for stage in result.stages:
         link = f" (outputs made by run {stage.produced_by})" if stage.produced_by else ""
@@ -70,6 +73,21 @@ def render_pipeline(result: PipelineRun) -> None:
         click.echo(
             "  spooled: the store did not answer, so the run ids above (and model versions) "
             "are the local spool's; 'dvflow sync' uploads them and prints the store's ids"
+        )
+
+
+def _render_noop(result: PipelineRun) -> None:
+    click.echo("pipeline up to date: nothing ran, nothing recorded")
+    for stage in result.stages:
+        made = f"outputs made by run {stage.produced_by}" if stage.produced_by else "no run known"
+        click.echo(f"  {_p(stage.name):<20} {stage.status:<11} {made}")
+    dirty = " (dirty work tree)" if result.dirty else ""
+    click.echo(f"  code: {result.commit or 'no commit yet'}{dirty}")
+    if any(stage.produced_by is None for stage in result.stages):
+        click.echo(
+            "  note: the lineage index knows no run that made some of these outputs; "
+            "'dvflow lineage PATH' reads the store into it, 'dvflow run --record-noop' "
+            "records this run anyway"
         )
 
 

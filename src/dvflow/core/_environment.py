@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from ._record import EnvironmentInfo
@@ -87,9 +88,12 @@ except Exception:
     has_mlflow = False
 json.dump({"python": platform.python_version(),
            "platform": sys.platform + "-" + platform.machine(),
-           "packages": sorted(seen), "has_mlflow": has_mlflow}, sys.stdout)
+           "packages": sorted(seen), "has_mlflow": has_mlflow,
+           "paths": [entry for entry in sys.path if entry]}, sys.stdout)
 """
 _PROBE_TIMEOUT_S = 30.0
+# In the project's state folder: the probe's answers, per interpreter.
+INTERPRETERS_FILE = "interpreters.json"
 
 
 @dataclass(frozen=True)
@@ -122,15 +126,23 @@ class StageInterpreter:
     """Ask the stages' ``python`` about itself, once per run, in the background.
 
     Started before the run does its other set-up, so the probe's start-up
-    overlaps with opening the tracking store instead of adding to it.
+    overlaps with opening the tracking store instead of adding to it. With a
+    ``cache`` file the answer is kept per interpreter and reused, without a
+    probe, while none of the folders on its ``sys.path`` (nor the
+    interpreter) changed: installing, upgrading or removing a package
+    changes its folder's time.
     """
 
-    def __init__(self, search_path: str) -> None:
+    def __init__(self, search_path: str, cache: Path | None = None) -> None:
         found = shutil.which("python", path=search_path)
         self.found = found is not None
         self.executable = found or sys.executable
         self._proc: subprocess.Popen[str] | None = None
         self._result: StageEnvironment | None = None
+        self._cache = _ProbeCache(cache, self.executable) if cache is not None else None
+        if self._cache is not None and (known := self._cache.load()) is not None:
+            self._result = _from_probe(known, found=self.found, executable=self.executable)
+            return
         with contextlib.suppress(OSError):
             self._proc = subprocess.Popen(
                 [self.executable, "-c", _PROBE],
@@ -160,7 +172,63 @@ class StageInterpreter:
             # describe dvflow's own rather than nothing, and say it has no MLflow.
             own = environment_info()
             return StageEnvironment(own, installed_packages(), False, False, sys.executable)
+        if self._cache is not None:
+            self._cache.save(data)
         return _from_probe(data, found=self.found, executable=self.executable)
+
+
+class _ProbeCache:
+    """One interpreter's probe answer in a JSON file, valid while its folders are unchanged.
+
+    Keyed by the interpreter's path and the variables that change its
+    ``sys.path``; each entry keeps the time of the interpreter and of every
+    folder on that path. A cache that cannot be read or written is no cache.
+    """
+
+    def __init__(self, path: Path, executable: str) -> None:
+        self.path = path
+        env = [os.environ.get(k, "") for k in ("PYTHONPATH", "PYTHONHOME", "PYTHONNOUSERSITE")]
+        key = "\0".join([executable, *env, os.path.expanduser("~")])
+        self.key = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+        self.executable = executable
+
+    def _stamps(self, paths: list[str]) -> dict[str, int]:
+        stamps = {}
+        for entry in [os.path.realpath(self.executable), *paths]:
+            try:
+                stamps[entry] = os.stat(entry).st_mtime_ns
+            except OSError:
+                stamps[entry] = -1
+        return stamps
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            found = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    def load(self) -> dict[str, Any] | None:
+        entry = self._read().get(self.key)
+        if not isinstance(entry, dict) or not isinstance(entry.get("data"), dict):
+            return None
+        data: dict[str, Any] = entry["data"]
+        paths = data.get("paths")
+        if not isinstance(paths, list) or entry.get("stamps") != self._stamps(paths):
+            return None
+        return data
+
+    def save(self, data: dict[str, Any]) -> None:
+        paths = data.get("paths")
+        if not isinstance(paths, list):
+            return
+        known = self._read()
+        known[self.key] = {"data": data, "stamps": self._stamps([str(p) for p in paths])}
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(known, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, self.path)
 
 
 def _from_probe(data: dict[str, Any], *, found: bool, executable: str) -> StageEnvironment:

@@ -144,6 +144,13 @@ def head_commit(root: Path) -> str | None:
     return out.strip() or None
 
 
+def head_and_dirty(root: Path) -> tuple[str | None, bool]:
+    """HEAD's commit and whether tracked files differ from it (two git calls, no patch)."""
+    commit = head_commit(root)
+    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    return commit, bool(status.strip() or not commit)
+
+
 def current_branch(root: Path) -> str | None:
     out = _git(root, "symbolic-ref", "-q", "--short", "HEAD", ok_codes=(0, 1))
     return out.strip() or None

@@ -9,12 +9,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from dvflow._registry import Registration, register_stage_models
 from dvflow.core import _git
-from dvflow.core._config import Config, load_config
+from dvflow.core._config import STATE_DIR, Config, load_config
 from dvflow.core._declared import (
+    MetricPoint,
     declared_now,
     files_under,
     histories,
@@ -30,7 +30,7 @@ from dvflow.core._dvcfiles import (
     pointer_from_entry,
     read_lock,
 )
-from dvflow.core._environment import StageInterpreter
+from dvflow.core._environment import INTERPRETERS_FILE, StageInterpreter
 from dvflow.core._exceptions import DvflowError, InterruptedRunError, StageFailedError
 from dvflow.core._mlnames import mlflow_params, renamed_notices
 from dvflow.core._record import (
@@ -58,9 +58,13 @@ from dvflow.stores._tracking import display_uri
 from dvflow.trace._reader import io_params, io_tags
 
 from ._lock import STAGE_ENV, run_lock
+from ._noop import up_to_date_run
 from ._push import Pusher, check_remote_for_push
-from ._recording import PointerReader, code_info, log_points, run_tags
+from ._recording import PointerReader, code_info, log_values, run_tags
 from ._results import PipelineRun, Progress, ProgressCallback, StageRun
+
+if TYPE_CHECKING:
+    from dvflow._registry import Registration
 
 
 def _now_iso() -> str:
@@ -79,6 +83,7 @@ def run_pipeline(
     on_progress: ProgressCallback | None = None,
     flags: ReproFlags | None = None,
     stage_path: str | None = None,
+    record_noop: bool = False,
 ) -> PipelineRun:
     """Run the DVC pipeline at ``path`` like ``dvc repro`` and record every stage.
 
@@ -93,6 +98,11 @@ def run_pipeline(
     commands get the caller's PATH, as under ``dvc repro``, unless
     ``stage_path`` replaces it.
 
+    When every targeted stage is up to date, nothing is recorded and MLflow
+    is not opened: the result has ``noop`` set and names, per stage, the
+    recorded run that made its outputs (from the lineage index).
+    ``record_noop`` records such a run anyway, an ``up-to-date`` run per stage.
+
     Raises StageFailedError when a stage fails, InterruptedRunError on
     SIGTERM or Ctrl-C; in both cases the MLflow runs are ended as FAILED or
     KILLED and the repository is left consistent.
@@ -100,8 +110,6 @@ def run_pipeline(
     if flags is not None and flags.dry:
         raise ValueError("a dry run records nothing: call dry_run()")
     root, pipeline = preflight(Path(path))
-    # Ask the stages' python about itself while the store opens.
-    interpreter = StageInterpreter(stage_path or command_path())
     config = load_config(root, tracking_uri=tracking_uri, experiment=experiment)
     if push is not None:
         config = dataclasses.replace(config, push=push)
@@ -112,15 +120,31 @@ def run_pipeline(
         warn = lambda text: emit(Progress("notice", 0, 0, message=text))  # noqa: E731
         end_left_open(root, config.tracking_uri, warn)
         sweep()  # the temporary folders a killed dvflow left
-        tracker = FallbackTracker(
-            config.tracking_uri,
-            root,
-            required=config.require_tracking,
-            warn=warn,
-        )
         project = DvcProject(root)
         session: _Session | None = None
         try:
+            if not record_noop and not (flags is not None and flags.force):
+                noop = up_to_date_run(
+                    root,
+                    config,
+                    project,
+                    targets,
+                    all_pipelines=all_pipelines,
+                    flags=flags,
+                    warn=warn,
+                )
+                if noop is not None:
+                    return noop
+            # Ask the stages' python about itself while the store opens.
+            interpreter = StageInterpreter(
+                stage_path or command_path(), cache=root / STATE_DIR / INTERPRETERS_FILE
+            )
+            tracker = FallbackTracker(
+                config.tracking_uri,
+                root,
+                required=config.require_tracking,
+                warn=warn,
+            )
             if config.push or (flags is not None and flags.pull):
                 check_remote_for_push(project, "push" if config.push else "pull")
             session = _Session(
@@ -373,8 +397,15 @@ class _Session:
         producer = None
         if status != "ran" and key:
             producer = self.tracker.find_producer(self.experiment_id, info.name, key)
-        skipped = self._log_params(run_id, info, params)
-        self._log_metrics(run_id, info, metrics)
+        # Params and metrics go with the record's tags, in one request; with
+        # --push before it, so a push that fails leaves them on the run.
+        values = (self._mlflow_params(info, params), self._metric_points(info, metrics))
+        skipped: list[str] = []
+        if self.config.push:
+            skipped, values = (
+                log_values(self.tracker, run_id, *values, notice=self._notice),
+                ({}, []),
+            )
         self._log_plots(run_id, info)
         self._log_inputs(run_id, inputs)
         if patch := self._code_for(info)[1]:
@@ -399,8 +430,11 @@ class _Session:
         if self.config.push:
             self.pusher.push_outputs(self.project, info.name, self.io.local(outputs))
             self.pusher.push_inputs(self.project, self.io.local(inputs))
-        digest, published = self._publish(run_id, record, tags)
+        digest, published, refused = self._publish(run_id, record, tags, *values)
+        skipped += refused
         self.stage_io.append((inputs, outputs))
+        from dvflow._registry import register_stage_models  # not on a no-op run's path
+
         self.registered += register_stage_models(
             self.tracker,
             self.git_root,
@@ -500,21 +534,24 @@ class _Session:
         declared = set(info.plots) | set(owned(self.top_plots, info.outs))
         return files_under(self.root, declared)
 
-    def _log_metrics(self, run_id: str, info: StageInfo, metrics: Mapping[str, float]) -> None:
+    def _metric_points(self, info: StageInfo, metrics: Mapping[str, float]) -> list[MetricPoint]:
         """The final values, and DVCLive's step histories under the same keys."""
         now = int(time.time() * 1000)
         files = self._metric_files(info)
         history = histories(self.root, self._plot_files(info), files, now, self.io.prefix)
         for text in renamed_notices("metric", {*metrics, *(p.key for p in history)}):
             self._notice(f"stage '{info.name}': {text}")
-        log_points(self.tracker, run_id, metric_points(metrics, history, now), self._notice)
+        return list(metric_points(metrics, history, now))
 
-    def _log_params(self, run_id: str, info: StageInfo, params: Mapping[str, str]) -> list[str]:
-        """Log params as MLflow takes them (the record keeps them as they are)."""
+    def _mlflow_params(self, info: StageInfo, params: Mapping[str, str]) -> dict[str, str]:
+        """Params as MLflow takes them (the record keeps them as they are)."""
         logged, notices = mlflow_params(params)
         for text in notices:
             self._notice(f"stage '{info.name}': {text}")
-        return self.tracker.log_params(run_id, logged)
+        return dict(logged)
+
+    def _log_params(self, run_id: str, info: StageInfo, params: Mapping[str, str]) -> list[str]:
+        return self.tracker.log_params(run_id, self._mlflow_params(info, params))
 
     def _log_plots(self, run_id: str, info: StageInfo) -> None:
         for name in self._plot_files(info):
@@ -587,15 +624,26 @@ class _Session:
         )
 
     def _publish(
-        self, run_id: str, record: ProvenanceRecord, tags: Mapping[str, str]
-    ) -> tuple[str, bytes]:
-        """Log the redacted record and its digest; the digest is over the exact bytes."""
+        self,
+        run_id: str,
+        record: ProvenanceRecord,
+        tags: Mapping[str, str],
+        params: Mapping[str, str] | None = None,
+        points: Sequence[MetricPoint] = (),
+    ) -> tuple[str, bytes, list[str]]:
+        """Log the redacted record and its digest; the digest is over the exact bytes.
+
+        ``params`` and ``points`` go in the same request as the tags; returns
+        the digest, the record's bytes and the params MLflow skipped.
+        """
         data = canonical_json(self.redactor.redact_obj(record.to_dict()))
         self.tracker.log_bytes(run_id, data, RECORD_ARTIFACT)
         digest = sha256_hex(data)
-        self.tracker.log_params(run_id, io_params(tags))  # pins dvflow.io: params never change
-        self.tracker.set_tags(run_id, {**tags, DIGEST_TAG: digest})
-        return digest, data
+        # The dvflow.io param pins the dvflow.io tag: params never change.
+        params = {**(params or {}), **io_params(tags)}
+        tags = {**tags, DIGEST_TAG: digest}
+        skipped = log_values(self.tracker, run_id, params, points, tags, notice=self._notice)
+        return digest, data, skipped
 
     def _log_parent_artifacts(self) -> None:
         if self.patch:

@@ -10,11 +10,11 @@ from git history the same way (relative to their folder), so both agree.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dvflow.core._dvcfiles import Pointer, pointer_from_entry
-from dvflow.core._exceptions import TrackingError
+from dvflow.core._exceptions import StoreEnvironmentError, TrackingError
 from dvflow.core._mlnames import shown
 from dvflow.stores._dvc import DvcProject
 
@@ -145,3 +145,29 @@ def log_points(
                 f"metric {shown(key)} not logged: MLflow refused it ({refused.problem}); "
                 "the record keeps it"
             )
+
+
+def log_values(
+    store: RunWriter,
+    run_id: str,
+    params: Mapping[str, str],
+    points: Sequence[MetricPoint],
+    tags: Mapping[str, str] | None = None,
+    *,
+    notice: Callable[[str], None],
+) -> list[str]:
+    """Params, metrics and tags in one request; one kind at a time when MLflow refuses one.
+
+    Returns the params skipped because the stage's script logged another value.
+    """
+    try:
+        if store.log_batch(run_id, params, points, tags or {}):
+            return []
+    except TrackingError as exc:
+        if exc.unreachable or isinstance(exc, StoreEnvironmentError):
+            raise
+    skipped = store.log_params(run_id, params)
+    log_points(store, run_id, points, notice)
+    if tags:
+        store.set_tags(run_id, tags)
+    return skipped

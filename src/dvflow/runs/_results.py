@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from dvflow._registry import Registration
 from dvflow.core._dvcfiles import Pointer
+
+if TYPE_CHECKING:  # the registry (and the proof wing under it) loads only when a run registers
+    from dvflow._registry import Registration
 
 
 @dataclass(frozen=True)
@@ -27,11 +29,19 @@ class StageRun:
 
 @dataclass(frozen=True)
 class PipelineRun:
-    """The result of ``run_pipeline``: the parent run and its stage runs."""
+    """The result of ``run_pipeline``: the parent run and its stage runs.
+
+    ``noop``: every targeted stage was up to date, so nothing ran and nothing
+    was recorded (``run_pipeline(record_noop=False)``, the default). Then
+    ``run_id`` and ``experiment_id`` are None, ``status`` is ``UP-TO-DATE``,
+    and each stage's ``run_id`` is None and its ``produced_by`` names the
+    recorded run that made its current outputs (None when the lineage index
+    does not know it).
+    """
 
     root: Path
-    run_id: str
-    experiment_id: str
+    run_id: str | None
+    experiment_id: str | None
     experiment: str
     tracking_uri: str
     status: str
@@ -41,6 +51,7 @@ class PipelineRun:
     ignored_outputs: tuple[str, ...] = ()
     registered: tuple[Registration, ...] = ()
     spooled: bool = False  # recorded (at least in part) to the local spool
+    noop: bool = False  # up to date: nothing ran, nothing recorded
 
 
 @dataclass(frozen=True)

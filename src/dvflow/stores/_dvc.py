@@ -120,6 +120,7 @@ class DvcProject:
         from dvc.repo import Repo
 
         self.root = root
+        self._plans: dict[tuple[Any, ...], list[Any]] = {}
         escape_logs("dvc", "dvc_objects", "dvc_data")  # names from dvc.yaml, printed
         with in_repo(root):
             self.repo = Repo(str(root))
@@ -140,7 +141,19 @@ class DvcProject:
         all_pipelines: bool = False,
         flags: ReproFlags | None = None,
     ) -> list[Any]:
-        """Stages ``dvc repro TARGETS`` (``-P``, ``-s``, ``--downstream``) would visit, in order."""
+        """Stages ``dvc repro TARGETS`` (``-P``, ``-s``, ``--downstream``) would visit, in order.
+
+        Asked twice by one run (is it a no-op? then what to record): the
+        second answer is the first one's, the pipeline files unchanged.
+        """
+        key = (tuple(targets), all_pipelines, flags)
+        if key not in self._plans:
+            self._plans[key] = self._plan(targets, all_pipelines=all_pipelines, flags=flags)
+        return list(self._plans[key])
+
+    def _plan(
+        self, targets: Sequence[str], *, all_pipelines: bool, flags: ReproFlags | None
+    ) -> list[Any]:
         from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
 
         single, downstream = (flags.single_item, flags.downstream) if flags else (False, False)
@@ -152,6 +165,19 @@ class DvcProject:
                 return stages
             graph = get_active_graph(self.repo.index.graph)
             return list(plan_repro(graph, stages, downstream=downstream and not all_pipelines))
+
+    def first_changed(self, stages: Sequence[Any]) -> Any | None:
+        """The first of ``stages`` that ``dvc repro`` would run or restore, or None.
+
+        DVC's own test (``Stage.changed``: its command, dependencies and
+        outputs against dvc.lock), stopping at the first stage that changed.
+        None means a repro of these stages would do nothing.
+        """
+        with dvc_errors(), in_repo(self.root), quiet_dvc(), self.repo.lock:
+            for stage in stages:
+                if stage.changed():
+                    return stage
+        return None
 
     def stage_name(self, stage: Any) -> str:
         """``train`` for the git root's dvc.yaml, ``sub/dvc.yaml:train`` elsewhere.

@@ -66,6 +66,16 @@ def spool_exists(root: Path) -> bool:
     return (root / SPOOL_DIR / "mlflow.db").is_file()
 
 
+def spool_notice(root: Path) -> str | None:
+    """The reminder that spooled runs wait for 'dvflow sync', or None when none wait."""
+    if waiting_runs(root) == 0:
+        return None
+    return (
+        f"the local spool ({SPOOL_DIR}/) still holds runs recorded while the "
+        "tracking server did not answer: upload them with 'dvflow sync'"
+    )
+
+
 def waiting_runs(root: Path) -> int | None:
     """How many spooled runs sync has not copied; None when the spool cannot be read.
 
@@ -158,11 +168,8 @@ class FallbackTracker:
         except TrackingError as exc:
             self._fall_back(exc)
         else:
-            if waiting_runs(root) != 0:
-                warn(
-                    f"the local spool ({SPOOL_DIR}/) still holds runs recorded while the "
-                    "tracking server did not answer: upload them with 'dvflow sync'"
-                )
+            if notice := spool_notice(root):
+                warn(notice)
 
     @property
     def spooled(self) -> bool:
@@ -290,6 +297,16 @@ class FallbackTracker:
 
     def log_metric_points(self, run_id: str, points: Sequence[MetricPoint]) -> None:
         self._do(run_id, lambda t, r: t.log_metric_points(r, points))
+
+    def log_batch(
+        self,
+        run_id: str,
+        params: Mapping[str, str],
+        points: Sequence[MetricPoint],
+        tags: Mapping[str, str],
+    ) -> bool:
+        done: bool = self._do(run_id, lambda t, r: t.log_batch(r, params, points, tags))
+        return done
 
     def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None:
         self._do(run_id, lambda t, r: t.log_bytes(r, data, artifact_file))

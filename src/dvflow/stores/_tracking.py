@@ -256,6 +256,13 @@ class RunWriter(Protocol):
     def log_params(self, run_id: str, params: Mapping[str, str]) -> list[str]: ...
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], timestamp_ms: int) -> None: ...
     def log_metric_points(self, run_id: str, points: Sequence[MetricPoint]) -> None: ...
+    def log_batch(
+        self,
+        run_id: str,
+        params: Mapping[str, str],
+        points: Sequence[MetricPoint],
+        tags: Mapping[str, str],
+    ) -> bool: ...
     def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None: ...
     def log_file(self, run_id: str, path: Path, artifact_dir: str) -> None: ...
     def log_datasets(self, run_id: str, datasets: Sequence[DvcDataset]) -> None: ...
@@ -282,6 +289,7 @@ class Tracker:
         # dvflow's stdout is its own report: no "View run at" lines from MLflow.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.uri = uri
+        self._artifact_uris: dict[str, str] = {}  # of the runs this tracker created
         check_store_location(uri)
         self.artifact_root = local_artifact_root(uri)
         # MLflow logs schema creation at INFO on stderr; mlflow_errors keeps it quiet.
@@ -333,6 +341,8 @@ class Tracker:
             run = self.client.create_run(
                 experiment_id, start_time=start_ms, tags=all_tags, run_name=name
             )
+        # Known now: its artifacts need no request to ask the store where they go.
+        self._artifact_uris[str(run.info.run_id)] = str(run.info.artifact_uri)
         return str(run.info.run_id)
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
@@ -363,6 +373,35 @@ class Tracker:
                 skipped.append(param.key)
         return skipped
 
+    def log_batch(
+        self,
+        run_id: str,
+        params: Mapping[str, str],
+        points: Sequence[MetricPoint],
+        tags: Mapping[str, str],
+    ) -> bool:
+        """Params, metric points and tags in one request; False when more than one fits.
+
+        MLflow takes at most 100 params, 100 tags and 1000 values in all per
+        request. A refused value (a param the script logged with another
+        value, a metric MLflow rejects) raises TrackingError: the caller then
+        logs them one kind at a time.
+        """
+        from mlflow.entities import Metric, Param, RunTag
+
+        if len(params) > 100 or len(tags) > 100 or len(params) + len(tags) + len(points) > 1000:
+            return False
+        if not (params or points or tags):
+            return True
+        with mlflow_errors(self.uri, run_id):
+            self.client.log_batch(
+                run_id,
+                metrics=[Metric(p.key, p.value, p.timestamp_ms, p.step) for p in points],
+                params=[Param(k, v) for k, v in params.items()],
+                tags=[RunTag(k, v) for k, v in tags.items()],
+            )
+        return True
+
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], timestamp_ms: int) -> None:
         from mlflow.entities import Metric
 
@@ -387,12 +426,18 @@ class Tracker:
             local = Path(tmp) / Path(artifact_file).name
             local.write_bytes(data)
             folder = str(Path(artifact_file).parent)
-            with mlflow_errors(self.uri, run_id):
-                self.client.log_artifact(run_id, str(local), None if folder == "." else folder)
+            self.log_file(run_id, local, None if folder == "." else folder)
 
-    def log_file(self, run_id: str, path: Path, artifact_dir: str) -> None:
+    def log_file(self, run_id: str, path: Path, artifact_dir: str | None) -> None:
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
         with mlflow_errors(self.uri, run_id):
-            self.client.log_artifact(run_id, str(path), artifact_dir)
+            location = self._artifact_uris.get(run_id)
+            if location is None:
+                self.client.log_artifact(run_id, str(path), artifact_dir)
+            else:
+                repository = get_artifact_repository(location, tracking_uri=self.uri)
+                repository.log_artifact(str(path), artifact_dir)  # type: ignore[no-untyped-call]
 
     def log_datasets(self, run_id: str, datasets: Sequence[DvcDataset]) -> None:
         from mlflow.entities import DatasetInput, InputTag

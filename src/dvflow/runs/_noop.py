@@ -1,0 +1,78 @@
+"""A ``dvflow run`` with nothing to do: no MLflow, no new runs, the producers named.
+
+When every targeted stage is up to date, ``dvc repro`` would do nothing, and
+recording an ``up-to-date`` run per stage only adds duplicates to the store
+(``impact`` lists them all). So the run records nothing and never imports
+MLflow; the runs that made the current outputs come from the lineage index.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dvflow.core import _git
+from dvflow.core._config import Config
+from dvflow.core._dvcfiles import LOCK_FILE, pointer_from_entry, read_lock
+from dvflow.stores._dvc import DvcProject
+from dvflow.stores._repro import ReproFlags
+from dvflow.stores._spool import spool_notice
+from dvflow.stores._tracking import display_uri
+from dvflow.trace._producers import producers
+
+from ._results import PipelineRun, StageRun
+
+
+def up_to_date_run(
+    root: Path,
+    config: Config,
+    project: DvcProject,
+    targets: Sequence[str],
+    *,
+    all_pipelines: bool,
+    flags: ReproFlags | None,
+    warn: Callable[[str], None],
+) -> PipelineRun | None:
+    """The result of a run with nothing to do, or None when some stage would run."""
+    planned = project.plan(targets, all_pipelines=all_pipelines, flags=flags)
+    if project.first_changed(planned) is not None:
+        return None
+    if notice := spool_notice(root):
+        warn(notice)
+    prefix = "" if project.prefix == "." else project.prefix  # a 'dvc init --subdir' project
+    outputs: dict[str, list[tuple[str, str]]] = {}
+    for stage in planned:
+        if project.is_tracked_stage(stage):
+            outputs[project.stage_name(stage)] = _outputs(root, project, stage, prefix)
+    made_by = producers(root, config.tracking_uri, outputs)
+    commit, dirty = _git.head_and_dirty(root)
+    return PipelineRun(
+        root=root,
+        run_id=None,
+        experiment_id=None,
+        experiment=config.experiment,
+        tracking_uri=display_uri(config.tracking_uri),
+        status="UP-TO-DATE",
+        commit=commit,
+        dirty=dirty,
+        stages=tuple(StageRun(name, "up-to-date", None, made_by[name]) for name in outputs),
+        noop=True,
+    )
+
+
+def _outputs(root: Path, project: DvcProject, stage: Any, prefix: str) -> list[tuple[str, str]]:
+    """The stage's outputs in dvc.lock as (path from the git root, md5), as runs record them."""
+    info = project.describe(stage)
+    entry = read_lock(root / Path(info.dvcfile).parent / LOCK_FILE).get(info.lock_key) or {}
+    found = []
+    for out in entry.get("outs") or []:
+        if isinstance(out, dict):
+            pointer = pointer_from_entry(out, wdir=info.wdir)
+            path = (
+                posixpath.normpath(posixpath.join(prefix, pointer.path)) if prefix else pointer.path
+            )
+            if pointer.md5:
+                found.append((path, pointer.md5))
+    return found
