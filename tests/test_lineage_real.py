@@ -139,8 +139,9 @@ def test_a_fresh_clone_reads_an_output_folders_listing_from_a_local_remote(
     assert not (clone / ".dvc" / "cache").exists()
     # The team's remote, as its .dvc/config would name it (dvflow init keeps
     # its default one in config.local).
-    listed = dvc(root, "remote", "list")
-    url = listed.stdout.split()[1]
+    # Not parsed from 'dvc remote list': DVC wraps a long URL at the terminal's width.
+    name = dvc(root, "remote", "default").stdout.strip()
+    url = dvc(root, "config", f"remote.{name}.url").stdout.strip()
     _ok(dvc(clone, "remote", "add", "-d", "team", url))
     data = graph(clone, "lineage", "models/model.bin", "--offline")
     assert _labels(data, "stage") == {"train"}
