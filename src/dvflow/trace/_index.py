@@ -39,7 +39,8 @@ INDEX_DIR = ".dvflow"
 INDEX_NAME = "index.sqlite"
 # 5: the store's URI is kept redacted, with a hash of the real one.
 # 6: runs whose dvflow.io tag disagrees with its pinned digest (table tampered).
-SCHEMA_VERSION = "6"
+# 7: each run's facts and records, for the read commands (_records).
+SCHEMA_VERSION = "7"
 # Runs are synced again from a little before the newest one seen: clocks of
 # the machines recording to one server differ, and re-reading is harmless.
 SYNC_OVERLAP_MS = 10 * 60 * 1000
@@ -70,6 +71,8 @@ CREATE TABLE run_io(run_id TEXT, role TEXT, path TEXT, md5 TEXT);
 CREATE INDEX run_io_md5 ON run_io(md5, role);
 CREATE INDEX run_io_run ON run_io(run_id);
 CREATE TABLE tampered(run_id TEXT PRIMARY KEY, detail TEXT NOT NULL);
+CREATE TABLE run_facts(run_id TEXT PRIMARY KEY, facts TEXT NOT NULL);
+CREATE TABLE run_files(run_id TEXT, path TEXT, data BLOB NOT NULL, PRIMARY KEY(run_id, path));
 CREATE TABLE models(
     name TEXT, version TEXT, run_id TEXT, source TEXT, md5 TEXT, git_commit TEXT,
     record_sha TEXT, created INTEGER, tags TEXT, PRIMARY KEY(name, version));
@@ -85,8 +88,11 @@ CREATE INDEX dir_files_md5 ON dir_files(md5);
 _TABLES = (
     *("commits", "refs", "ref_commits", "entry_refs", "changes", "entries", "blob_entries"),
     "entry_io",
-    *("runs", "run_io", "tampered", "models", "aliases", "dirs", "dir_files"),
+    *("runs", "run_io", "tampered", "run_facts", "run_files", "models", "aliases"),
+    *("dirs", "dir_files"),
 )
+# What belongs to the store: dropped when the index is pointed at another one.
+_STORE_TABLES = ("runs", "run_io", "tampered", "run_facts", "run_files", "models", "aliases")
 
 
 @dataclass(frozen=True)
@@ -441,9 +447,8 @@ class Index:
         stamp = _file_stamp(tracker.uri)
         with self.writing() as db:
             if full or not self.holds_store(tracker.uri):
-                db.execute("DELETE FROM runs")
-                db.execute("DELETE FROM run_io")
-                db.execute("DELETE FROM tampered")
+                for table in _STORE_TABLES[:5]:
+                    db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names, no input
                 self._set_meta(db, "runs_since", "0")
             since = int(self.meta("runs_since") or 0)
             open_runs = [
@@ -500,6 +505,9 @@ class Index:
         db.execute("DELETE FROM tampered WHERE run_id=?", (run_id,))
         if run.get("tampered"):
             db.execute("INSERT INTO tampered VALUES(?, ?)", (run_id, run["tampered"]))
+        if run.get("facts"):
+            # What 'show' and 'verify' read of the run (_records).
+            db.execute("INSERT OR REPLACE INTO run_facts VALUES(?, ?)", (run_id, run["facts"]))
 
     @staticmethod
     def _put_models(db: sqlite3.Connection, versions: Sequence[Mapping[str, Any]]) -> None:
@@ -541,7 +549,7 @@ class Index:
     def forget_store(self) -> None:
         """Drop every run and model version: they belong to a store no longer in use."""
         with self.writing() as db:
-            for table in ("runs", "run_io", "tampered", "models", "aliases"):
+            for table in _STORE_TABLES:
                 db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names, no input
             db.execute(
                 "DELETE FROM meta WHERE key IN "

@@ -173,6 +173,7 @@ class StoreReader:
             "inputs": io["in"],
             "outputs": io["out"],
             "tampered": tampered,
+            "facts": run_facts(run),
         }
 
     def _io(
@@ -273,6 +274,29 @@ class StoreReader:
 
 
 _NO_IO: dict[str, list[tuple[str, str]]] = {"in": [], "out": []}
+
+
+def run_facts(run: Any) -> str:
+    """What the read commands use of an MLflow run, as JSON the index keeps (_records)."""
+    info = run.info
+    return json.dumps(
+        {
+            "info": {
+                "run_id": info.run_id,
+                "experiment_id": info.experiment_id,
+                "run_name": info.run_name or "",
+                "status": info.status,
+                "start_time": info.start_time,
+                "end_time": info.end_time,
+                "artifact_uri": info.artifact_uri,
+                "lifecycle_stage": info.lifecycle_stage,
+            },
+            "tags": dict(run.data.tags),
+            "params": dict(run.data.params),
+            "metrics": dict(run.data.metrics),
+        },
+        sort_keys=True,
+    )
 
 
 def _parse_io(text: str | None) -> dict[str, list[tuple[str, str]]] | None:
