@@ -465,6 +465,7 @@ class Index:
             versions = reader.model_versions()
             self._put_models(db, versions)
             self._set_meta(db, "runs_since", str(newest))
+            self._set_meta(db, "experiments", json.dumps(reader.experiment_names, sort_keys=True))
             self._set_meta(db, "store_uri", _redacted(tracker.uri))
             self._set_meta(db, "store_uri_sha256", _uri_hash(tracker.uri))
             self._set_meta(db, "synced_at", str(time.time()))

@@ -110,10 +110,21 @@ class StoreReader:
     def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
         self.client = tracker.client
+        # Name -> id of the active experiments, as the last runs() found them.
+        self.experiment_names: dict[str, str] = {}
 
     def runs(self, since_ms: int, also: Sequence[str] = ()) -> list[dict[str, Any]]:
         """Every dvflow run started at or after ``since_ms``, plus the runs ``also`` names."""
-        experiments = self.tracker.all_experiments()
+        from mlflow.entities import ViewType
+
+        with mlflow_errors(self.tracker.uri):
+            found_experiments = self.client.search_experiments(
+                view_type=ViewType.ALL, max_results=50000
+            )
+        experiments = [e.experiment_id for e in found_experiments]
+        self.experiment_names = {
+            e.name: str(e.experiment_id) for e in found_experiments if e.lifecycle_stage == "active"
+        }
         with mlflow_errors(self.tracker.uri):
             found = {}
             queries = [f"tags.`dvflow.kind` LIKE '%' and attributes.start_time >= {since_ms}"]

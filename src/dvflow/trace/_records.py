@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -197,6 +198,26 @@ class IndexedTracker(Tracker):
         runs = [self.get_run(str(row[0])) for row in rows]
         return [r for r in runs if r.info.lifecycle_stage == "active"]
 
+    def experiment_id(self, name: str, artifact_location: str | None = None) -> str:
+        if self.fresh:
+            known = json.loads(self.index.meta("experiments") or "{}")
+            if name in known:
+                return str(known[name])
+        return super().experiment_id(name, artifact_location)  # creates (or restores) it
+
+    def find_producer(self, experiment_id: str, stage: str, outputs_key: str) -> str | None:
+        if not self.fresh:
+            return super().find_producer(experiment_id, stage, outputs_key)
+        row = self.index.db.execute(
+            "SELECT r.run_id FROM runs r JOIN run_facts f ON f.run_id = r.run_id "
+            "WHERE r.experiment_id = ? AND r.stage = ? AND r.dvflow_status = 'ran' "
+            "AND r.status = 'FINISHED' AND json_extract(f.facts, '$.info.lifecycle_stage') = "
+            "'active' AND json_extract(f.facts, '$.tags.\"dvflow.outputs_key\"') = ? "
+            "ORDER BY r.start_time LIMIT 1",
+            (experiment_id, stage, outputs_key),
+        ).fetchone()
+        return str(row[0]) if row else None
+
     def set_tags(self, run_id: str, tags: Any) -> None:
         super().set_tags(run_id, tags)
         self._records.pop(run_id, None)
@@ -313,13 +334,14 @@ def open_indexed(root: Path, project: Path, uri: str, *, sync: bool | None = Non
     return tracker
 
 
-def note_store(project: Path, tracker: Tracker | None) -> None:
+def note_store(project: Path, tracker: Tracker | None, changed: Sequence[str] = ()) -> None:
     """Write-through: put what a command just wrote to ``tracker``'s store into the index.
 
     An incremental read of the store while MLflow is loaded anyway: the
-    runs it gained (the command's own and any other writer's), and the
-    registry. Never fails the command: the index is a cache, and the next
-    read command catches up.
+    runs it gained (the command's own and any other writer's), the
+    registry, and the runs in ``changed`` (older runs the command tagged).
+    Never fails the command: the index is a cache, and the next read
+    command catches up.
     """
     if tracker is None:
         return
@@ -329,6 +351,9 @@ def note_store(project: Path, tracker: Tracker | None) -> None:
         index = Index(find_root(project), project=project)
         try:
             index.sync_store(tracker)
+            facts = [(run_id, run_facts(tracker.get_run(run_id))) for run_id in changed]
+            with index.writing() as db:
+                db.executemany("INSERT OR REPLACE INTO run_facts VALUES(?, ?)", facts)
         finally:
             index.close()
 
