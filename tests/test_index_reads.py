@@ -8,6 +8,8 @@ that does not match its run's record is never trusted.
 from __future__ import annotations
 
 import json
+import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -29,13 +31,16 @@ PROBE = (
 )
 
 
-def probe(root: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], bool]:
+def probe(
+    root: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], bool]:
     """``dvflow ARGS -C root``, and whether it imported MLflow."""
     result = subprocess.run(
         [sys.executable, "-c", PROBE, *args, "-C", str(root)],
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, **(env or {})},
         check=False,
     )
     said = result.stderr.rstrip().rpartition("mlflow imported: ")[2]
@@ -167,3 +172,31 @@ def test_a_deleted_index_is_rebuilt(twice: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert not imported
     assert git(twice, "status", "--porcelain", "--ignored", ".dvflow").strip() == "!! .dvflow/"
+
+
+def test_against_a_server_reads_answer_from_the_index_until_it_moves(
+    make_project: Callable[..., Path], mlflow_server: str
+) -> None:
+    """A team server: a few REST requests tell whether it moved, without MLflow."""
+    from mlflow.tracking import MlflowClient
+
+    root = make_project("rebuild")
+    env = {"DVFLOW_TRACKING_URI": mlflow_server, "DVFLOW_TEST_PICKY": "1"}
+    ran = cli("run", "steady", "-C", str(root), env=env)
+    assert ran.returncode == 0, ran.stderr
+    found = re.search(r"steady\s+ran\s+run ([0-9a-f]{32})", ran.stdout)
+    assert found, ran.stdout
+    for args in (("show", found[1]), ("lineage", "steady.txt")):
+        result, imported = probe(root, *args, env=env)
+        assert result.returncode == 0, (args, result.stderr)
+        assert not imported, args
+
+    client = MlflowClient(mlflow_server)
+    other = client.create_run("0", tags={"written.by": "a script"})
+    client.set_terminated(other.info.run_id)
+    moved, imported = probe(root, "lineage", "steady.txt", env=env)
+    assert moved.returncode == 0, moved.stderr
+    assert imported  # the server moved: read again
+    again, imported = probe(root, "lineage", "steady.txt", env=env)
+    assert again.returncode == 0, again.stderr
+    assert not imported

@@ -429,11 +429,13 @@ class Index:
         """Has the store (probably) changed since the last sync?
 
         A local SQLite store is compared by its file's size and time, which
-        costs nothing; a server by the age of the last sync.
+        costs nothing; a server by a few small REST requests (its newest runs
+        and registry, ``stores/_rest``), or by the age of the last
+        sync when it does not answer them.
         """
         if not self.holds_store(uri):
             return True
-        stamp = _file_stamp(uri)
+        stamp = _store_stamp(uri)
         if stamp is not None:
             return stamp != self.meta("store_stamp")
         synced = float(self.meta("synced_at") or 0)
@@ -444,7 +446,7 @@ class Index:
         from ._reader import StoreReader
 
         reader = StoreReader(tracker)
-        stamp = _file_stamp(tracker.uri)
+        stamp = _store_stamp(tracker.uri)  # before reading: a write meanwhile moves it
         with self.writing() as db:
             if full or not self.holds_store(tracker.uri):
                 for table in _STORE_TABLES[:5]:
@@ -586,6 +588,15 @@ def _uri_hash(uri: str) -> str:
 
 def _redacted(uri: str) -> str:
     return Redactor().redact(uri)
+
+
+def _store_stamp(uri: str) -> str | None:
+    """What moves when anyone writes to the store (None: only the age of a sync tells)."""
+    if uri.startswith(("http://", "https://")):
+        from dvflow.stores._rest import server_stamp
+
+        return server_stamp(uri)
+    return _file_stamp(uri)
 
 
 def _file_stamp(uri: str) -> str | None:

@@ -115,11 +115,10 @@ class StoreReader:
 
     def runs(self, since_ms: int, also: Sequence[str] = ()) -> list[dict[str, Any]]:
         """Every dvflow run started at or after ``since_ms``, plus the runs ``also`` names."""
-        from mlflow.entities import ViewType
-
         with mlflow_errors(self.tracker.uri):
             found_experiments = self.client.search_experiments(
-                view_type=ViewType.ALL, max_results=50000
+                view_type=3,  # ViewType.ALL: runs of deleted experiments still explain history
+                max_results=50000,
             )
         experiments = [e.experiment_id for e in found_experiments]
         self.experiment_names = {

@@ -161,29 +161,49 @@ class IndexedTracker(Tracker):
             "SELECT data FROM run_files WHERE run_id=? AND path=?",
             (run.info.run_id, RECORD_ARTIFACT),
         ).fetchone()
-        return bytes(row[0]) if row else None
+        if row:
+            return bytes(row[0])
+        data = self._proxied(run.info.artifact_uri, RECORD_ARTIFACT)
+        if data is not None and sha256_hex(data) == run.data.tags.get(DIGEST_TAG):
+            self._write(
+                "INSERT OR REPLACE INTO run_files VALUES(?, ?, ?)",
+                (run.info.run_id, RECORD_ARTIFACT, data),
+            )
+        return data
+
+    def _proxied(self, artifact_uri: str, artifact_file: str) -> bytes | None:
+        """An artifact the tracking server serves itself, by one GET (None: ask MLflow)."""
+        if not self.uri.startswith(("http://", "https://")):
+            return None
+        from dvflow.stores._rest import proxied_artifact
+
+        return proxied_artifact(self.uri, artifact_uri, artifact_file)
 
     def read_artifact(self, run_id: str, artifact_file: str) -> bytes:
         if artifact_file == RECORD_ARTIFACT and run_id in self._records:
             return self._records[run_id]
         if self.fresh and run_id not in self._from_store:
-            folder = self._artifact_folder(run_id)
+            location = self._artifact_uri(run_id)
+            folder = _local_folder(location) if location else None
             if folder is not None:
                 try:
                     return (folder / artifact_file).read_bytes()
                 except OSError as exc:
                     raise RecordNotFoundError(run_id) from exc
+            found = self._proxied(location, artifact_file) if location else None
+            if found is not None:
+                return found
         data = super().read_artifact(run_id, artifact_file)
         if artifact_file == RECORD_ARTIFACT:
             self._keep_record(run_id, data)
         return data
 
-    def _artifact_folder(self, run_id: str) -> Path | None:
+    def _artifact_uri(self, run_id: str) -> str | None:
         row = self.index.db.execute(
             "SELECT json_extract(facts, '$.info.artifact_uri') FROM run_facts WHERE run_id=?",
             (run_id,),
         ).fetchone()
-        return _local_folder(str(row[0])) if row and row[0] else None
+        return str(row[0]) if row and row[0] else None
 
     def runs_reading(self, path: str, md5: str) -> list[Any] | None:
         """Finished stage runs that read ``path`` at ``md5``, oldest first (None: ask MLflow)."""
@@ -273,7 +293,8 @@ class IndexedTracker(Tracker):
 
     def _keep_record(self, run_id: str, data: bytes) -> None:
         """Keep the bytes of a record that matches its run's digest (a remote artifact store)."""
-        if self._artifact_folder(run_id) is not None:
+        location = self._artifact_uri(run_id)
+        if location and _local_folder(location) is not None:
             return  # read where MLflow keeps it
         row = self.index.db.execute(
             "SELECT json_extract(facts, '$.tags.\"dvflow.record_sha256\"') FROM run_facts "
