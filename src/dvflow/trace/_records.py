@@ -112,11 +112,6 @@ class IndexedTracker(Tracker):
         Tracker.__init__(self, self.uri)  # imports MLflow
         return self.client
 
-    @property
-    def connected(self) -> bool:
-        """Has this command needed MLflow after all?"""
-        return "client" in self.__dict__
-
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self.index.close()
