@@ -272,6 +272,7 @@ def register_model(
 ) -> Registration:
     """Register an output of a recorded stage run (a run id, or a stage's current run)."""
     from .stores._tracking import open_project
+    from .trace._records import note_store
 
     check_name(name)
     if alias:
@@ -293,6 +294,7 @@ def register_model(
     )
     if alias:
         tracker.set_alias(name, alias, result.version)
+    note_store(project, tracker)  # write-through: the lineage index has the version
     return Registration(**{**result.__dict__, "alias": alias})
 
 
@@ -402,8 +404,10 @@ def promote(
     tracking_uri: str | None = None,
 ) -> Promotion:
     """Move ``alias`` to ``version`` if its lineage is complete (or ``force``, recorded)."""
+    from .core._roots import settings_root
     from .stores._dvc import DvcProject
     from .stores._tracking import open_project
+    from .trace._records import note_store
 
     check_name(name)
     check_alias(alias)
@@ -432,6 +436,7 @@ def promote(
     tracker.set_alias(name, alias, version)
     if stage:
         tracker.transition_stage(name, version, stage)
+    note_store(settings_root(Path(path).resolve(), root), tracker)  # the alias, in the index
     return result
 
 

@@ -11,7 +11,7 @@ import sys
 import click
 
 from ._cli_graph import impact, index, lineage
-from ._options import State, project_options
+from ._options import State, project_options, store_sync
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -185,15 +185,16 @@ def sync(source: str | None, path: str, tracking_uri: str | None) -> None:
 @cli.command()
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+@store_sync
 @project_options
-def show(run_id: str, as_json: bool, path: str, tracking_uri: str | None) -> None:
+def show(run_id: str, as_json: bool, sync: bool, path: str, tracking_uri: str | None) -> None:
     """Print RUN_ID's provenance record and check it against its digest."""
     from dvflow.core._exceptions import RecordTamperedError
     from dvflow.proof._show import check_record
 
     from ._views import render_record
 
-    check = check_record(run_id, path, tracking_uri=tracking_uri)
+    check = check_record(run_id, path, tracking_uri=tracking_uri, sync=sync or None)
     if check.note:
         click.echo(f"run {run_id.strip()}: {check.note}", err=True)
     if as_json:
@@ -326,9 +327,17 @@ def promote(
     show_default=True,
     help="Absolute tolerance (with --rebuild).",
 )
+@store_sync
 @project_options
 def verify(
-    *, target: str, rebuild: bool, rtol: float, atol: float, path: str, tracking_uri: str | None
+    *,
+    target: str,
+    rebuild: bool,
+    rtol: float,
+    atol: float,
+    sync: bool,
+    path: str,
+    tracking_uri: str | None,
 ) -> None:
     """Check that TARGET (a run id, models:/NAME/VERSION or models:/NAME@ALIAS) reproduces.
 
@@ -367,6 +376,7 @@ def verify(
         atol=atol,
         tracking_uri=tracking_uri,
         on_step=step,
+        sync=sync or None,
     )
     click.echo(f"verify {target} (run {result.run_id})")
     show_checks(result.checks)
@@ -384,8 +394,9 @@ def verify(
 @click.argument("a")
 @click.argument("b")
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@store_sync
 @project_options
-def diff(*, a: str, b: str, as_json: bool, path: str, tracking_uri: str | None) -> None:
+def diff(*, a: str, b: str, as_json: bool, sync: bool, path: str, tracking_uri: str | None) -> None:
     """What changed from run (or model version) A to B: code, data, params, metrics, packages."""
     import json
 
@@ -393,7 +404,7 @@ def diff(*, a: str, b: str, as_json: bool, path: str, tracking_uri: str | None) 
 
     from ._views import show_diff
 
-    result = diff_runs(a, b, path, tracking_uri=tracking_uri)
+    result = diff_runs(a, b, path, tracking_uri=tracking_uri, sync=sync or None)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
         return
@@ -447,12 +458,14 @@ def checkout(*, target: str, into: str | None, path: str, tracking_uri: str | No
     metavar="FILE",
     help="Append Markdown with a Mermaid lineage diagram (e.g. $GITHUB_STEP_SUMMARY).",
 )
+@store_sync
 @project_options
 def check(
     *,
     release: tuple[str, ...],
     alias: str,
     summary: str | None,
+    sync: bool,
     path: str,
     tracking_uri: str | None,
 ) -> None:
@@ -468,7 +481,9 @@ def check(
 
     from ._views import show_checks
 
-    result = check_project(path, release=release, alias=alias, tracking_uri=tracking_uri)
+    result = check_project(
+        path, release=release, alias=alias, tracking_uri=tracking_uri, sync=sync or None
+    )
     show_checks(result.checks)
     for failed in (c for c in result.checks if not c.ok and c.hint):
         click.echo(f"hint: {failed.name}: {failed.hint}", err=True)

@@ -59,6 +59,15 @@ def output_format(flags: dict[str, bool]) -> str:
     return chosen[0] if chosen else "tree"
 
 
+def store_sync(command: Any) -> Any:
+    """``--sync`` of the commands that read runs: the store itself, not the lineage index."""
+    return click.option(
+        "--sync",
+        is_flag=True,
+        help="Read the runs from the tracking store, not the lineage index (and update it).",
+    )(command)
+
+
 def sync_choice(sync: bool, offline: bool) -> bool | None:
     if sync and offline:
         raise click.UsageError("give --sync or --offline, not both")

@@ -107,15 +107,29 @@ def _metric_deltas(metrics: dict[str, tuple[float | None, float | None]]) -> dic
 
 
 def diff_runs(
-    a: str, b: str, path: str | os.PathLike[str] = ".", *, tracking_uri: str | None = None
+    a: str,
+    b: str,
+    path: str | os.PathLike[str] = ".",
+    *,
+    tracking_uri: str | None = None,
+    sync: bool | None = None,
 ) -> RunDiff:
-    """Compare the records (and runs) that ``a`` and ``b`` name."""
-    from dvflow.stores._dvc import DvcProject
-    from dvflow.stores._tracking import open_project
+    """Compare the records (and runs) that ``a`` and ``b`` name.
 
+    From the lineage index while the store has not moved (``sync=True``: from the store).
+    """
+    from dvflow.trace._records import close_tracker, open_project_indexed
+
+    root, _, tracker = open_project_indexed(path, tracking_uri, sync=sync)
+    try:
+        return _diff(root, tracker, a, b, path)
+    finally:
+        close_tracker(tracker)
+
+
+def _diff(root: Path, tracker: Tracker, a: str, b: str, path: str | os.PathLike[str]) -> RunDiff:
     from ._verify import _resolve
 
-    root, _, tracker = open_project(path, tracking_uri)
     sides, models = [], []
     for target in (a, b):
         # A short run id is looked up in the index of the DVC project at ``path``.
@@ -130,7 +144,7 @@ def diff_runs(
     from dvflow.core._roots import settings_root
 
     # A 'dvc init --subdir' project's cache is in its folder.
-    project = DvcProject(settings_root(Path(path).resolve(), root))
+    project = _Listings(settings_root(Path(path).resolve(), root))
     try:
         data = _data(project, rec_a, rec_b)
     finally:
@@ -175,20 +189,29 @@ def _consumers(
 def _consuming_runs(tracker: Tracker, model: Pointer | None) -> dict[str, Any]:
     """The newest finished stage run of each stage that read ``model`` (same path, same md5).
 
-    Found by the MLflow dataset digest dvflow logs for every input.
+    Found by the inputs the lineage index holds, or else by the MLflow
+    dataset digest dvflow logs for every input.
     """
     if model is None or not model.md5:
         return {}
-    query = (
-        f"dataset.digest = '{model.md5}' and tags.`dvflow.kind` = 'stage' "
-        "and attributes.status = 'FINISHED'"
+    from dvflow.trace._records import IndexedTracker
+
+    indexed = (
+        tracker.runs_reading(model.path, model.md5) if isinstance(tracker, IndexedTracker) else None
     )
-    runs = tracker.search(tracker.all_experiments(deleted=False), query)
+    if indexed is None:
+        query = (
+            f"dataset.digest = '{model.md5}' and tags.`dvflow.kind` = 'stage' "
+            "and attributes.status = 'FINISHED'"
+        )
+        runs = tracker.search(tracker.all_experiments(deleted=False), query)
+        indexed = [
+            r for r in runs if model.path in {d.dataset.name for d in r.inputs.dataset_inputs}
+        ]
     newest: dict[str, Any] = {}
-    for run in runs:  # oldest first: the newest run of a stage wins
-        names = {d.dataset.name for d in run.inputs.dataset_inputs}
+    for run in indexed:  # oldest first: the newest run of a stage wins
         stage = run.data.tags.get("dvflow.stage")
-        if stage and model.path in names:
+        if stage:
             newest[stage] = run
     return newest
 
@@ -230,6 +253,34 @@ def _code(
         (line.split("\t", 1)[0], line.split("\t", 1)[1]) for line in names.splitlines() if line
     )
     return int(counts[1]), int(counts[0]), files
+
+
+class _Listings:
+    """Listings of ``.dir`` objects: from DVC's cache files, else through DVC (its remote)."""
+
+    def __init__(self, folder: Path) -> None:
+        from dvflow.trace._listings import cache_folders
+
+        self.folder = folder
+        self.folders = cache_folders(folder)
+        self.project: Any = None
+
+    def listing(self, md5: str) -> dict[str, str]:
+        from dvflow.trace._listings import from_cache
+
+        found = from_cache(self.folders, md5)
+        if found is not None:
+            return found
+        if self.project is None:
+            from dvflow.stores._dvc import DvcProject
+
+            self.project = DvcProject(self.folder)
+        listing: dict[str, str] = self.project.listing(md5)
+        return listing
+
+    def close(self) -> None:
+        if self.project is not None:
+            self.project.close()
 
 
 def _data(project: Any, a: ProvenanceRecord, b: ProvenanceRecord) -> tuple[DataChange, ...]:

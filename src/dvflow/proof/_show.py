@@ -12,6 +12,7 @@ from dvflow.core import _git
 from dvflow.core._config import load_config
 from dvflow.core._exceptions import (
     InvalidFileError,
+    NotAGitRepoError,
     ProjectError,
     RecordNotFoundError,
     RecordTamperedError,
@@ -24,6 +25,7 @@ from dvflow.core._record import (
     parse_record,
     sha256_hex,
 )
+from dvflow.trace._records import close_tracker
 
 if TYPE_CHECKING:
     from dvflow.stores._tracking import Tracker
@@ -53,8 +55,8 @@ class RecordCheck:
         return f"record sha256 {self.actual_sha256}: intact\nnote: {DIGEST_SCOPE}"
 
 
-def _project(path: Path, tracking_uri: str | None) -> tuple[Path, str]:
-    """The folder of the project around ``path`` (its spool's) and its store.
+def _project(path: Path, tracking_uri: str | None) -> tuple[Path, Path, str]:
+    """The git root around ``path``, the folder of its project (its spool's), and its store.
 
     The store is the environment's when it names one outside.
     """
@@ -63,13 +65,18 @@ def _project(path: Path, tracking_uri: str | None) -> tuple[Path, str]:
         raise ProjectError(f"no such folder: {path}", hint="Pass -C the project's folder.")
     from dvflow.core._roots import settings_root
 
-    root = _git.find_root(start) if _git.is_git_repo(start) else start
+    try:
+        top = _git.find_root(start)
+    except NotAGitRepoError:
+        top = start
     # A 'dvc init --subdir' project keeps its own settings, store and spool (dvflow run's).
-    settings = settings_root(start, root)
-    return settings, load_config(settings, tracking_uri=tracking_uri).tracking_uri
+    settings = settings_root(start, top)
+    return top, settings, load_config(settings, tracking_uri=tracking_uri).tracking_uri
 
 
-def _find_run(uri: str, run_id: str, root: Path) -> tuple[Any, Tracker, str | None]:
+def _find_run(
+    uri: str, run_id: str, top: Path, root: Path, sync: bool | None = None
+) -> tuple[Any, Tracker, str | None]:
     """The run ``run_id`` names, the store that holds it, and a note on where it was found.
 
     While the server did not answer, 'dvflow run' printed the ids of the
@@ -78,18 +85,20 @@ def _find_run(uri: str, run_id: str, root: Path) -> tuple[Any, Tracker, str | No
     carries its id.
     """
     from dvflow.stores._spool import SPOOLED_AS_TAG, open_spool, spooled_run
-    from dvflow.stores._tracking import Tracker, check_existing_store, display_uri
+    from dvflow.stores._tracking import check_existing_store, display_uri
+    from dvflow.trace._records import open_indexed
 
     spooled = spooled_run(root, run_id) if _RUN_ID.match(run_id) else None
     if spooled == "waiting":
         note = "in the local spool, not on the server yet: upload it with 'dvflow sync'"
         spool = open_spool(root)
         return spool.get_run(run_id), spool, note
-    check_existing_store(uri)
     if not _MLFLOW_RUN_ID.match(run_id):
+        check_existing_store(uri)
         # No store holds a run by that name: say so, not that the store failed.
         raise RunNotFoundError(run_id, display_uri(uri), hint=RUN_ID_FORMAT)
-    tracker = Tracker(uri)
+    # The lineage index answers while the store has not moved (trace/_records).
+    tracker = open_indexed(top, root, uri, sync=sync)
     try:
         return tracker.get_run(run_id), tracker, None
     except RunNotFoundError as exc:
@@ -119,11 +128,26 @@ DIGEST_SCOPE = (
 
 
 def check_record(
-    run_id: str, path: str | os.PathLike[str] = ".", *, tracking_uri: str | None = None
+    run_id: str,
+    path: str | os.PathLike[str] = ".",
+    *,
+    tracking_uri: str | None = None,
+    sync: bool | None = None,
 ) -> RecordCheck:
-    """Fetch the record of ``run_id`` and compare its sha256 with the run's tag."""
-    root, uri = _project(Path(path), tracking_uri)
-    run, tracker, note = _find_run(uri, run_id.strip(), root)
+    """Fetch the record of ``run_id`` and compare its sha256 with the run's tag.
+
+    From the lineage index while the store has not moved; ``sync=True``
+    reads the store itself.
+    """
+    top, root, uri = _project(Path(path), tracking_uri)
+    run, tracker, note = _find_run(uri, run_id.strip(), top, root, sync)
+    try:
+        return _checked(run, tracker, run_id, note)
+    finally:
+        close_tracker(tracker)
+
+
+def _checked(run: Any, tracker: Tracker, run_id: str, note: str | None) -> RecordCheck:
     if "dvflow.kind" not in run.data.tags:
         raise RecordNotFoundError(run_id)
     raw = tracker.read_artifact(run.info.run_id, RECORD_ARTIFACT)

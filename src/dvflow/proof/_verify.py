@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dvflow.core._dvcfiles import Pointer
 from dvflow.core._exceptions import (
@@ -25,6 +26,9 @@ from dvflow.core._exceptions import (
 
 from ._checks import Check, RunChecks
 from ._rebuild import Rebuild, rebuild
+
+if TYPE_CHECKING:
+    from dvflow.stores._tracking import Tracker
 
 VERDICT_TAG = "dvflow.verify.verdict"
 # Printed under the checks: what a matching digest does and does not prove.
@@ -63,17 +67,49 @@ def verify(
     tracking_uri: str | None = None,
     on_step: Callable[[str], None] | None = None,
     stage_path: str | None = None,
+    sync: bool | None = None,
 ) -> Verification:
     """Check ``target`` (a run id, ``models:/N/V`` or ``models:/N@A``); rebuild on request.
 
     ``stage_path``: the PATH a rebuilt stage runs with (default: the caller's,
     as for ``dvflow run``); the environment check asks that PATH's ``python``.
+    The run and its record come from the lineage index while the store has
+    not moved (``sync=True``: from the store).
     """
+    from dvflow.trace._records import close_tracker, open_project_indexed
+
+    root, _, tracker = open_project_indexed(path, tracking_uri, sync=sync)
+    try:
+        return _verify(
+            root,
+            tracker,
+            target,
+            path,
+            rebuild_stage=rebuild_stage,
+            rtol=rtol,
+            atol=atol,
+            on_step=on_step,
+            stage_path=stage_path,
+        )
+    finally:
+        close_tracker(tracker)
+
+
+def _verify(
+    root: Path,
+    tracker: Tracker,
+    target: str,
+    path: str | os.PathLike[str],
+    *,
+    rebuild_stage: bool,
+    rtol: float,
+    atol: float,
+    on_step: Callable[[str], None] | None,
+    stage_path: str | None,
+) -> Verification:
     from dvflow.core._roots import settings_root
     from dvflow.stores._dvc import DvcProject
-    from dvflow.stores._tracking import open_project
 
-    root, _, tracker = open_project(path, tracking_uri)
     # The DVC project may be a folder of the git repository ('dvc init --subdir').
     dvc_dir = settings_root(Path(path).resolve(), root)
     run_id, model, record_sha = _resolve(tracker, target, dvc_dir)

@@ -63,7 +63,9 @@ def bind_commit(
     path: str | os.PathLike[str] = ".", rev: str = "HEAD", *, tracking_uri: str | None = None
 ) -> BindResult:
     """Tag the runs whose outputs the ``dvc.lock`` files at ``rev`` hold."""
+    from dvflow.core._roots import settings_root
     from dvflow.stores._tracking import open_project
+    from dvflow.trace._records import note_store
 
     root, config, tracker = open_project(path, tracking_uri)
     commit = _git.rev_parse(root, rev)
@@ -86,4 +88,5 @@ def bind_commit(
         if RESULT_COMMIT_TAG not in tracker.get_run(parent).data.tags:
             tracker.set_tags(parent, {RESULT_COMMIT_TAG: commit})
             bound.append(parent)
+    note_store(settings_root(Path(path).resolve(), root), tracker, bound)  # write-through
     return BindResult(commit, tuple(bound), tuple(already))

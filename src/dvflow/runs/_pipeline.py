@@ -56,6 +56,7 @@ from dvflow.stores._repro import ReproFlags
 from dvflow.stores._spool import FallbackTracker
 from dvflow.stores._tracking import display_uri
 from dvflow.trace._reader import io_params, io_tags
+from dvflow.trace._records import note_store
 
 from ._lock import STAGE_ENV, run_lock
 from ._noop import up_to_date_run
@@ -158,7 +159,10 @@ def run_pipeline(
                 flags=flags or ReproFlags(),
                 stage_path=stage_path,
             )
-            return session.run(targets, all_pipelines=all_pipelines)
+            result = session.run(targets, all_pipelines=all_pipelines)
+            # Write-through: the read commands then answer from the index (trace/_records).
+            note_store(root, None if tracker.spooled else tracker.server)
+            return result
         finally:
             project.close()
             if session is not None and session.project is not project:

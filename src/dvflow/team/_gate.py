@@ -25,6 +25,7 @@ from dvflow.core._yaml import load_yaml_file
 from dvflow.proof._checks import Check
 
 if TYPE_CHECKING:
+    from dvflow.core._config import Config
     from dvflow.stores._dvc import DvcProject
     from dvflow.stores._tracking import Tracker
 
@@ -52,13 +53,34 @@ def check_project(
     release: Sequence[str] = (),
     alias: str = "production",
     tracking_uri: str | None = None,
+    sync: bool | None = None,
 ) -> GateResult:
-    """Run the gate on the work tree at ``path``; ``release`` tags default to those at HEAD."""
+    """Run the gate on the work tree at ``path``; ``release`` tags default to those at HEAD.
+
+    Runs and model versions come from the lineage index while the store has
+    not moved (``sync=True``: from the store).
+    """
+    from dvflow.trace._records import close_tracker, open_project_indexed
+
+    top, config, tracker = open_project_indexed(path, tracking_uri, sync=sync)
+    try:
+        return _check(path, top, config, tracker, release=release, alias=alias)
+    finally:
+        close_tracker(tracker)
+
+
+def _check(
+    path: str | os.PathLike[str],
+    top: Path,
+    config: Config,
+    tracker: Tracker,
+    *,
+    release: Sequence[str],
+    alias: str,
+) -> GateResult:
     from dvflow.core._roots import settings_root
     from dvflow.stores._dvc import DvcProject
-    from dvflow.stores._tracking import open_project
 
-    top, config, tracker = open_project(path, tracking_uri)
     # 'dvc init --subdir' puts several DVC projects in one Git repository
     # (DESIGN trap 16): check the one holding the folder.
     root = settings_root(Path(path).resolve(), top)

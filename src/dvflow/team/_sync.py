@@ -23,6 +23,7 @@ from dvflow.stores._leftover import end_left_open
 from dvflow.stores._spool import SPOOL_DIR, spool_exists, spool_uri
 from dvflow.stores._storecheck import mlflow_sqlite_problem
 from dvflow.stores._tracking import Tracker, check_reachable, display_uri
+from dvflow.trace._records import note_store
 
 from ._copier import Copier, notice
 
@@ -83,13 +84,13 @@ def sync_spool(
             ) from None
         if source is None:  # a killed run's stand-ins go to the store as KILLED, not RUNNING
             end_left_open(root, config.tracking_uri, lambda text: notice(emit, text))
-        copier = Copier(
-            Tracker(config.tracking_uri), Tracker(origin), config, emit, spool_source=source is None
-        )
+        target = Tracker(config.tracking_uri)
+        copier = Copier(target, Tracker(origin), config, emit, spool_source=source is None)
         runs = copier.copy_runs()
         versions = copier.copy_versions()
         if source is None:
             shutil.rmtree(root / SPOOL_DIR)
+        note_store(root, target)  # write-through: the lineage index has the copied runs
     return SyncResult(
         shown,
         runs,

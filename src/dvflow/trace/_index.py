@@ -39,7 +39,8 @@ INDEX_DIR = ".dvflow"
 INDEX_NAME = "index.sqlite"
 # 5: the store's URI is kept redacted, with a hash of the real one.
 # 6: runs whose dvflow.io tag disagrees with its pinned digest (table tampered).
-SCHEMA_VERSION = "6"
+# 7: each run's facts and records, for the read commands (_records).
+SCHEMA_VERSION = "7"
 # Runs are synced again from a little before the newest one seen: clocks of
 # the machines recording to one server differ, and re-reading is harmless.
 SYNC_OVERLAP_MS = 10 * 60 * 1000
@@ -70,6 +71,8 @@ CREATE TABLE run_io(run_id TEXT, role TEXT, path TEXT, md5 TEXT);
 CREATE INDEX run_io_md5 ON run_io(md5, role);
 CREATE INDEX run_io_run ON run_io(run_id);
 CREATE TABLE tampered(run_id TEXT PRIMARY KEY, detail TEXT NOT NULL);
+CREATE TABLE run_facts(run_id TEXT PRIMARY KEY, facts TEXT NOT NULL);
+CREATE TABLE run_files(run_id TEXT, path TEXT, data BLOB NOT NULL, PRIMARY KEY(run_id, path));
 CREATE TABLE models(
     name TEXT, version TEXT, run_id TEXT, source TEXT, md5 TEXT, git_commit TEXT,
     record_sha TEXT, created INTEGER, tags TEXT, PRIMARY KEY(name, version));
@@ -85,8 +88,11 @@ CREATE INDEX dir_files_md5 ON dir_files(md5);
 _TABLES = (
     *("commits", "refs", "ref_commits", "entry_refs", "changes", "entries", "blob_entries"),
     "entry_io",
-    *("runs", "run_io", "tampered", "models", "aliases", "dirs", "dir_files"),
+    *("runs", "run_io", "tampered", "run_facts", "run_files", "models", "aliases"),
+    *("dirs", "dir_files"),
 )
+# What belongs to the store: dropped when the index is pointed at another one.
+_STORE_TABLES = ("runs", "run_io", "tampered", "run_facts", "run_files", "models", "aliases")
 
 
 @dataclass(frozen=True)
@@ -423,11 +429,13 @@ class Index:
         """Has the store (probably) changed since the last sync?
 
         A local SQLite store is compared by its file's size and time, which
-        costs nothing; a server by the age of the last sync.
+        costs nothing; a server by a few small REST requests (its newest runs
+        and registry, ``stores/_rest``), or by the age of the last
+        sync when it does not answer them.
         """
         if not self.holds_store(uri):
             return True
-        stamp = _file_stamp(uri)
+        stamp = _store_stamp(uri)
         if stamp is not None:
             return stamp != self.meta("store_stamp")
         synced = float(self.meta("synced_at") or 0)
@@ -438,12 +446,11 @@ class Index:
         from ._reader import StoreReader
 
         reader = StoreReader(tracker)
-        stamp = _file_stamp(tracker.uri)
+        stamp = _store_stamp(tracker.uri)  # before reading: a write meanwhile moves it
         with self.writing() as db:
             if full or not self.holds_store(tracker.uri):
-                db.execute("DELETE FROM runs")
-                db.execute("DELETE FROM run_io")
-                db.execute("DELETE FROM tampered")
+                for table in _STORE_TABLES[:5]:
+                    db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names, no input
                 self._set_meta(db, "runs_since", "0")
             since = int(self.meta("runs_since") or 0)
             open_runs = [
@@ -460,6 +467,7 @@ class Index:
             versions = reader.model_versions()
             self._put_models(db, versions)
             self._set_meta(db, "runs_since", str(newest))
+            self._set_meta(db, "experiments", json.dumps(reader.experiment_names, sort_keys=True))
             self._set_meta(db, "store_uri", _redacted(tracker.uri))
             self._set_meta(db, "store_uri_sha256", _uri_hash(tracker.uri))
             self._set_meta(db, "synced_at", str(time.time()))
@@ -500,6 +508,9 @@ class Index:
         db.execute("DELETE FROM tampered WHERE run_id=?", (run_id,))
         if run.get("tampered"):
             db.execute("INSERT INTO tampered VALUES(?, ?)", (run_id, run["tampered"]))
+        if run.get("facts"):
+            # What 'show' and 'verify' read of the run (_records).
+            db.execute("INSERT OR REPLACE INTO run_facts VALUES(?, ?)", (run_id, run["facts"]))
 
     @staticmethod
     def _put_models(db: sqlite3.Connection, versions: Sequence[Mapping[str, Any]]) -> None:
@@ -541,7 +552,7 @@ class Index:
     def forget_store(self) -> None:
         """Drop every run and model version: they belong to a store no longer in use."""
         with self.writing() as db:
-            for table in ("runs", "run_io", "tampered", "models", "aliases"):
+            for table in _STORE_TABLES:
                 db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names, no input
             db.execute(
                 "DELETE FROM meta WHERE key IN "
@@ -577,6 +588,15 @@ def _uri_hash(uri: str) -> str:
 
 def _redacted(uri: str) -> str:
     return Redactor().redact(uri)
+
+
+def _store_stamp(uri: str) -> str | None:
+    """What moves when anyone writes to the store (None: only the age of a sync tells)."""
+    if uri.startswith(("http://", "https://")):
+        from dvflow.stores._rest import server_stamp
+
+        return server_stamp(uri)
+    return _file_stamp(uri)
 
 
 def _file_stamp(uri: str) -> str | None:

@@ -110,10 +110,20 @@ class StoreReader:
     def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
         self.client = tracker.client
+        # Name -> id of the active experiments, as the last runs() found them.
+        self.experiment_names: dict[str, str] = {}
 
     def runs(self, since_ms: int, also: Sequence[str] = ()) -> list[dict[str, Any]]:
         """Every dvflow run started at or after ``since_ms``, plus the runs ``also`` names."""
-        experiments = self.tracker.all_experiments()
+        with mlflow_errors(self.tracker.uri):
+            found_experiments = self.client.search_experiments(
+                view_type=3,  # ViewType.ALL: runs of deleted experiments still explain history
+                max_results=50000,
+            )
+        experiments = [e.experiment_id for e in found_experiments]
+        self.experiment_names = {
+            e.name: str(e.experiment_id) for e in found_experiments if e.lifecycle_stage == "active"
+        }
         with mlflow_errors(self.tracker.uri):
             found = {}
             queries = [f"tags.`dvflow.kind` LIKE '%' and attributes.start_time >= {since_ms}"]
@@ -173,6 +183,7 @@ class StoreReader:
             "inputs": io["in"],
             "outputs": io["out"],
             "tampered": tampered,
+            "facts": run_facts(run),
         }
 
     def _io(
@@ -273,6 +284,29 @@ class StoreReader:
 
 
 _NO_IO: dict[str, list[tuple[str, str]]] = {"in": [], "out": []}
+
+
+def run_facts(run: Any) -> str:
+    """What the read commands use of an MLflow run, as JSON the index keeps (_records)."""
+    info = run.info
+    return json.dumps(
+        {
+            "info": {
+                "run_id": info.run_id,
+                "experiment_id": info.experiment_id,
+                "run_name": info.run_name or "",
+                "status": info.status,
+                "start_time": info.start_time,
+                "end_time": info.end_time,
+                "artifact_uri": info.artifact_uri,
+                "lifecycle_stage": info.lifecycle_stage,
+            },
+            "tags": dict(run.data.tags),
+            "params": dict(run.data.params),
+            "metrics": dict(run.data.metrics),
+        },
+        sort_keys=True,
+    )
 
 
 def _parse_io(text: str | None) -> dict[str, list[tuple[str, str]]] | None:
