@@ -160,3 +160,20 @@ def test_a_no_op_run_of_a_subdir_project_names_its_runs_from_its_own_index(
     assert re.search(
         rf"proj-a/dvc.yaml:prepare\s+up-to-date\s+outputs made by run {made}", again.stdout
     )
+
+
+def test_no_op_run_says_no_outputs_for_stages_without_any(make_project) -> None:
+    # Real projects (iterative's pipeline-config examples) have stages that only
+    # read params and print: no run "made" their outputs, and none is unknown.
+    root = make_project("nouts")
+    first = dvflow.run_pipeline(root)
+
+    again = cli("run", cwd=root)
+
+    assert again.returncode == 0, again.stderr
+    lines = {line.split()[0]: line for line in again.stdout.splitlines()[1:4]}
+    assert lines["data_load"].endswith("no outputs")
+    assert lines["train"].endswith("no outputs")
+    report = next(s.run_id for s in first.stages if s.name == "report")
+    assert lines["report"].endswith(f"outputs made by run {report}")
+    assert "knows no run" not in again.stdout

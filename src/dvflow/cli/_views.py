@@ -79,11 +79,16 @@ def render_pipeline(result: PipelineRun) -> None:
 def _render_noop(result: PipelineRun) -> None:
     click.echo("pipeline up to date: nothing ran, nothing recorded")
     for stage in result.stages:
-        made = f"outputs made by run {stage.produced_by}" if stage.produced_by else "no run known"
+        if not stage.outputs:
+            made = "no outputs"
+        elif stage.produced_by:
+            made = f"outputs made by run {stage.produced_by}"
+        else:
+            made = "no run known"
         click.echo(f"  {_p(stage.name):<20} {stage.status:<11} {made}")
     dirty = " (dirty work tree)" if result.dirty else ""
     click.echo(f"  code: {result.commit or 'no commit yet'}{dirty}")
-    if any(stage.produced_by is None for stage in result.stages):
+    if any(stage.outputs and stage.produced_by is None for stage in result.stages):
         click.echo(
             "  note: the lineage index knows no run that made some of these outputs; "
             "'dvflow lineage PATH' reads the store into it, 'dvflow run --record-noop' "

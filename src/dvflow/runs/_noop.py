@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from dvflow.core import _git
 from dvflow.core._config import Config
-from dvflow.core._dvcfiles import LOCK_FILE, pointer_from_entry, read_lock
+from dvflow.core._dvcfiles import LOCK_FILE, Pointer, pointer_from_entry, read_lock
 from dvflow.stores._dvc import DvcProject
 from dvflow.stores._repro import ReproFlags
 from dvflow.stores._spool import spool_notice
@@ -42,11 +43,15 @@ def up_to_date_run(
     if notice := spool_notice(root):
         warn(notice)
     prefix = "" if project.prefix == "." else project.prefix  # a 'dvc init --subdir' project
-    outputs: dict[str, list[tuple[str, str]]] = {}
+    outputs: dict[str, list[Pointer]] = {}
     for stage in planned:
         if project.is_tracked_stage(stage):
             outputs[project.stage_name(stage)] = _outputs(root, project, stage, prefix)
-    made_by = producers(root, config.tracking_uri, outputs)
+    made_by = producers(
+        root,
+        config.tracking_uri,
+        {name: [(out.path, str(out.md5)) for out in outs] for name, outs in outputs.items()},
+    )
     commit, dirty = _git.head_and_dirty(root)
     return PipelineRun(
         root=root,
@@ -57,13 +62,16 @@ def up_to_date_run(
         status="UP-TO-DATE",
         commit=commit,
         dirty=dirty,
-        stages=tuple(StageRun(name, "up-to-date", None, made_by[name]) for name in outputs),
+        stages=tuple(
+            StageRun(name, "up-to-date", None, made_by[name], outputs=tuple(outs))
+            for name, outs in outputs.items()
+        ),
         noop=True,
     )
 
 
-def _outputs(root: Path, project: DvcProject, stage: Any, prefix: str) -> list[tuple[str, str]]:
-    """The stage's outputs in dvc.lock as (path from the git root, md5), as runs record them."""
+def _outputs(root: Path, project: DvcProject, stage: Any, prefix: str) -> list[Pointer]:
+    """The stage's outputs in dvc.lock, with paths from the git root as runs record them."""
     info = project.describe(stage)
     entry = read_lock(root / Path(info.dvcfile).parent / LOCK_FILE).get(info.lock_key) or {}
     found = []
@@ -74,5 +82,5 @@ def _outputs(root: Path, project: DvcProject, stage: Any, prefix: str) -> list[t
                 posixpath.normpath(posixpath.join(prefix, pointer.path)) if prefix else pointer.path
             )
             if pointer.md5:
-                found.append((path, pointer.md5))
+                found.append(replace(pointer, path=path))
     return found
