@@ -158,8 +158,22 @@ def test_a_cloud_error_is_a_failed_remote_check_with_a_hint_in_every_command(
     if command in EMPTY_CACHE:
         with (pushed.root / ".dvc" / "config.local").open("a", encoding="utf-8") as config:
             config.write(f"[cache]\n    dir = {tmp_path / 'empty-cache'}\n")
-    with broken():
-        result = cli(*arguments(pushed, tmp_path), "-C", str(pushed.root), timeout=120)
+        # The lineage index keeps the folder listings it read: without it, they
+        # must come from the remote.
+        for index in (pushed.root / ".dvflow").glob("index.sqlite*"):
+            index.unlink()
+    # diff reads listings from any DVC cache folder on the machine, the default
+    # one too even when cache.dir points elsewhere: move it out of the way.
+    default_cache = pushed.root / ".dvc" / "cache"
+    aside = tmp_path / "default-cache"
+    if command == "diff":
+        default_cache.rename(aside)
+    try:
+        with broken():
+            result = cli(*arguments(pushed, tmp_path), "-C", str(pushed.root), timeout=120)
+    finally:
+        if aside.exists():
+            aside.rename(default_cache)
     said = result.stdout + result.stderr
     assert result.returncode == expected, said
     assert "Traceback" not in said and "dvflow bug" not in said, said

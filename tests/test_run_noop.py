@@ -177,3 +177,26 @@ def test_no_op_run_says_no_outputs_for_stages_without_any(make_project) -> None:
     report = next(s.run_id for s in first.stages if s.name == "report")
     assert lines["report"].endswith(f"outputs made by run {report}")
     assert "knows no run" not in again.stdout
+
+
+def test_no_op_run_with_push_pushes_the_current_outputs_and_records_nothing(
+    make_project,
+) -> None:
+    root = make_project()
+    dvflow.run_pipeline(root, push=False)
+    before = len(_runs(root))
+    missing = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", "-c", "-q"], cwd=root, check=False
+    )
+    assert missing.returncode != 0  # the outputs are not on the remote yet
+
+    again = cli("run", "--push", cwd=root)
+
+    assert again.returncode == 0, again.stderr
+    assert "nothing recorded" in again.stdout
+    assert re.search(r"pushed \d+ object\(s\) of the current outputs", again.stdout + again.stderr)
+    assert len(_runs(root)) == before
+    on_remote = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", "-c", "-q"], cwd=root, check=False
+    )
+    assert on_remote.returncode == 0

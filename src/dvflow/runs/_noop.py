@@ -17,12 +17,14 @@ from typing import Any
 from dvflow.core import _git
 from dvflow.core._config import Config
 from dvflow.core._dvcfiles import LOCK_FILE, Pointer, pointer_from_entry, read_lock
+from dvflow.core._exceptions import DvcError, RemoteError
 from dvflow.stores._dvc import DvcProject
 from dvflow.stores._repro import ReproFlags
 from dvflow.stores._spool import spool_notice
 from dvflow.stores._tracking import display_uri
 from dvflow.trace._producers import producers
 
+from ._push import check_remote_for_push
 from ._results import PipelineRun, StageRun
 
 
@@ -52,6 +54,8 @@ def up_to_date_run(
         config.tracking_uri,
         {name: [(out.path, str(out.md5)) for out in outs] for name, outs in outputs.items()},
     )
+    if config.push:  # nothing to record, but the data must still reach the remote
+        _push(project, project.cached_outputs(planned), warn)
     commit, dirty = _git.head_and_dirty(root)
     return PipelineRun(
         root=root,
@@ -68,6 +72,23 @@ def up_to_date_run(
         ),
         noop=True,
     )
+
+
+def _push(project: DvcProject, paths: Sequence[str], warn: Callable[[str], None]) -> None:
+    """Push what a run with --push would: each planned stage's cached outputs, and the
+    ``dvc add``ed data among them (DVC only: no MLflow)."""
+    check_remote_for_push(project, "push")
+    try:
+        pushed = project.push_paths(paths)
+    except RemoteError:  # it names the remote and the cause already
+        raise
+    except DvcError as exc:
+        raise DvcError(
+            f"could not push the current outputs to the DVC remote: {exc.message}",
+            hint=exc.hint or "Check the remote with 'dvflow doctor', then run again.",
+        ) from exc
+    if pushed:
+        warn(f"pushed {pushed} object(s) of the current outputs to the DVC remote")
 
 
 def _outputs(root: Path, project: DvcProject, stage: Any, prefix: str) -> list[Pointer]:

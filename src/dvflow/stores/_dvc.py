@@ -204,6 +204,18 @@ class DvcProject:
             deps=tuple(_rel(self.root, d.fs_path) for d in stage.deps if _is_local(d)),
         )
 
+    def cached_outputs(self, stages: Sequence[Any]) -> list[str]:
+        """The cached outputs of these stages, ``.dvc`` data included (imports are not ours)."""
+        return sorted(
+            {
+                _rel(self.root, out.fs_path)
+                for stage in stages
+                if not stage.is_import
+                for out in stage.outs
+                if out.use_cache
+            }
+        )
+
     @staticmethod
     def is_tracked_stage(stage: Any) -> bool:
         """Stages from dvc.yaml with a command; .dvc data sources are not runs."""
