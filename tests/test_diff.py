@@ -35,7 +35,8 @@ def test_diff_of_directory_outputs_lists_the_files_that_changed(
     history_copy: HistoryRepo,
 ) -> None:
     root = history_copy.root
-    dvflow(root, "run", "--record-noop")  # main: featurize.n 3, outputs made by plain 'dvc repro' before
+    # main: featurize.n 3, outputs made by plain 'dvc repro' before
+    dvflow(root, "run", "--record-noop")
     client = tracking_client(root)
     runs = client.search_runs(
         [e.experiment_id for e in client.search_experiments()],
