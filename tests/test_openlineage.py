@@ -326,3 +326,61 @@ def test_the_cli_writes_the_same_bytes_twice_and_says_what_it_cannot(
     assert unknown.stderr.startswith("error: ") and "hint: " in unknown.stderr
     sending = cli("export", "openlineage", "--url", "http://127.0.0.1:9/", "-C", str(root))
     assert sending.returncode == 2 and "not there yet" in sending.stderr
+
+
+@pytest.mark.parametrize("cloud", ["s3", "gs", "azure"])
+def test_a_cloud_remote_and_a_tracking_server_are_named_as_the_spec_says_without_credentials(
+    cloud: str,
+    *,
+    make_project: Callable[..., Path],
+    mlflow_server: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    registry: Registry,  # type: ignore[type-arg]
+) -> None:
+    from servers import AZURITE_KEY
+    from test_cloud import CLOUDS, PLANTED
+
+    fixture, configure = CLOUDS[cloud]
+    bucket = request.getfixturevalue(fixture)
+    root = make_project("basic")
+    configure(root, bucket, monkeypatch)
+    git(root, "commit", "-qm", "cloud remote", "--", ".dvc/config")
+    planted = "planted-tracking-password"
+    env = {
+        "DVFLOW_TRACKING_URI": mlflow_server.replace("http://", f"http://me:{planted}@"),
+        # Other tests' runs of the same fixture project are on the same server.
+        "DVFLOW_EXPERIMENT": f"ol-{cloud}-{bucket.name}",
+    }
+    ran = cli("run", "--push", "-C", str(root), env=env)
+    assert ran.returncode == 0, ran.stderr
+    registered = cli(
+        "register", "train", "--name", f"ol-{cloud}-{bucket.name}", "-C", str(root), env=env
+    )
+    assert registered.returncode == 0, registered.stderr
+
+    # The server holds other tests' runs too: the model's lineage is this project's.
+    model = f"models:/ol-{cloud}-{bucket.name}/1"
+    exported = cli("export", "openlineage", model, "-C", str(root), env=env)
+    assert exported.returncode == 0, exported.stderr
+    for secret in [*PLANTED.values(), AZURITE_KEY, planted, "me:"]:
+        assert secret not in exported.stdout + exported.stderr
+    events = _events(exported.stdout.splitlines())
+    for event in events:
+        check_event(registry, event)
+    links = {
+        (link["namespace"], link["name"].partition("/files/")[0])
+        for e in events
+        for d in e["outputs"]
+        for link in d["facets"].get("symlinks", {}).get("identifiers", [])
+    }
+    expected = {
+        "s3": f"s3://{bucket.name}",
+        "gs": f"gs://{bucket.name}",
+        "azure": f"wasbs://{bucket.name}@devstoreaccount1.dfs.core.windows.net",
+    }[cloud]
+    assert links == {(expected, "store")}
+    models = [d for e in events for d in e["outputs"] if d["name"].startswith(f"ol-{cloud}")]
+    assert models and models[0]["namespace"] == mlflow_server  # http://127.0.0.1:PORT
+    provenance = events[0]["run"]["facets"]["dvflow_provenance"]
+    assert provenance["trackingUri"] in (mlflow_server, mlflow_server.replace("//", "//***@"))

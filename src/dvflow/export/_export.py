@@ -12,12 +12,13 @@ import configparser
 import json
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dvflow.core import _git
 from dvflow.core._config import load_config
-from dvflow.core._record import canonical_json
+from dvflow.core._record import ProvenanceRecord, canonical_json
 from dvflow.core._redact import Redactor, redactor_for
 from dvflow.proof._show import intact_record
 from dvflow.trace._lineage import build_graph
@@ -59,10 +60,10 @@ def export_openlineage(
     finally:
         index.close()
     redactor = redactor_for(project)
-    remote = _git.remote_url(root)
     names = _Names(
-        job=namespace or normalise_git_remote(remote) or project.name,
-        dataset=workspace_namespace(remote, project.name),
+        namespace=namespace,
+        remote=_git.remote_url(root),
+        folder=project.name,
         tracking=_tracking_namespace(config.tracking_uri),
         tracking_uri=Redactor().redact(strip_userinfo(config.tracking_uri)),
         azure=_azure_accounts(project),
@@ -76,12 +77,26 @@ def export_openlineage(
     return [_line(event, redactor) for event in events]
 
 
+@dataclass(frozen=True)
 class _Names:
-    def __init__(
-        self, *, job: str, dataset: str, tracking: str, tracking_uri: str, azure: dict[str, str]
-    ) -> None:
-        self.job, self.dataset, self.tracking = job, dataset, tracking
-        self.tracking_uri, self.azure = tracking_uri, azure
+    """What names jobs and datasets: given, or of this clone (its Git remote, its folder)."""
+
+    namespace: str | None
+    remote: str | None
+    folder: str
+    tracking: str
+    tracking_uri: str
+    azure: dict[str, str]
+
+    def of(self, record: ProvenanceRecord) -> tuple[str, str]:
+        """(job namespace, dataset namespace) of a run: a shared store holds other repositories'.
+
+        The record's own Git remote names its repository; a record without one
+        is taken as this clone's.
+        """
+        remote = record.code.get("repo_url") or self.remote
+        job = self.namespace or normalise_git_remote(remote) or self.folder
+        return job, workspace_namespace(remote, self.folder)
 
 
 def _runs(db: Any, root: Path, target: str | None, cwd: Path) -> dict[str, tuple[Any, ...]]:
@@ -116,6 +131,7 @@ def _events(
     names: _Names,
 ) -> Iterable[dict[str, Any]]:
     record, run, digest = intact_record(tracker, run_id)
+    job_namespace, dataset_namespace = names.of(record)
     _, parent_id, status, start, end = runs[run_id]
     parent = None
     if record.kind == "stage" and parent_id:
@@ -127,8 +143,8 @@ def _events(
         end_ms=end if end is not None else run.info.end_time,
         mlflow_status=str(status or run.info.status),
         record_sha256=digest,
-        job_namespace=names.job,
-        dataset_namespace=names.dataset,
+        job_namespace=job_namespace,
+        dataset_namespace=dataset_namespace,
         tracking_namespace=names.tracking,
         tracking_uri=names.tracking_uri,
         parent=parent,
@@ -168,7 +184,11 @@ def _tracking_namespace(uri: str) -> str:
 
 
 def _azure_accounts(project: Path) -> dict[str, str]:
-    """Container -> storage account of the project's Azure DVC remotes (their account_name)."""
+    """Container -> storage account of the project's Azure DVC remotes.
+
+    From the remote's ``account_name``, else the ``AccountName`` of its
+    connection string (only that part is read).
+    """
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     for name in ("config", "config.local"):
         try:
@@ -177,10 +197,18 @@ def _azure_accounts(project: Path) -> dict[str, str]:
             continue
     found: dict[str, str] = {}
     for section in parser.sections():
-        url, account = (
-            parser.get(section, "url", fallback=""),
-            parser.get(section, "account_name", fallback=""),
+        url = parser.get(section, "url", fallback="")
+        account = parser.get(section, "account_name", fallback="") or _account_of(
+            parser.get(section, "connection_string", fallback="")
         )
         if url.startswith("azure://") and account:
             found[url[len("azure://") :].split("/")[0]] = account
     return found
+
+
+def _account_of(connection_string: str) -> str:
+    for part in connection_string.split(";"):
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "accountname":
+            return value.strip()
+    return ""
