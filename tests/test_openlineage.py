@@ -384,3 +384,13 @@ def test_a_cloud_remote_and_a_tracking_server_are_named_as_the_spec_says_without
     assert models and models[0]["namespace"] == mlflow_server  # http://127.0.0.1:PORT
     provenance = events[0]["run"]["facets"]["dvflow_provenance"]
     assert provenance["trackingUri"] in (mlflow_server, mlflow_server.replace("//", "//***@"))
+
+
+def test_a_tampered_record_stops_the_export_with_exit_1(make_project: Callable[..., Path]) -> None:
+    root, first = _project_with_runs(make_project)
+    assert cli("index", "-C", str(root)).returncode == 0
+    record = next(root.rglob(f"{first.stages[0].run_id}/artifacts/dvflow/record.json"))
+    record.write_bytes(record.read_bytes().replace(b'"kind":"stage"', b'"kind":"stage" '))
+    result = cli("export", "openlineage", "-C", str(root))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error: ") and first.stages[0].run_id in result.stderr

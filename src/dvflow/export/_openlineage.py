@@ -19,7 +19,7 @@ from dvflow.core._dvcfiles import Pointer
 from dvflow.core._record import ProvenanceRecord
 from dvflow.core._version import __version__
 
-from ._naming import location, strip_userinfo
+from ._naming import location, repo_web_url, strip_userinfo
 
 SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 # Who made the events: OpenLineage asks for a URI; dvflow has no web home of its own.
@@ -133,8 +133,6 @@ def _job(record: ProvenanceRecord, ctx: RunContext) -> dict[str, Any]:
 
 
 def _source_code(record: ProvenanceRecord) -> dict[str, Any] | None:
-    from ._naming import repo_web_url
-
     repo = record.code.get("repo_url")
     web = repo_web_url(repo)
     if not repo or not web:
