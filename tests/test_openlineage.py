@@ -394,3 +394,35 @@ def test_a_tampered_record_stops_the_export_with_exit_1(make_project: Callable[.
     result = cli("export", "openlineage", "-C", str(root))
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith("error: ") and first.stages[0].run_id in result.stderr
+
+
+def test_a_dvc_import_keeps_its_source_repository_and_rev_lock(
+    make_project: Callable[..., Path],
+    tmp_path: Path,
+    registry: Registry,  # type: ignore[type-arg]
+) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    git(source, "init", "-q")
+    (source / "words.txt").write_text("alpha beta\n")
+    git(source, "add", "words.txt")
+    git(source, "commit", "-qm", "words")
+    rev_lock = git(source, "rev-parse", "HEAD").strip()
+    root = make_project()
+    imported = dvc(root, "import", str(source), "words.txt", "-o", "data/words.txt")
+    assert imported.returncode == 0, imported.stderr
+    with (root / "dvc.yaml").open("a") as pipeline:
+        pipeline.write(
+            "  count:\n    cmd: python -c \"open('n.txt','w').write('0')\"\n"
+            "    deps:\n      - data/words.txt\n    outs:\n      - n.txt\n"
+        )
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "import words")
+    dvflow.run_pipeline(root)
+    events = _events(dvflow.export_openlineage(path=root))
+    for event in events:
+        check_event(registry, event)
+    words = [d for e in events for d in e["inputs"] if d["name"] == "data/words.txt"]
+    assert words
+    found = words[0]["facets"]["dvflow_import"]
+    assert (found["url"], found["path"], found["revLock"]) == (str(source), "words.txt", rev_lock)

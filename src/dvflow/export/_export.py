@@ -9,6 +9,7 @@ open have no record yet and are left out.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -57,6 +58,7 @@ def export_openlineage(
     try:
         runs = _runs(index.db, root, target, start)
         models = _models(index.db, list(runs))
+        imports = _imports(index.db)
     finally:
         index.close()
     redactor = redactor_for(project)
@@ -70,7 +72,13 @@ def export_openlineage(
     )
     tracker = open_indexed(root, project, config.tracking_uri, sync=False)
     try:
-        events = [e for run_id in runs for e in _events(tracker, run_id, runs, models, names)]
+        events = [
+            e
+            for run_id in runs
+            for e in _events(
+                tracker, run_id, runs=runs, models=models, imports=imports, names=names
+            )
+        ]
     finally:
         close_tracker(tracker)
     events.sort(key=_order)
@@ -123,11 +131,28 @@ def _models(db: Any, run_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
     return found
 
 
+def _imports(db: Any) -> dict[tuple[str, str], dict[str, str]]:
+    """(path, md5) -> the source of the 'dvc import' that made it (as Git history has it)."""
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for path, md5, source in db.execute(
+        "SELECT DISTINCT io.path, io.md5, e.source FROM entry_io io JOIN entries e "
+        "ON e.id = io.entry WHERE e.kind = 'import' AND io.role = 'out' AND e.source IS NOT NULL "
+        "ORDER BY e.id"
+    ):
+        with contextlib.suppress(ValueError, TypeError):
+            loaded = json.loads(source)
+            if isinstance(loaded, dict):
+                found.setdefault((str(path), str(md5)), {k: str(v) for k, v in loaded.items()})
+    return found
+
+
 def _events(
     tracker: Any,
     run_id: str,
+    *,
     runs: Mapping[str, tuple[Any, ...]],
     models: Mapping[str, list[tuple[str, str]]],
+    imports: Mapping[tuple[str, str], Mapping[str, str]],
     names: _Names,
 ) -> Iterable[dict[str, Any]]:
     record, run, digest = intact_record(tracker, run_id)
@@ -150,6 +175,7 @@ def _events(
         parent=parent,
         models=tuple(models.get(run_id, ())),
         azure_accounts=names.azure,
+        imports=imports,
     )
     return run_events(record, ctx)
 

@@ -37,6 +37,7 @@ FACET_SCHEMAS = {
 }
 PROVENANCE_SCHEMA_ID = "urn:dvflow:facets:1-0-0:DvflowProvenanceRunFacet.json"
 PROVENANCE_SCHEMA_URL = f"{PROVENANCE_SCHEMA_ID}#/$defs/DvflowProvenanceRunFacet"
+IMPORT_SCHEMA_URL = f"{PROVENANCE_SCHEMA_ID}#/$defs/DvflowImportDatasetFacet"
 
 # dvflow's status of a run -> its terminal event (any other: COMPLETE).
 _TERMINAL = {"failed": "FAIL", "killed": "ABORT", "skipped": "ABORT"}
@@ -57,6 +58,8 @@ class RunContext:
     tracking_uri: str
     parent: tuple[str, int | None] | None = None  # the pipeline's run id and start
     models: Sequence[tuple[str, str]] = ()  # (name, version) registered from this run
+    # (path, md5) -> the source of a 'dvc import' (url, path, rev, rev_lock), from the index
+    imports: Mapping[tuple[str, str], Mapping[str, str]] = field(default_factory=dict)
     azure_accounts: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -207,6 +210,16 @@ def dataset(pointer: Pointer, ctx: RunContext) -> dict[str, Any]:
         facets["symlinks"] = _facet(
             "symlinks", identifiers=[{"namespace": namespace, "name": name, "type": "FILE"}]
         )
+    source = ctx.imports.get((pointer.path, pointer.md5 or ""))
+    if source is not None:
+        facets["dvflow_import"] = {
+            "_producer": PRODUCER,
+            "_schemaURL": IMPORT_SCHEMA_URL,
+            "url": strip_userinfo(source.get("url", "")),
+            "path": source.get("path", ""),
+            "rev": source.get("rev", ""),
+            "revLock": source.get("rev_lock", ""),
+        }
     return {"namespace": ctx.dataset_namespace, "name": pointer.path, "facets": facets}
 
 
