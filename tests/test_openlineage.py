@@ -426,3 +426,14 @@ def test_a_dvc_import_keeps_its_source_repository_and_rev_lock(
     assert words
     found = words[0]["facets"]["dvflow_import"]
     assert (found["url"], found["path"], found["revLock"]) == (str(source), "words.txt", rev_lock)
+
+
+def test_a_run_without_a_record_is_left_out_and_the_others_exported(
+    make_project: Callable[..., Path],
+) -> None:
+    root, first = _project_with_runs(make_project)
+    # What a run killed before its record was written looks like.
+    next(root.rglob(f"{first.stages[1].run_id}/artifacts/dvflow/record.json")).unlink()
+    events = _events(dvflow.export_openlineage(path=root))
+    exported = {e["run"]["facets"]["dvflow_provenance"]["runId"] for e in events}
+    assert exported == {first.run_id, first.stages[0].run_id}

@@ -19,6 +19,7 @@ from typing import Any
 
 from dvflow.core import _git
 from dvflow.core._config import load_config
+from dvflow.core._exceptions import RecordNotFoundError
 from dvflow.core._record import ProvenanceRecord, canonical_json
 from dvflow.core._redact import Redactor, redactor_for
 from dvflow.proof._show import intact_record
@@ -155,7 +156,10 @@ def _events(
     imports: Mapping[tuple[str, str], Mapping[str, str]],
     names: _Names,
 ) -> Iterable[dict[str, Any]]:
-    record, run, digest = intact_record(tracker, run_id)
+    try:
+        record, run, digest = intact_record(tracker, run_id)
+    except RecordNotFoundError:
+        return []  # killed before its record was written: nothing to say what it used
     job_namespace, dataset_namespace = names.of(record)
     _, parent_id, status, start, end = runs[run_id]
     parent = None
