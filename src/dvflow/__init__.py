@@ -6,7 +6,7 @@ wing), and MLflow and DVC only by the calls that need them.
 
 The names in ``__all__`` are the whole public API. Behind them the code is
 grouped in wings, internal subpackages with no stability promise (core,
-stores, trace, proof, the registry, runs, team, cli); docs/architecture.md
+stores, trace, proof, the registry, runs, export, team, cli); docs/architecture.md
 draws them and which wing may import which.
 """
 
@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     )
     from .core._record import ProvenanceRecord
     from .core._version import __version__
+    from .export._export import export_openlineage
     from .proof._checks import Check
     from .proof._rebuild import Rebuild
     from .proof._show import RecordCheck, check_record, load_record
@@ -114,6 +115,7 @@ __all__ = [
     "bind_commit",
     "check_record",
     "dry_run",
+    "export_openlineage",
     "impact",
     "init_project",
     "lineage",
@@ -179,6 +181,7 @@ _HOMES = {
     "bind_commit": "dvflow.runs._bind",
     "check_record": "dvflow.proof._show",
     "dry_run": "dvflow.runs._dry",
+    "export_openlineage": "dvflow.export._export",
     "impact": "dvflow.trace._queries",
     "init_project": "dvflow.team._project",
     "lineage": "dvflow.trace._queries",
@@ -194,7 +197,7 @@ _HOMES = {
 }
 
 # The wings (internal subpackages), importable as attributes like any subpackage.
-_WINGS = ("cli", "core", "proof", "runs", "stores", "team", "trace")
+_WINGS = ("cli", "core", "export", "proof", "runs", "stores", "team", "trace")
 
 
 # Only at run time: a module __getattr__ seen by a type checker would make every

@@ -1,0 +1,92 @@
+"""Names of jobs and datasets, as OpenLineage's naming spec writes them.
+
+Physical locations (a DVC remote's object) follow the spec: ``s3://bucket``,
+``gs://bucket``, ``wasbs://container@account.dfs.core.windows.net`` (Azure
+Blob) or ``abfss://…`` (ADLS Gen2), each with the object key as the name, and
+``file`` with the absolute path for a folder on this machine. A path in the
+work tree is dvflow's own convention: namespace ``dvc://<host>/<org>/<repo>``
+(the Git remote, normalised), name the repo-relative path.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+# git@host:org/repo.git, the scp-like form git accepts for ssh.
+_AZURE = ("wasbs", "abfss", "wasb", "abfs")
+_SCP_LIKE = re.compile(r"^(?:[^@/\s]+@)?(?P<host>[^:/\s]+):(?P<path>[^/\s].*)$")
+
+
+def strip_userinfo(url: str) -> str:
+    """``url`` without ``user:password@`` (and unchanged when it is not a URL)."""
+    parts = urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def normalise_git_remote(url: str | None) -> str | None:
+    """``host/org/repo`` of a Git remote URL; None for a local path or no remote.
+
+    ``git@github.com:org/repo.git``, ``ssh://git@github.com/org/repo`` and
+    ``https://user:token@github.com/org/repo.git`` are all ``github.com/org/repo``.
+    """
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https", "ssh", "git", "git+ssh"):
+        host, path = parts.hostname or "", parts.path
+    elif not parts.scheme and (m := _SCP_LIKE.match(url)) and "/" not in m["host"]:
+        host, path = m["host"], m["path"]
+    else:
+        return None  # file:// or a folder: no name others can resolve
+    path = path.strip("/")
+    path = path.removesuffix(".git").strip("/")
+    return f"{host.lower()}/{path}" if host and path else None
+
+
+def repo_web_url(url: str | None) -> str | None:
+    """The https URL of a repository hosted at a Git remote (None: a local one)."""
+    name = normalise_git_remote(url)
+    return f"https://{name}" if name else None
+
+
+def workspace_namespace(remote: str | None, fallback: str) -> str:
+    """dvflow's dataset namespace for files of the work tree: ``dvc://host/org/repo``."""
+    return f"dvc://{normalise_git_remote(remote) or 'local/' + fallback}"
+
+
+def location(  # noqa: PLR0911 (one return per kind of location, as the spec lists them)
+    uri: str, azure_accounts: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """(namespace, name) of a physical location, per OpenLineage's naming spec.
+
+    ``azure_accounts`` maps an Azure container to its storage account, as the
+    DVC remote's ``account_name`` says (a DVC ``azure://`` URL names only the
+    container); without it the namespace names the container alone.
+    """
+    if urlsplit(uri).scheme.lower() not in _AZURE:  # their user part is the container
+        uri = strip_userinfo(uri)
+    if uri.startswith("/"):
+        return "file", posixpath.normpath(uri)
+    parts = urlsplit(uri)
+    scheme, key = parts.scheme.lower(), parts.path.lstrip("/")
+    if scheme in ("s3", "s3a", "s3n"):
+        return f"s3://{parts.netloc}", key
+    if scheme in ("gs", "gcs"):
+        return f"gs://{parts.netloc}", key
+    if scheme == "azure":
+        account = (azure_accounts or {}).get(parts.netloc)
+        where = f"{parts.netloc}@{account}.dfs.core.windows.net" if account else parts.netloc
+        return f"wasbs://{where}", key
+    if scheme in _AZURE:
+        return f"{scheme}://{parts.netloc}", key
+    if scheme == "file":
+        if parts.netloc in ("", "localhost"):
+            return "file", posixpath.normpath(parts.path)
+        return f"file://{parts.netloc}", parts.path
+    return f"{scheme}://{parts.netloc}", "/" + key if key else "/"
