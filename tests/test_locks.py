@@ -17,8 +17,9 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-# The extras a runtime install keeps: DVC's cloud plugins (docs/team.md).
-RUNTIME_EXTRAS = ("s3", "gs", "azure")
+# The extras a runtime install keeps: DVC's cloud plugins (docs/team.md) and
+# openlineage-python (docs/openlineage.md).
+RUNTIME_EXTRAS = ("s3", "gs", "azure", "openlineage")
 # Never needed to run dvflow: the test runner, the servers and emulators the
 # tests start, the linters and the type checker.
 TEST_STACK = {

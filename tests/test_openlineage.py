@@ -325,7 +325,11 @@ def test_the_cli_writes_the_same_bytes_twice_and_says_what_it_cannot(
     assert unknown.returncode == 5
     assert unknown.stderr.startswith("error: ") and "hint: " in unknown.stderr
     sending = cli("export", "openlineage", "--url", "http://127.0.0.1:9/", "-C", str(root))
-    assert sending.returncode == 2 and "not there yet" in sending.stderr
+    assert sending.returncode == 8 and "no consumer" not in sending.stderr
+    assert sending.stderr.startswith(
+        "error: OpenLineage consumer http://127.0.0.1:9/api/v1/lineage"
+    )
+    assert "(sent 0 of 6 event(s))" in sending.stderr and "Traceback" not in sending.stderr
 
 
 @pytest.mark.parametrize("cloud", ["s3", "gs", "azure"])

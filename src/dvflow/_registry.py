@@ -9,7 +9,7 @@ Registry stages (Staging/Production) are deprecated in MLflow: dvflow moves
 aliases, and transitions stages only when asked.
 
 A wing of one module, between runs (which registers a changed model) and
-proof (whose checks gate ``promote``). May import: proof, trace, stores, core.
+proof (whose checks gate ``promote``). May import: export, proof, trace, stores, core.
 """
 
 from __future__ import annotations

@@ -7,12 +7,16 @@ messages and exit codes.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from ._cli_export import export
 from ._cli_graph import impact, index, lineage
 from ._options import State, project_options, store_sync
+
+if TYPE_CHECKING:
+    from dvflow.export._emit import Delivery
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -169,7 +173,9 @@ def sync(source: str | None, path: str, tracking_uri: str | None) -> None:
 
     result = sync_spool(path, tracking_uri=tracking_uri, source=source, on_progress=render_progress)
     if not result.runs and not result.versions:
-        click.echo(f"nothing to sync: {'that store' if source else 'the spool'} is empty")
+        if not result.lineage.sent and not result.lineage.left:
+            click.echo(f"nothing to sync: {'that store' if source else 'the spool'} is empty")
+        _lineage_delivered(result.lineage)
         return
     for old, new in result.runs:
         click.echo(f"  run {old} -> {new}" if old != new else f"  run {old}: completed")
@@ -181,6 +187,27 @@ def sync(source: str | None, path: str, tracking_uri: str | None) -> None:
     already = len(result.runs) - result.copied
     note = f" ({already} copied before)" if already else ""
     click.echo(f"synced {result.copied} run(s) to {result.tracking_uri}{note}")
+    _lineage_delivered(result.lineage)
+
+
+def _lineage_delivered(delivery: Delivery) -> None:
+    """Say what became of the OpenLineage outbox; exit 8 when the consumer did not take it."""
+    from dvflow.core._exceptions import ConsumerError
+    from dvflow.export._emit import OUTBOX
+
+    if delivery.sent:
+        click.echo(f"sent {delivery.sent} OpenLineage event(s) to {delivery.endpoint}")
+    if not delivery.left:
+        return
+    waiting = f"{delivery.left} OpenLineage event(s) still wait in {OUTBOX.as_posix()}"
+    if delivery.endpoint is None:  # no consumer configured any more: nothing failed
+        click.echo(f"{waiting}: {delivery.problem}")
+        return
+    raise ConsumerError(
+        delivery.endpoint,
+        f"{delivery.problem}; {waiting}",
+        "Run 'dvflow sync' again once the consumer answers; what was sent is not sent twice.",
+    )
 
 
 @cli.command()

@@ -16,7 +16,12 @@ def export() -> None:
 @click.argument("target", required=False)
 @click.option("-o", "--output", metavar="FILE", help="Write the events to FILE (default: stdout).")
 @click.option("--namespace", metavar="NS", help="Job namespace (default: the Git remote).")
-@click.option("--url", metavar="URL", hidden=True)
+@click.option(
+    "--url",
+    metavar="URL",
+    help="Send the events to an OpenLineage HTTP consumer (Marquez: http://HOST:5000) "
+    "instead of printing them; its API key comes from OPENLINEAGE_API_KEY.",
+)
 @click.option("--sync", is_flag=True, help="Re-read the tracking store before exporting.")
 @click.option("--offline", is_flag=True, help="Export from the index without reading the store.")
 @project_options
@@ -39,11 +44,6 @@ def openlineage(
     """
     from dvflow.export._export import export_openlineage
 
-    if url is not None:
-        raise click.UsageError(
-            "--url (sending events) is not there yet: write them with -o FILE and POST each "
-            "line to the consumer (docs/openlineage.md)"
-        )
     lines = export_openlineage(
         target,
         path,
@@ -52,6 +52,14 @@ def openlineage(
         sync=sync_choice(sync, offline),
     )
     text = "".join(line + "\n" for line in lines)
+    if url is not None:
+        from dvflow.export._emit import http_endpoint, send_events
+
+        endpoint = http_endpoint(url)
+        send_events(lines, endpoint)
+        click.echo(f"sent {len(lines)} event(s) to {endpoint.shown}", err=True)
+        if output is None:
+            return
     if output is None:
         click.echo(text, nl=False)
         return

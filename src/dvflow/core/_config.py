@@ -22,9 +22,26 @@ STATE_DIR = ".dvflow"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_ARTIFACTS_DIR = "mlartifacts"
 _KNOWN_KEYS = frozenset(
-    {"tracking_uri", "experiment", "artifact_location", "push", "require_tracking"}
+    {"tracking_uri", "experiment", "artifact_location", "push", "require_tracking", "openlineage"}
 )
 _SWITCHES = frozenset({"push", "require_tracking"})
+_OPENLINEAGE_KEYS = frozenset({"url", "endpoint", "namespace", "transport"})
+
+
+@dataclass(frozen=True)
+class OpenLineageSettings:
+    """``openlineage:`` in dvflow.yaml: where ``dvflow run`` sends its events live.
+
+    ``url`` (+ ``endpoint``, default ``api/v1/lineage``) is an HTTP consumer
+    such as Marquez, whose API key comes from ``OPENLINEAGE_API_KEY``, never
+    from the file; ``transport`` is an openlineage-python transport mapping
+    (file, console, kafka...) used as given. ``namespace`` names the jobs.
+    """
+
+    url: str | None = None
+    endpoint: str | None = None
+    namespace: str | None = None
+    transport: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,7 @@ class Config:
     push: bool = False
     # Stop instead of recording to the local spool when the server does not answer.
     require_tracking: bool = False
+    openlineage: OpenLineageSettings | None = None
 
 
 def resolve_tracking_uri(uri: str, root: Path) -> str:
@@ -71,12 +89,47 @@ def read_config_file(root: Path) -> dict[str, Any]:
             hint=f"Known settings: {', '.join(sorted(_KNOWN_KEYS))}.",
         )
     for key, value in data.items():
-        if key in _SWITCHES:
+        if key == "openlineage":
+            data[key] = _openlineage_settings(path, value)
+        elif key in _SWITCHES:
             if not isinstance(value, bool):
                 raise InvalidFileError(path, f"'{key}' must be true or false")
         elif not isinstance(value, str) or not value:
             raise InvalidFileError(path, f"'{key}' must be a non-empty string")
     return data
+
+
+def _openlineage_settings(path: Path, value: Any) -> OpenLineageSettings:
+    if not isinstance(value, dict):
+        raise InvalidFileError(path, "'openlineage' must be a mapping (url, namespace...)")
+    unknown = sorted(map(str, set(value) - _OPENLINEAGE_KEYS))
+    if unknown:
+        raise InvalidFileError(
+            path,
+            f"unknown openlineage setting(s): {', '.join(unknown)}",
+            hint=f"Known: {', '.join(sorted(_OPENLINEAGE_KEYS))}; the API key goes in "
+            "OPENLINEAGE_API_KEY.",
+        )
+    for key in ("url", "endpoint", "namespace"):
+        if key in value and (not isinstance(value[key], str) or not value[key]):
+            raise InvalidFileError(path, f"'openlineage.{key}' must be a non-empty string")
+    transport = value.get("transport")
+    if transport is not None and not (isinstance(transport, dict) and transport.get("type")):
+        raise InvalidFileError(
+            path,
+            "'openlineage.transport' must be a mapping with a 'type' (http, file, console, kafka)",
+        )
+    if not value.get("url") and transport is None:
+        raise InvalidFileError(
+            path,
+            "'openlineage' needs a 'url' (an HTTP consumer such as Marquez) or a 'transport'",
+        )
+    return OpenLineageSettings(
+        url=value.get("url"),
+        endpoint=value.get("endpoint"),
+        namespace=value.get("namespace"),
+        transport=transport,
+    )
 
 
 def load_config(
@@ -127,4 +180,5 @@ def load_config(
         artifact_location=artifact_location,
         push=bool(file_values.get("push", False)),
         require_tracking=bool(file_values.get("require_tracking", False)),
+        openlineage=file_values.get("openlineage"),
     )

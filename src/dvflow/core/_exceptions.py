@@ -234,6 +234,16 @@ class TrackingError(DvflowError):
         )
 
 
+class ConsumerError(DvflowError):
+    """The OpenLineage consumer did not take an event (down, or it answered an error)."""
+
+    exit_code = 8
+
+    def __init__(self, endpoint: str, problem: str, hint: str) -> None:
+        self.endpoint, self.problem = endpoint, problem
+        super().__init__(f"OpenLineage consumer {endpoint}: {problem}", hint=hint)
+
+
 class EnvironmentProblemError(DvflowError):
     """Something outside the project and outside dvflow stops the command (exit 7).
 

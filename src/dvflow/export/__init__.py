@@ -7,5 +7,6 @@ export from the lineage index (``_export``), and the JSON schema of the
 ``dvflow_provenance`` run facet (``dvflow_provenance.schema.json``, shipped in
 the package). docs/openlineage.md tells what maps to what.
 
-May import: runs, the registry, proof, trace, stores, core.
+May import: proof, trace, stores, core. The runs wing imports it to send
+events live while a run goes (``_emit``).
 """

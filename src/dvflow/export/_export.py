@@ -8,27 +8,24 @@ open have no record yet and are left out.
 
 from __future__ import annotations
 
-import configparser
 import contextlib
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dvflow.core import _git
 from dvflow.core._config import load_config
 from dvflow.core._exceptions import RecordNotFoundError
-from dvflow.core._record import ProvenanceRecord, canonical_json
 from dvflow.core._redact import Redactor, redactor_for
 from dvflow.proof._show import intact_record
 from dvflow.trace._lineage import build_graph
 from dvflow.trace._queries import open_index
 from dvflow.trace._records import close_tracker, open_indexed
 
-from ._naming import normalise_git_remote, strip_userinfo, workspace_namespace
-from ._openlineage import RunContext, run_events
+from ._naming import Names, azure_accounts, strip_userinfo, tracking_namespace
+from ._openlineage import RunContext, event_line, run_events
 
 _OPEN = ("RUNNING", "SCHEDULED")
 # Order of events with the same time: a pipeline starts before its stages, ends after.
@@ -63,13 +60,13 @@ def export_openlineage(
     finally:
         index.close()
     redactor = redactor_for(project)
-    names = _Names(
+    names = Names(
         namespace=namespace,
         remote=_git.remote_url(root),
         folder=project.name,
-        tracking=_tracking_namespace(config.tracking_uri),
+        tracking=tracking_namespace(config.tracking_uri),
         tracking_uri=Redactor().redact(strip_userinfo(config.tracking_uri)),
-        azure=_azure_accounts(project),
+        azure=azure_accounts(project),
     )
     tracker = open_indexed(root, project, config.tracking_uri, sync=False)
     try:
@@ -83,29 +80,7 @@ def export_openlineage(
     finally:
         close_tracker(tracker)
     events.sort(key=_order)
-    return [_line(event, redactor) for event in events]
-
-
-@dataclass(frozen=True)
-class _Names:
-    """What names jobs and datasets: given, or of this clone (its Git remote, its folder)."""
-
-    namespace: str | None
-    remote: str | None
-    folder: str
-    tracking: str
-    tracking_uri: str
-    azure: dict[str, str]
-
-    def of(self, record: ProvenanceRecord) -> tuple[str, str]:
-        """(job namespace, dataset namespace) of a run: a shared store holds other repositories'.
-
-        The record's own Git remote names its repository; a record without one
-        is taken as this clone's.
-        """
-        remote = record.code.get("repo_url") or self.remote
-        job = self.namespace or normalise_git_remote(remote) or self.folder
-        return job, workspace_namespace(remote, self.folder)
+    return [event_line(event, redactor) for event in events]
 
 
 def _runs(db: Any, root: Path, target: str | None, cwd: Path) -> dict[str, tuple[Any, ...]]:
@@ -154,7 +129,7 @@ def _events(
     runs: Mapping[str, tuple[Any, ...]],
     models: Mapping[str, list[tuple[str, str]]],
     imports: Mapping[tuple[str, str], Mapping[str, str]],
-    names: _Names,
+    names: Names,
 ) -> Iterable[dict[str, Any]]:
     try:
         record, run, digest = intact_record(tracker, run_id)
@@ -192,53 +167,3 @@ def _start_of(tracker: Any, run_id: str) -> int | None:
 def _order(event: Mapping[str, Any]) -> tuple[str, int, str]:
     kind = "pipeline" if event["job"]["facets"]["jobType"]["jobType"] == "DAG" else "stage"
     return (event["eventTime"], _RANK[(kind, event["eventType"] == "START")], event["run"]["runId"])
-
-
-def _line(event: Mapping[str, Any], redactor: Redactor) -> str:
-    """One event as a JSON line; every credential dvflow knows of is masked."""
-    text = canonical_json(event).decode("utf-8")
-    for secret in sorted(redactor.secrets, key=len, reverse=True):
-        text = text.replace(json.dumps(secret)[1:-1], "***")
-    return text
-
-
-def _tracking_namespace(uri: str) -> str:
-    """The tracking server, named without credentials, path or query (a file store: its URI)."""
-    from urllib.parse import urlsplit
-
-    clean = strip_userinfo(uri)
-    parts = urlsplit(clean)
-    if parts.scheme in ("http", "https"):
-        return f"{parts.scheme}://{parts.netloc}"
-    return Redactor().redact(clean.split("?")[0])
-
-
-def _azure_accounts(project: Path) -> dict[str, str]:
-    """Container -> storage account of the project's Azure DVC remotes.
-
-    From the remote's ``account_name``, else the ``AccountName`` of its
-    connection string (only that part is read).
-    """
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
-    for name in ("config", "config.local"):
-        try:
-            parser.read(project / ".dvc" / name, encoding="utf-8")
-        except (configparser.Error, OSError, UnicodeDecodeError):
-            continue
-    found: dict[str, str] = {}
-    for section in parser.sections():
-        url = parser.get(section, "url", fallback="")
-        account = parser.get(section, "account_name", fallback="") or _account_of(
-            parser.get(section, "connection_string", fallback="")
-        )
-        if url.startswith("azure://") and account:
-            found[url[len("azure://") :].split("/")[0]] = account
-    return found
-
-
-def _account_of(connection_string: str) -> str:
-    for part in connection_string.split(";"):
-        key, _, value = part.partition("=")
-        if key.strip().lower() == "accountname":
-            return value.strip()
-    return ""

@@ -10,10 +10,16 @@ work tree is dvflow's own convention: namespace ``dvc://<host>/<org>/<repo>``
 
 from __future__ import annotations
 
+import configparser
 import posixpath
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from dvflow.core._record import ProvenanceRecord
+from dvflow.core._redact import Redactor
 
 # git@host:org/repo.git, the scp-like form git accepts for ssh.
 _AZURE = ("wasbs", "abfss", "wasb", "abfs")
@@ -90,3 +96,65 @@ def location(  # noqa: PLR0911 (one return per kind of location, as the spec lis
             return "file", posixpath.normpath(parts.path)
         return f"file://{parts.netloc}", parts.path
     return f"{scheme}://{parts.netloc}", "/" + key if key else "/"
+
+
+@dataclass(frozen=True)
+class Names:
+    """What names jobs and datasets: given, or of this clone (its Git remote, its folder)."""
+
+    namespace: str | None
+    remote: str | None
+    folder: str
+    tracking: str
+    tracking_uri: str
+    azure: dict[str, str]
+
+    def of(self, record: ProvenanceRecord) -> tuple[str, str]:
+        """(job namespace, dataset namespace) of a run: a shared store holds other repositories'.
+
+        The record's own Git remote names its repository; a record without one
+        is taken as this clone's.
+        """
+        remote = record.code.get("repo_url") or self.remote
+        job = self.namespace or normalise_git_remote(remote) or self.folder
+        return job, workspace_namespace(remote, self.folder)
+
+
+def tracking_namespace(uri: str) -> str:
+    """The tracking server, named without credentials, path or query (a file store: its URI)."""
+    clean = strip_userinfo(uri)
+    parts = urlsplit(clean)
+    if parts.scheme in ("http", "https"):
+        return f"{parts.scheme}://{parts.netloc}"
+    return Redactor().redact(clean.split("?")[0])
+
+
+def azure_accounts(project: Path) -> dict[str, str]:
+    """Container -> storage account of the project's Azure DVC remotes.
+
+    From the remote's ``account_name``, else the ``AccountName`` of its
+    connection string (only that part is read).
+    """
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    for name in ("config", "config.local"):
+        try:
+            parser.read(project / ".dvc" / name, encoding="utf-8")
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            continue
+    found: dict[str, str] = {}
+    for section in parser.sections():
+        url = parser.get(section, "url", fallback="")
+        account = parser.get(section, "account_name", fallback="") or _account_of(
+            parser.get(section, "connection_string", fallback="")
+        )
+        if url.startswith("azure://") and account:
+            found[url[len("azure://") :].split("/")[0]] = account
+    return found
+
+
+def _account_of(connection_string: str) -> str:
+    for part in connection_string.split(";"):
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "accountname":
+            return value.strip()
+    return ""

@@ -9,6 +9,7 @@ derived from the MLflow run id and its start time, and nothing reads a clock.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dvflow.core._dvcfiles import Pointer
-from dvflow.core._record import ProvenanceRecord
+from dvflow.core._record import ProvenanceRecord, canonical_json
+from dvflow.core._redact import Redactor
 from dvflow.core._version import __version__
 
 from ._naming import location, repo_web_url, strip_userinfo
@@ -183,7 +185,8 @@ def job_name_of_pipeline(record: ProvenanceRecord) -> str:
 
 
 def _provenance(record: ProvenanceRecord, ctx: RunContext) -> dict[str, Any]:
-    return {
+    """The record's facet; a field it lacks is left out (OpenLineage clients drop nulls)."""
+    fields = {
         "_producer": PRODUCER,
         "_schemaURL": PROVENANCE_SCHEMA_URL,
         "recordSha256": ctx.record_sha256,
@@ -198,6 +201,7 @@ def _provenance(record: ProvenanceRecord, ctx: RunContext) -> dict[str, Any]:
         "dirty": bool(record.code.get("dirty")),
         "patchSha256": record.code.get("patch_sha256"),
     }
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 def dataset(pointer: Pointer, ctx: RunContext) -> dict[str, Any]:
@@ -259,3 +263,11 @@ def run_events(record: ProvenanceRecord, ctx: RunContext) -> list[dict[str, Any]
         "outputs": outputs,
     }
     return [start, end]
+
+
+def event_line(event: Mapping[str, Any], redactor: Redactor) -> str:
+    """One event as a JSON line; every credential dvflow knows of is masked."""
+    text = canonical_json(event).decode("utf-8")
+    for secret in sorted(redactor.secrets, key=len, reverse=True):
+        text = text.replace(json.dumps(secret)[1:-1], "***")
+    return text

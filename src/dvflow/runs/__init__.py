@@ -5,5 +5,5 @@ writes (``_recording``), pushing while recording (``_push``), the one-run-
 per-work-tree lock, the dry run, binding runs to a later commit (``_bind``)
 and what a run returns (``_results``).
 
-May import: the registry (``dvflow._registry``), proof, trace, stores, core.
+May import: the registry (``dvflow._registry``), export, proof, trace, stores, core.
 """

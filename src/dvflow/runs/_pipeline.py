@@ -47,6 +47,7 @@ from dvflow.core._record import (
 from dvflow.core._redact import Redactor, redactor_for
 from dvflow.core._roots import preflight
 from dvflow.core._scratch import sweep
+from dvflow.export._emit import LiveLineage, live_lineage
 from dvflow.stores._dvc import DvcProject, StageInfo
 from dvflow.stores._dvcstage import StageLogWatcher as _Watcher
 from dvflow.stores._dvcstage import command_path, command_status, is_command_failure
@@ -70,6 +71,10 @@ if TYPE_CHECKING:
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def run_pipeline(
@@ -159,11 +164,14 @@ def run_pipeline(
                 flags=flags or ReproFlags(),
                 stage_path=stage_path,
             )
+            session.lineage = live_lineage(root, config, session.redactor)
             result = session.run(targets, all_pipelines=all_pipelines)
             # Write-through: the read commands then answer from the index (trace/_records).
             note_store(root, None if tracker.spooled else tracker.server)
             return result
         finally:
+            if session is not None and (notice := session.close_lineage()):
+                emit(Progress("notice", 0, 0, message=notice))
             project.close()
             if session is not None and session.project is not project:
                 session.project.close()  # the fresh one after a lost server
@@ -198,6 +206,8 @@ class _Session:
         self.pusher = Pusher(self.redactor, emit)
         # (stage, run id) of the stage whose script lost the tracking server.
         self.lost: tuple[str, str] | None = None
+        self.lineage: LiveLineage | None = None  # OpenLineage events sent as they happen
+        self.published: dict[str, tuple[bytes, str]] = {}  # run id -> its record, digest
 
     # -- the run ------------------------------------------------------------
 
@@ -224,10 +234,7 @@ class _Session:
             self.emit(Progress("notice", 0, 0, message=notice))
         self.stage_env = self.interpreter.environment()
         self.environment = self.stage_env.info
-        self.started = _now_iso()
-        self.parent_id = self.tracker.create_run(
-            self.experiment_id, self._run_name(), self._tags("pipeline"), None
-        )
+        self._create_parent()
         status = "FINISHED"
         try:
             with sigterm_interrupts():
@@ -277,6 +284,21 @@ class _Session:
         self.project.close()
         self.project = DvcProject(self.root)
         self.project.reproduce(targets, self._around_stage, **self._repro_args(all_pipelines))
+
+    def _create_parent(self) -> None:
+        self.started, self.start_ms = _now_iso(), _now_ms()
+        self.parent_id = self.tracker.create_run(
+            self.experiment_id, self._run_name(), self._tags("pipeline"), None, self.start_ms
+        )
+        if self.lineage is not None:
+            record = self._record(
+                kind="pipeline", mlflow_status="RUNNING", run_id=self.parent_id, status="running"
+            )
+            self.lineage.started(record, self.start_ms)
+
+    def close_lineage(self) -> str | None:
+        """Let the last OpenLineage events go (a second at most); a notice of those kept."""
+        return self.lineage.close() if self.lineage is not None else None
 
     def _repro_args(self, all_pipelines: bool) -> dict[str, Any]:
         return {"all_pipelines": all_pipelines, "flags": self.flags}
@@ -333,7 +355,19 @@ class _Session:
         else:
             tags = self._tags("stage", info)
             tags |= {"dvflow.stage": info.name, "dvflow.status": "running"}
-            run_id = self.tracker.create_run(self.experiment_id, info.name, tags, self.parent_id)
+            start_ms = _now_ms()
+            run_id = self.tracker.create_run(
+                self.experiment_id, info.name, tags, self.parent_id, start_ms
+            )
+            if self.lineage is not None:
+                record = self._record(
+                    kind="stage",
+                    mlflow_status="RUNNING",
+                    run_id=run_id,
+                    info=info,
+                    status="running",
+                )
+                self.lineage.started(record, start_ms, (self.parent_id, self.start_ms))
         self.open_run = run_id
         if index == 1 and (notice := self.stage_env.notice()):
             self.emit(Progress("notice", 0, 0, message=notice))
@@ -439,7 +473,7 @@ class _Session:
         self.stage_io.append((inputs, outputs))
         from dvflow._registry import register_stage_models  # not on a no-op run's path
 
-        self.registered += register_stage_models(
+        registered = register_stage_models(
             self.tracker,
             self.git_root,
             dvcfile=self.io.in_repo(info.dvcfile),
@@ -447,8 +481,13 @@ class _Session:
             record_sha=digest,
             stage_io=self.stage_io,
         )
-        self.tracker.terminate(run_id, "FINISHED")
+        self.registered += registered
+        end_ms = _now_ms()
+        self.tracker.terminate(run_id, "FINISHED", end_ms)
         self.open_run = None
+        if self.lineage is not None:
+            models = [(r.name, r.version) for r in registered if r.created]
+            self.lineage.finished(parse_record(published), digest, end_ms, models)
         result = StageRun(
             info.name, status, run_id, producer, seconds, tuple(outputs), metrics, tuple(skipped)
         )
@@ -495,7 +534,10 @@ class _Session:
                 inputs=inputs,
                 params=params,
             )
-            self._publish(run_id, record, {"dvflow.status": status} | io_tags(inputs, []))
+            digest, published, _ = self._publish(
+                run_id, record, {"dvflow.status": status} | io_tags(inputs, [])
+            )
+            self.published[run_id] = (published, digest)
         self._end_open_run(mlflow_status)
         self.results.append(StageRun(info.name, status, run_id, seconds=seconds))
         self._emit_end(info.name, status, run_id, seconds)
@@ -660,9 +702,16 @@ class _Session:
         if self.open_run is None:
             return
         run_id, self.open_run = self.open_run, None
+        end_ms = _now_ms()
         with contextlib.suppress(DvflowError):
             self.tracker.set_tags(run_id, {"dvflow.status": mlflow_status.lower()})
-            self.tracker.terminate(run_id, mlflow_status)
+            self.tracker.terminate(run_id, mlflow_status, end_ms)
+        if self.lineage is not None:
+            if run_id in self.published:
+                published, digest = self.published[run_id]
+                self.lineage.finished(parse_record(published), digest, end_ms)
+            else:
+                self.lineage.ended_without_record(run_id, mlflow_status, end_ms)
 
     def _finish_parent(self, mlflow_status: str) -> None:
         # After a failure the stage's error matters more than a store error;
@@ -675,5 +724,10 @@ class _Session:
                 run_id=self.parent_id,
                 status=mlflow_status.lower(),
             )
-            self._publish(self.parent_id, record, {"dvflow.status": mlflow_status.lower()})
-            self.tracker.terminate(self.parent_id, mlflow_status)
+            digest, published, _ = self._publish(
+                self.parent_id, record, {"dvflow.status": mlflow_status.lower()}
+            )
+            end_ms = _now_ms()
+            self.tracker.terminate(self.parent_id, mlflow_status, end_ms)
+            if self.lineage is not None:
+                self.lineage.finished(parse_record(published), digest, end_ms)

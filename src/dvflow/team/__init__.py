@@ -5,5 +5,5 @@ Owns ``init`` (``_project``) and its CI workflow template (``_ci``),
 ``_copier``), and the CI gate
 ``check`` (``_gate``).
 
-May import: export, runs, the registry, proof, trace, stores, core.
+May import: runs, the registry, export, proof, trace, stores, core.
 """

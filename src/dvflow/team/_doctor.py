@@ -7,6 +7,7 @@
     local       a stale --local remote section (DESIGN trap 7: every DVC command fails)
     tracking    the tracking store reachable, and which kind it is
     spool       runs recorded to the local spool while the server was down (warn)
+    openlineage where 'dvflow run' sends OpenLineage events, reachable; events waiting (warn)
     gitignore   the MLflow store and dvflow's folder ignored by Git
 
 Exit 0 when nothing fails (warnings allowed), 1 when a check fails.
@@ -49,6 +50,7 @@ def doctor(path: str | os.PathLike[str] = ".", *, tracking_uri: str | None = Non
         checks.append(Check("remote", "fail", "not checked: DVC cannot read its config"))
     checks.append(_tracking(root, tracking_uri))
     checks.append(_spool(root))
+    checks.append(_openlineage(root, tracking_uri))
     checks.append(_gitignore(root))
     return checks
 
@@ -240,6 +242,42 @@ def _spool(root: Path) -> Check:
         f"({SPOOL_DIR}/) while the tracking server did not answer are not on the server yet",
         "Upload them with 'dvflow sync' once the server answers.",
     )
+
+
+def _openlineage(root: Path, tracking_uri: str | None) -> Check:
+    from dvflow.export._emit import OUTBOX, consumer_problem, find_endpoint, outbox_lines
+
+    try:
+        endpoint = find_endpoint(root, load_config(root, tracking_uri=tracking_uri))
+    except DvflowError as exc:
+        return Check("openlineage", "fail", Redactor().redact(exc.message), exc.hint)
+    waiting = len(outbox_lines(root))
+    if endpoint is None:
+        if waiting:
+            return Check(
+                "openlineage",
+                "warn",
+                f"{waiting} event(s) wait in {OUTBOX.as_posix()}, but no consumer is configured",
+                "Set 'openlineage: {url: ...}' in dvflow.yaml or OPENLINEAGE_URL, "
+                "then run 'dvflow sync'.",
+            )
+        return Check("openlineage", "pass", "no consumer configured: events are not sent live")
+    where = f"{endpoint.shown} (from {endpoint.source})"
+    if problem := consumer_problem(endpoint):
+        return Check(
+            "openlineage",
+            "fail",
+            f"{where}: {problem}",
+            "Runs still succeed; their events wait in the outbox until 'dvflow sync'.",
+        )
+    if waiting:
+        return Check(
+            "openlineage",
+            "warn",
+            f"{where} answers; {waiting} event(s) wait in {OUTBOX.as_posix()}",
+            "Send them with 'dvflow sync'.",
+        )
+    return Check("openlineage", "pass", f"{where} answers")
 
 
 def _gitignore(root: Path) -> Check:

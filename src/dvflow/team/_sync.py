@@ -1,5 +1,8 @@
 """``dvflow sync``: copy what the local spool holds to the tracking store.
 
+It also sends the OpenLineage events a run could not deliver (the outbox,
+``export/_emit``), in order, each once.
+
 The copying itself (two passes, parents before children, ids mapped in
 every record) is ``_copier.Copier``; here are the lock, the reachability
 check, ``--from``'s source store, and the spool's removal once all of it is
@@ -10,13 +13,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dvflow.core._config import load_config, resolve_tracking_uri
 from dvflow.core._exceptions import InvalidArgumentError, TrackingError
 from dvflow.core._git import find_root
 from dvflow.core._scratch import sweep
+from dvflow.export._emit import Delivery, send_outbox
 from dvflow.runs._lock import run_lock
 from dvflow.runs._results import ProgressCallback
 from dvflow.stores._leftover import end_left_open
@@ -39,6 +43,7 @@ class SyncResult:
     models: tuple[tuple[str, str], ...] = ()
     copied: int = 0  # runs copied now; the others of ``runs`` were there already
     source: str | None = None  # the store copied instead of the spool (--from)
+    lineage: Delivery = field(default_factory=Delivery)  # the OpenLineage outbox's events
 
 
 def sync_spool(
@@ -64,7 +69,8 @@ def sync_spool(
     config = load_config(root, tracking_uri=tracking_uri)
     shown = display_uri(config.tracking_uri)
     if source is None and not spool_exists(root):
-        return SyncResult(shown, (), ())
+        with run_lock(root):
+            return SyncResult(shown, (), (), lineage=send_outbox(root, config))
     origin = _source_store(source, root, config.tracking_uri) if source else spool_uri(root)
     emit = on_progress or (lambda p: None)
     with run_lock(root):
@@ -91,6 +97,7 @@ def sync_spool(
         if source is None:
             shutil.rmtree(root / SPOOL_DIR)
         note_store(root, target)  # write-through: the lineage index has the copied runs
+        lineage = send_outbox(root, config) if source is None else Delivery()
     return SyncResult(
         shown,
         runs,
@@ -98,6 +105,7 @@ def sync_spool(
         copier.copied_models(),
         copied=copier.copied,
         source=display_uri(origin) if source else None,
+        lineage=lineage,
     )
 
 
