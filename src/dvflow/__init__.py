@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     from .core._dvcfiles import Pointer
     from .core._exceptions import (
         ConfigError,
+        ConsumerError,
         DvcError,
         DvflowError,
         EnvironmentProblemError,
@@ -70,6 +71,7 @@ __all__ = [
     "Check",
     "Config",
     "ConfigError",
+    "ConsumerError",
     "DemoResult",
     "DvcError",
     "DvflowError",
@@ -136,6 +138,7 @@ _HOMES = {
     "Check": "dvflow.proof._checks",
     "Config": "dvflow.core._config",
     "ConfigError": "dvflow.core._exceptions",
+    "ConsumerError": "dvflow.core._exceptions",
     "DemoResult": "dvflow.cli._demo",
     "DvcError": "dvflow.core._exceptions",
     "DvflowError": "dvflow.core._exceptions",
