@@ -441,3 +441,21 @@ def test_a_run_without_a_record_is_left_out_and_the_others_exported(
     events = _events(dvflow.export_openlineage(path=root))
     exported = {e["run"]["facets"]["dvflow_provenance"]["runId"] for e in events}
     assert exported == {first.run_id, first.stages[0].run_id}
+
+
+def test_a_subproject_s_jobs_are_named_from_the_repository_root_once(
+    tmp_path: Path, template_db: Path
+) -> None:
+    # Found on iterative's pipeline-configuration monorepo (dvc init --subdir):
+    # the stage names already start at the repository root, and the export
+    # put the subproject's folder in front a second time.
+    from test_subdir import _monorepo
+
+    root = _monorepo(tmp_path, template_db)
+    run = dvflow.run_pipeline(root / "proj-a")
+    events = _events(dvflow.export_openlineage(path=root / "proj-a"))
+    assert {e["job"]["name"] for e in events} == {"proj-a/dvc.yaml", "proj-a/dvc.yaml:prepare"}
+    stage = next(e for e in events if e["job"]["name"] == "proj-a/dvc.yaml:prepare")
+    assert stage["run"]["facets"]["parent"]["job"]["name"] == "proj-a/dvc.yaml"
+    assert stage["run"]["facets"]["dvflow_provenance"]["runId"] == run.stages[0].run_id
+    assert {d["name"] for d in stage["inputs"]} == {"proj-a/prepare.py", "proj-a/data/raw.txt"}

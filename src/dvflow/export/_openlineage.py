@@ -105,17 +105,15 @@ def dvflow_status(record: ProvenanceRecord) -> str:
 
 
 def job_name(record: ProvenanceRecord) -> str:
-    """DVC's stage address (``dvc.yaml:train``, ``sub/dvc.yaml:train``).
+    """DVC's stage address from the repository root (``dvc.yaml:train``, ``sub/dvc.yaml:train``).
 
-    A pipeline run's job is its project's ``dvc.yaml``.
+    A record's stage name is already that address, except for the root's own
+    dvc.yaml (``train``); a pipeline run's job is its project's ``dvc.yaml``.
     """
-    folder = record.code.get("dvc_root") or ""
     if record.kind == "pipeline" or record.stage is None:
         return job_name_of_pipeline(record)
-    name = record.stage["name"]
-    if ":" in name:
-        return name if not folder else f"{folder}/{name}"
-    return f"{folder}/dvc.yaml:{name}" if folder else f"dvc.yaml:{name}"
+    name = str(record.stage["name"])
+    return name if ":" in name else f"dvc.yaml:{name}"
 
 
 def _facet(facet: str, **fields: Any) -> dict[str, Any]:
