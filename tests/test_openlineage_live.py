@@ -168,6 +168,9 @@ def test_a_failing_consumer_never_fails_the_run_and_sync_delivers_each_event_onc
     assert any("6 event(s) wait in .dvflow/openlineage-outbox.jsonl" in n for n in notices)
     assert any("500" in n and "dvflow sync" in n for n in notices), notices
     assert KEY not in (root / _emit.OUTBOX).read_text()
+    doctor = cli("doctor", "-C", str(root))
+    line = next(x for x in doctor.stdout.splitlines() if "openlineage" in x)
+    assert line.split()[0] == "warn" and "answers; 6 event(s) wait" in line, doctor.stdout
 
     receiver.answer = 201
     synced = cli("sync", "-C", str(root))

@@ -270,14 +270,15 @@ def _openlineage(root: Path, tracking_uri: str | None) -> Check:
             f"{where}: {problem}",
             "Runs still succeed; their events wait in the outbox until 'dvflow sync'.",
         )
+    state = "answers" if endpoint.transport.get("type") in ("http", "async_http") else "is set"
     if waiting:
         return Check(
             "openlineage",
             "warn",
-            f"{where} answers; {waiting} event(s) wait in {OUTBOX.as_posix()}",
+            f"{where} {state}; {waiting} event(s) wait in {OUTBOX.as_posix()}",
             "Send them with 'dvflow sync'.",
         )
-    return Check("openlineage", "pass", f"{where} answers")
+    return Check("openlineage", "pass", f"{where} {state}")
 
 
 def _gitignore(root: Path) -> Check:
