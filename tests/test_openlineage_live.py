@@ -20,7 +20,7 @@ import pytest
 from referencing import Registry
 
 import dvflow
-from conftest import cli, git
+from conftest import cli, dvc, git
 from dvflow.export import _emit
 from dvflow.export._naming import location
 from test_openlineage import check_event, registry  # noqa: F401 (the fixture)
@@ -157,12 +157,25 @@ def test_a_live_run_sends_each_event_as_it_happens_and_they_match_the_export(
 def test_a_failing_consumer_never_fails_the_run_and_sync_delivers_each_event_once(
     make_project: Callable[..., Path], receiver: Receiver
 ) -> None:
-    root = _project(make_project, receiver.url)
+    # Planted: a password in the consumer's URL, and a DVC remote with one.
+    root = _project(make_project, receiver.url.replace("://", "://olu:0lPassw0rdXyz@"))
+    added = dvc(
+        root, "remote", "add", "-d", "-f", "web", "https://bob:Pa55w0rdXyzzy@dvc.example.com/s"
+    )
+    assert added.returncode == 0, added.stderr
+    (root / ".dvc" / "config.local").write_text(
+        "['remote \"web\"']\n    password = Pa55w0rdXyzzy\n", encoding="utf-8"
+    )
+    git(root, "commit", "-qam", "a remote with a password")
     receiver.answer = 500
     notices: list[str] = []
     run = dvflow.run_pipeline(root, on_progress=lambda p: notices.append(p.message))
     assert run.status == "FINISHED"
     assert receiver.attempts == 1  # after the first failure the rest go straight to the outbox
+    written = (root / _emit.OUTBOX).read_text() + "\n".join(notices)
+    assert "dvc.example.com" in written
+    for secret in ("0lPassw0rdXyz", "olu:", "Pa55w0rdXyzzy", "bob:", KEY, "Sup3rS3cretT0ken"):
+        assert secret not in written
     kept = _outbox(root)
     assert len(kept) == 6
     assert any("6 event(s) wait in .dvflow/openlineage-outbox.jsonl" in n for n in notices)
@@ -175,6 +188,7 @@ def test_a_failing_consumer_never_fails_the_run_and_sync_delivers_each_event_onc
     receiver.answer = 201
     synced = cli("sync", "-C", str(root))
     assert synced.returncode == 0, synced.stderr
+    assert "0lPassw0rdXyz" not in synced.stdout + synced.stderr
     assert f"sent 6 OpenLineage event(s) to {receiver.url}/api/v1/lineage" in synced.stdout
     assert receiver.events == kept  # in order, each once
     assert not (root / _emit.OUTBOX).exists()
