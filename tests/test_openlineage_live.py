@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +22,7 @@ from referencing import Registry
 
 import dvflow
 from conftest import cli, dvc, git
+from dvflow.core._redact import Redactor
 from dvflow.export import _emit
 from dvflow.export._naming import location
 from test_openlineage import check_event, registry  # noqa: F401 (the fixture)
@@ -43,6 +45,10 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 receiver.attempts += 1
+                if receiver.answer == 0:  # hangs: takes the request, never answers
+                    time.sleep(3)
+                    self.close_connection = True
+                    return
                 if self.path != "/api/v1/lineage":
                     self.send_response(404)
                 elif receiver.answer == 201:
@@ -203,6 +209,26 @@ def test_a_failing_consumer_never_fails_the_run_and_sync_delivers_each_event_onc
     assert {(e["run"]["runId"], e["eventType"]) for e in receiver.events} == exported
 
 
+def test_a_consumer_that_never_answers_keeps_every_event_in_order(
+    make_project: Callable[..., Path], receiver: Receiver
+) -> None:
+    root = _project(make_project, receiver.url)
+    receiver.answer = 0
+    notices: list[str] = []
+    run = dvflow.run_pipeline(root, on_progress=lambda p: notices.append(p.message))
+    assert run.status == "FINISHED"
+    kept = _outbox(root)
+    assert len(kept) == 6 and not receiver.events
+    assert kept[0]["job"]["name"] == "dvc.yaml" and kept[0]["eventType"] == "START"
+    assert kept[-1]["job"]["name"] == "dvc.yaml" and kept[-1]["eventType"] == "COMPLETE"
+    assert any("6 event(s) wait" in n for n in notices), notices
+
+    receiver.answer = 201
+    synced = cli("sync", "-C", str(root))
+    assert synced.returncode == 0, synced.stderr
+    assert receiver.events == kept
+
+
 def test_a_consumer_that_is_down_keeps_the_events_and_sync_says_so_with_exit_8(
     make_project: Callable[..., Path], receiver: Receiver
 ) -> None:
@@ -341,3 +367,32 @@ def test_the_demo_sends_its_lineage_live_and_exports_the_raw_md5_and_the_model_v
     for key, event in _by_run(events).items():
         if key[1] == "END":
             assert live[key] == event
+
+
+def test_a_send_still_in_flight_when_the_budget_ends_is_kept_in_its_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A transport slower than the budget (our seam: make_transport): the first event
+    # is still being sent when close() gives up, two more wait in the queue.
+    class Slow:
+        def __init__(self) -> None:
+            self.sent: list[dict[str, Any]] = []
+
+        def emit(self, event: dict[str, Any]) -> None:
+            time.sleep(2 * _emit.SEND_BUDGET)
+            self.sent.append(event)
+
+        def close(self) -> None:
+            pass
+
+    slow = Slow()
+    monkeypatch.setattr(_emit, "make_transport", lambda endpoint: slow)
+    names = _emit.Names(None, None, "p", "sqlite:///mlflow.db", "sqlite:///mlflow.db", {})
+    endpoint = _emit.Endpoint({"type": "http", "url": "http://127.0.0.1:9"}, "consumer", "test")
+    live = _emit.LiveLineage(tmp_path, endpoint, names, Redactor())
+    for n in range(3):
+        live._put({"n": n})
+    time.sleep(0.2)  # the worker has taken the first
+    notice = live.close()
+    assert notice is not None and "3 event(s) wait" in notice and "no answer within 1 s" in notice
+    assert [e["n"] for e in _outbox(tmp_path)] == [0, 1, 2]

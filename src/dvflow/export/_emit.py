@@ -369,8 +369,12 @@ class LiveLineage:
         self._queue.put(None)
         self._thread.join(SEND_BUDGET)
         with self._lock:
-            left = list(self._kept)
+            left = list(self._kept)  # in the order they were made: failed, in flight, queued
             self._kept.clear()
+            if self._thread.is_alive():
+                self.problem = self.problem or f"no answer within {SEND_BUDGET:g} s"
+                left += self._in_flight
+                self._abandoned = True
             while True:
                 try:
                     line = self._queue.get_nowait()
@@ -378,10 +382,8 @@ class LiveLineage:
                     break
                 if line is not None:
                     left.append(line)
-            if self._thread.is_alive():
-                self.problem = self.problem or f"no answer within {SEND_BUDGET:g} s"
-                left += self._in_flight
-                self._abandoned = True
+            if self._abandoned:
+                self._queue.put(None)  # the worker stops after the send it is stuck in
         keep(self.root, left)
         if not left:
             return None
