@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from ._cli_attest import attest, keygen
 from ._cli_export import export
 from ._cli_graph import impact, index, lineage
 from ._options import State, project_options, store_sync
@@ -27,7 +28,7 @@ def cli(verbose: bool) -> None:
         show_library_logs()
 
 
-for _command in (lineage, impact, index, export):
+for _command in (lineage, impact, index, export, keygen, attest):
     cli.add_command(_command)
 
 
