@@ -7,10 +7,11 @@ messages and exit codes.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
-from ._cli_attest import attest, keygen
+from ._cli_attest import attest, attestation_options, keygen, verify_signed
 from ._cli_export import export
 from ._cli_graph import impact, index, lineage
 from ._options import State, project_options, store_sync
@@ -329,6 +330,7 @@ def promote(
     show_default=True,
     help="Absolute tolerance (with --rebuild).",
 )
+@attestation_options
 @store_sync
 @project_options
 def verify(
@@ -340,6 +342,7 @@ def verify(
     sync: bool,
     path: str,
     tracking_uri: str | None,
+    **signed: Any,
 ) -> None:
     """Check that TARGET (a run id, models:/NAME/VERSION or models:/NAME@ALIAS) reproduces.
 
@@ -351,6 +354,10 @@ def verify(
     commit and compares the outputs: identical, equivalent (metrics within
     --rtol/--atol) or diverged. Exit 0 when it verifies, 1 when a check
     fails or the rebuild diverged, 2 when the stage could not be re-run.
+
+    With --pubkey: verify TARGET's signed attestation instead (--attestation
+    FILE, else the one 'dvflow attest' logged), offline with --files DIR
+    (exit codes 20-25: docs/cli.md).
     """
     from dvflow.core._exceptions import VerificationFailedError
     from dvflow.proof._verify import AUTHENTICITY_NOTE
@@ -366,6 +373,11 @@ def verify(
     }
     if given and not rebuild:
         raise click.UsageError("--rtol and --atol apply to --rebuild only")
+    if signed["pubkey"] or any(signed.values()):
+        if rebuild:
+            raise click.UsageError("--rebuild and --pubkey are two kinds of verify: run them apart")
+        verify_signed(target, path, tracking_uri, **signed)
+        return
 
     def step(message: str) -> None:
         click.echo(f"dvflow: {message}", err=True)

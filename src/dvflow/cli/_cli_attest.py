@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -119,3 +121,69 @@ def attest(
     )
     click.echo(f"signed by keyid {result.keyid[:16]}; envelope sha256 {result.sha256}", err=True)
     click.echo(f"wrote {where}; logged as {result.target.artifact} of the run", err=True)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def attestation_options(command: F) -> F:
+    """``verify``'s flags for a signed attestation."""
+    options = [
+        click.option(
+            "--pubkey",
+            multiple=True,
+            metavar="PUB",
+            help="Verify TARGET's signed attestation with this trusted public key (repeatable).",
+        ),
+        click.option(
+            "--attestation",
+            metavar="FILE",
+            help="The envelope to verify (default: the one 'dvflow attest' logged; with --pubkey).",
+        ),
+        click.option(
+            "--builder",
+            multiple=True,
+            metavar="ID",
+            help="Accept only attestations by this builder id (repeatable; with --pubkey).",
+        ),
+        click.option(
+            "--files",
+            metavar="DIR",
+            help="Offline: check the model files in DIR; no store, no network (with --pubkey).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def verify_signed(
+    target: str,
+    path: str,
+    tracking_uri: str | None,
+    *,
+    pubkey: tuple[str, ...],
+    attestation: str | None,
+    builder: tuple[str, ...],
+    files: str | None,
+) -> None:
+    """``dvflow verify TARGET --pubkey PUB``: the checks, or the first failure (its exit code)."""
+    from dvflow.export._verify_attest import verify_attestation
+
+    from ._views import show_checks
+
+    if not pubkey:
+        raise click.UsageError("--attestation, --builder and --files need --pubkey PUB")
+    result = verify_attestation(
+        target,
+        path,
+        pubkeys=pubkey,
+        attestation=attestation,
+        builders=builder,
+        files=files,
+        tracking_uri=tracking_uri,
+    )
+    where = " (offline)" if result.offline else ""
+    click.echo(f"verify {target} attestation {result.source}{where}")
+    show_checks(result.checks)
+    click.echo("attestation verified")

@@ -216,7 +216,9 @@ def parse_envelope(raw: bytes, source: str) -> Envelope:
     except UnicodeDecodeError:
         raise EnvelopeUnreadableError(source, "not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise EnvelopeUnreadableError(source, f"not JSON ({exc.msg} at byte {exc.pos})") from None
+        raise EnvelopeUnreadableError(
+            source, f"not JSON: {exc.msg} (byte {exc.pos}); truncated?"
+        ) from None
     if not isinstance(data, dict):
         raise EnvelopeUnreadableError(source, "not a JSON object")
     payload, kind, sigs = data.get("payload"), data.get("payloadType"), data.get("signatures")
