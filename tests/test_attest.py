@@ -1,0 +1,577 @@
+"""Signed attestations of the demo's model versions: keygen, attest, verify, tamper, offline.
+
+One real demo store (``dvflow demo``, real git, DVC and MLflow) is built once
+for the whole session, by whichever worker gets there first, and each test
+works on its own copy. The statement is checked against a JSON schema
+written here from the in-toto Statement v1 and SLSA provenance v1 specs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import socket
+import sqlite3
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from filelock import FileLock
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from conftest import _isolate, cli, everything_written, tracking_client
+
+MODEL = "models:/wine-classifier/1"
+
+# -- the schema, from the specs ---------------------------------------------------
+# in-toto Statement v1 (github.com/in-toto/attestation spec/v1/statement.md and
+# resource_descriptor.md, digest_set.md) and SLSA provenance v1 (slsa.dev/provenance/v1).
+
+HEX = {"sha256": "^[a-f0-9]{64}$", "gitCommit": "^[a-f0-9]{40}$", "md5": "^[a-f0-9]{32}$"}
+DIGEST_SET = {
+    "type": "object",
+    "minProperties": 1,
+    "properties": {name: {"type": "string", "pattern": p} for name, p in HEX.items()},
+    "additionalProperties": {"type": "string", "pattern": "^[a-f0-9]+$"},
+}
+RESOURCE_DESCRIPTOR = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "uri": {"type": "string", "format": "uri"},
+        "digest": DIGEST_SET,
+        "content": {"type": "string", "contentEncoding": "base64"},
+        "downloadLocation": {"type": "string", "format": "uri"},
+        "mediaType": {"type": "string"},
+        "annotations": {"type": "object"},
+    },
+    "anyOf": [{"required": ["uri"]}, {"required": ["digest"]}, {"required": ["content"]}],
+    "additionalProperties": False,
+}
+SLSA_PROVENANCE_V1 = {
+    "type": "object",
+    "required": ["buildDefinition", "runDetails"],
+    "additionalProperties": False,
+    "properties": {
+        "buildDefinition": {
+            "type": "object",
+            "required": ["buildType", "externalParameters"],
+            "additionalProperties": False,
+            "properties": {
+                "buildType": {"type": "string", "format": "uri"},
+                "externalParameters": {"type": "object"},
+                "internalParameters": {"type": "object"},
+                "resolvedDependencies": {"type": "array", "items": RESOURCE_DESCRIPTOR},
+            },
+        },
+        "runDetails": {
+            "type": "object",
+            "required": ["builder"],
+            "additionalProperties": False,
+            "properties": {
+                "builder": {
+                    "type": "object",
+                    "required": ["id"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "id": {"type": "string", "format": "uri"},
+                        "version": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "builderDependencies": {"type": "array", "items": RESOURCE_DESCRIPTOR},
+                    },
+                },
+                "metadata": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "invocationId": {"type": "string"},
+                        "startedOn": {"type": "string", "format": "date-time"},
+                        "finishedOn": {"type": "string", "format": "date-time"},
+                    },
+                },
+                "byproducts": {"type": "array", "items": RESOURCE_DESCRIPTOR},
+            },
+        },
+    },
+}
+STATEMENT_V1 = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["_type", "subject", "predicateType", "predicate"],
+    "additionalProperties": False,
+    "properties": {
+        "_type": {"const": "https://in-toto.io/Statement/v1"},
+        "subject": {
+            "type": "array",
+            "minItems": 1,
+            "items": {**RESOURCE_DESCRIPTOR, "required": ["name", "digest"]},
+        },
+        "predicateType": {"const": "https://slsa.dev/provenance/v1"},
+        "predicate": SLSA_PROVENANCE_V1,
+    },
+}
+VALIDATOR = Draft202012Validator(STATEMENT_V1, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+# -- the demo store, built once -------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def demo_store(
+    tmp_path_factory: pytest.TempPathFactory, worker_id: str, session_home: Path
+) -> Path:
+    """A finished ``dvflow demo`` (run as a user runs it), shared by every worker."""
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent  # the folder every worker of this session shares
+    with FileLock(str(shared / "attest-demo.lock")):
+        root = shared / "attest-demo" / "dvflow-demo"
+        if not (shared / "attest-demo.done").exists():
+            with pytest.MonkeyPatch.context() as monkeypatch:
+                _isolate(monkeypatch, session_home)
+                root.parent.mkdir(exist_ok=True)
+                made = cli("demo", str(root), timeout=900)
+                assert made.returncode == 0, made.stderr
+            (shared / "attest-demo.done").touch()
+    return root
+
+
+def _copy_store(source: Path, dest: Path) -> Path:
+    """A copy whose MLflow store points at its own artifacts (they are absolute paths)."""
+    shutil.copytree(source, dest, symlinks=True)
+    (dest / ".dvflow" / "index.sqlite").unlink(missing_ok=True)
+    db = sqlite3.connect(dest / "mlflow.db")
+    try:
+        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for column in [c[1] for c in db.execute(f"PRAGMA table_info({table})")]:
+                db.execute(
+                    f"UPDATE {table} SET {column} = replace({column}, ?, ?) "  # noqa: S608
+                    f"WHERE typeof({column}) = 'text'",
+                    (str(source), str(dest)),
+                )
+        db.commit()
+    finally:
+        db.close()
+    return dest
+
+
+@pytest.fixture
+def demo(demo_store: Path, tmp_path: Path) -> Path:
+    return _copy_store(demo_store, tmp_path / "demo")
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, Path]:
+    made = cli("keygen", "--out", str(tmp_path / "keys"))
+    assert made.returncode == 0, made.stderr
+    other = cli("keygen", "--out", str(tmp_path / "other"), "--type", "ecdsa-p256")
+    assert other.returncode == 0, other.stderr
+    return {
+        "key": tmp_path / "keys" / "dvflow-attest.key",
+        "pub": tmp_path / "keys" / "dvflow-attest.pub",
+        "other_key": tmp_path / "other" / "dvflow-attest.key",
+        "other_pub": tmp_path / "other" / "dvflow-attest.pub",
+    }
+
+
+@pytest.fixture
+def attested(demo: Path, keys: dict[str, Path], tmp_path: Path) -> Path:
+    """The demo's version 1, attested with ``keys['key']``: the envelope's path."""
+    envelope = tmp_path / "v1.intoto.json"
+    done = cli("attest", MODEL, "--key", str(keys["key"]), "-o", str(envelope), "-C", str(demo))
+    assert done.returncode == 0, done.stderr
+    return envelope
+
+
+def _payload(envelope: Path) -> dict[str, Any]:
+    return json.loads(base64.b64decode(json.loads(envelope.read_text())["payload"]))
+
+
+def _verify(demo: Path, envelope: Path, *pubkeys: Path, extra: tuple[str, ...] = ()) -> Any:
+    keys = [arg for pub in pubkeys for arg in ("--pubkey", str(pub))]
+    return cli("verify", MODEL, "--attestation", str(envelope), *keys, *extra, "-C", str(demo))
+
+
+def _cache_object(root: Path, md5: str) -> Path:
+    return root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def _model_md5(root: Path) -> str:
+    return tracking_client(root).get_model_version("wine-classifier", "1").tags["dvflow.model_md5"]
+
+
+# -- attest and verify ----------------------------------------------------------------
+
+
+def test_a_demo_model_version_attests_and_verifies(
+    demo: Path, keys: dict[str, Path], attested: Path
+) -> None:
+    statement = _payload(attested)
+    VALIDATOR.validate(statement)
+    envelope = json.loads(attested.read_text())
+    assert envelope["payloadType"] == "application/vnd.in-toto+json"
+
+    # The subject's sha256 is that of the model's bytes, computed afresh here.
+    md5 = _model_md5(demo)
+    model_bytes = _cache_object(demo, md5).read_bytes()
+    assert hashlib.md5(model_bytes).hexdigest() == md5  # noqa: S324 (DVC's digest)
+    [subject] = statement["subject"]
+    assert subject["name"] == "models/model.pkl"
+    assert subject["digest"] == {"sha256": hashlib.sha256(model_bytes).hexdigest()}
+    assert subject["annotations"]["dvc_md5"] == md5
+    assert subject["annotations"]["mlflow_model_uri"] == MODEL
+
+    # resolvedDependencies: the record's commit and every DVC input of the closure.
+    client = tracking_client(demo)
+    version = client.get_model_version("wine-classifier", "1")
+    run_id = version.tags["dvflow.run_id"]
+    commit = version.tags["dvflow.git_commit"]
+    deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert {"name": "git", "digest": {"gitCommit": commit}} in deps
+    by_name = {d["name"]: d for d in deps if "dvc_md5" in d.get("annotations", {})}
+    raw_md5 = (demo / "data" / "raw.csv.dvc").read_text().split("md5: ")[1].split()[0]
+    raw = by_name["data/raw.csv"]  # an input of prepare, upstream of train
+    assert raw["annotations"]["dvc_md5"] == raw_md5
+    raw_bytes = _cache_object(demo, raw_md5).read_bytes()
+    assert raw["digest"]["sha256"] == hashlib.sha256(raw_bytes).hexdigest()
+    prepared = by_name["data/prepared"]  # a folder: sha256 of its sha256sum listing
+    assert prepared["annotations"]["dvc_md5"].endswith(".dir")
+    listing = "".join(
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(demo / 'data' / 'prepared')}\n"
+        for p in sorted((demo / "data" / "prepared").rglob("*"))
+        if p.is_file()
+    )
+    assert prepared["digest"]["sha256"] == hashlib.sha256(listing.encode()).hexdigest()
+    assert {"src/prepare.py", "src/train.py"} <= set(by_name)
+    byproducts = statement["predicate"]["runDetails"]["byproducts"]
+    stages = {b["annotations"]["stage"] for b in byproducts}
+    assert stages == {"prepare", "train"}
+    run_tags = client.get_run(run_id).data.tags
+    own = next(b for b in byproducts if b["annotations"]["run_id"] == run_id)
+    assert own["digest"]["sha256"] == run_tags["dvflow.record_sha256"]
+    details = statement["predicate"]["runDetails"]
+    assert details["metadata"]["invocationId"] == run_id
+    assert details["builder"]["id"] == "urn:dvflow:builder:local"
+
+    # Logged to the producing run; its sha256 is a tag on the version.
+    digest = hashlib.sha256(attested.read_bytes()).hexdigest()
+    assert version.tags["dvflow.attestation_sha256"] == digest
+    artifact = version.tags["dvflow.attestation"]
+    stored = client.download_artifacts(run_id, artifact, str(demo.parent / "dl"))
+    assert Path(stored).read_bytes() == attested.read_bytes()
+
+    verified = _verify(demo, attested, keys["pub"])
+    assert verified.returncode == 0, verified.stderr
+    assert "attestation verified" in verified.stdout
+    # Without --attestation: the envelope the store holds.
+    again = cli("verify", MODEL, "--pubkey", str(keys["pub"]), "-C", str(demo))
+    assert again.returncode == 0, again.stderr
+
+
+def test_the_schema_rejects_what_the_specs_forbid(attested: Path) -> None:
+    good = _payload(attested)
+    for change in (
+        lambda s: s.update(_type="https://in-toto.io/Statement/v0.1"),
+        lambda s: s.update(subject=[]),
+        lambda s: s["subject"][0].update(digest={"sha256": "XYZ"}),
+        lambda s: s["predicate"]["buildDefinition"].pop("buildType"),
+        lambda s: s["predicate"]["runDetails"]["builder"].update(id="not a uri"),
+        lambda s: s["predicate"]["runDetails"]["metadata"].update(startedOn="yesterday"),
+    ):
+        broken = json.loads(json.dumps(good))
+        change(broken)
+        with pytest.raises(ValidationError):
+            VALIDATOR.validate(broken)
+
+
+def test_an_ecdsa_p256_key_signs_and_verifies(
+    demo: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    envelope = tmp_path / "ecdsa.json"
+    done = cli(
+        "attest", MODEL, "--key", str(keys["other_key"]), "-o", str(envelope), "-C", str(demo)
+    )
+    assert done.returncode == 0, done.stderr
+    # Several trusted keys: any one that verifies will do.
+    verified = _verify(demo, envelope, keys["pub"], keys["other_pub"])
+    assert verified.returncode == 0, verified.stderr
+
+
+# -- tamper: each its own message and exit code, no traceback ----------------------------
+
+
+def _resign(envelope: Path, key: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """A statement changed and signed again with the trusted key: only drift can tell."""
+    from dvflow.export._dsse import envelope_bytes, load_private_key, sign_envelope
+
+    statement = _payload(envelope)
+    change(statement)
+    payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
+    envelope.write_bytes(envelope_bytes(sign_envelope(payload, load_private_key(key))))
+
+
+def _dependency(statement: dict[str, Any], name: str) -> dict[str, Any]:
+    deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    return next(d for d in deps if d["name"] == name)
+
+
+def _flip_model_byte(demo: Path, envelope: Path, keys: dict[str, Path]) -> None:
+    obj = _cache_object(demo, _model_md5(demo))
+    obj.chmod(obj.stat().st_mode | stat.S_IWUSR)
+    data = bytearray(obj.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    obj.write_bytes(bytes(data))
+
+
+def _payload_type(demo: Path, envelope: Path, keys: dict[str, Path]) -> None:
+    data = json.loads(envelope.read_text())
+    data["payloadType"] = "application/vnd.dvflow+json"
+    envelope.write_text(json.dumps(data))
+
+
+def _other_key(demo: Path, envelope: Path, keys: dict[str, Path]) -> None:
+    from dvflow.export._dsse import envelope_bytes, load_private_key, sign_envelope
+
+    payload = base64.b64decode(json.loads(envelope.read_text())["payload"])
+    other = sign_envelope(payload, load_private_key(keys["other_key"]))
+    trusted_id = json.loads(envelope.read_text())["signatures"][0]["keyid"]
+    other["signatures"][0]["keyid"] = trusted_id  # claiming the trusted keyid changes nothing
+    envelope.write_bytes(envelope_bytes(other))
+
+
+def _drifted_md5(demo: Path, envelope: Path, keys: dict[str, Path]) -> None:
+    def change(s: dict[str, Any]) -> None:
+        _dependency(s, "data/raw.csv")["annotations"]["dvc_md5"] = "0" * 32
+
+    _resign(envelope, keys["key"], change)
+
+
+def _drifted_sha256(demo: Path, envelope: Path, keys: dict[str, Path]) -> None:
+    def change(s: dict[str, Any]) -> None:
+        _dependency(s, "data/raw.csv")["digest"]["sha256"] = "0" * 64
+
+    _resign(envelope, keys["key"], change)
+
+
+def _truncated(demo: Path, envelope: Path, keys: dict[str, Path]) -> None:
+    envelope.write_bytes(envelope.read_bytes()[:200])
+
+
+def _not_json(demo: Path, envelope: Path, keys: dict[str, Path]) -> None:
+    envelope.write_bytes(b"\x89PNG\r\n not an attestation")
+
+
+@pytest.mark.parametrize(
+    ("tamper", "code", "words"),
+    [
+        (_flip_model_byte, 23, "DVC's cache holds other bytes for models/model.pkl"),
+        (_payload_type, 21, "payloadType is 'application/vnd.dvflow+json'"),
+        (_other_key, 22, "no signature verifies with the 1 trusted public key"),
+        (_drifted_md5, 24, "data/raw.csv: the records name md5"),
+        (_drifted_sha256, 24, "data/raw.csv: sha256"),
+        (_truncated, 20, "not JSON"),
+        (_not_json, 20, "not UTF-8 text"),
+    ],
+    ids=[
+        "model-byte",
+        "payload-type",
+        "other-key",
+        "drift-md5",
+        "drift-sha256",
+        "truncated",
+        "not-json",
+    ],
+)
+def test_a_tampered_attestation_fails_with_its_own_message_and_code(  # noqa: PLR0917 (fixtures)
+    demo: Path,
+    keys: dict[str, Path],
+    attested: Path,
+    tamper: Callable[[Path, Path, dict[str, Path]], None],
+    code: int,
+    words: str,
+) -> None:
+    tamper(demo, attested, keys)
+    result = _verify(demo, attested, keys["pub"])
+    assert result.returncode == code, result.stderr
+    assert words in result.stderr
+    assert result.stderr.startswith("error: attestation ")
+    assert "\nhint: " in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_builder_not_on_the_allow_list_is_refused(
+    demo: Path, keys: dict[str, Path], attested: Path
+) -> None:
+    refused = _verify(demo, attested, keys["pub"], extra=("--builder", "https://ci.example/x"))
+    assert refused.returncode == 25, refused.stderr
+    assert "builder 'urn:dvflow:builder:local' is not allowed" in refused.stderr
+    allowed = _verify(demo, attested, keys["pub"], extra=("--builder", "urn:dvflow:builder:local"))
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_an_attestation_of_another_version_does_not_verify_this_one(
+    demo: Path, keys: dict[str, Path], attested: Path
+) -> None:
+    other = cli(
+        "verify", "models:/wine-classifier/2", "--attestation", str(attested),
+        "--pubkey", str(keys["pub"]), "-C", str(demo),
+    )  # fmt: skip
+    assert other.returncode == 23, other.stderr
+    assert "not models:/wine-classifier/2" in other.stderr
+
+
+# -- offline ------------------------------------------------------------------------------
+
+
+def _shipped(demo: Path, into: Path) -> Path:
+    """What a receiver gets: the model file alone, in a folder of its own."""
+    into.mkdir()
+    shutil.copy(_cache_object(demo, _model_md5(demo)), into / "model.pkl")
+    return into
+
+
+def test_offline_verification_opens_no_socket(
+    demo: Path, keys: dict[str, Path], attested: Path, tmp_path: Path
+) -> None:
+    from dvflow.export._errors import SubjectMismatchError
+    from dvflow.export._verify_attest import verify_attestation
+
+    files = _shipped(demo, tmp_path / "shipped")
+    shutil.rmtree(demo)  # no project, no store, no DVC remote: only what was shipped
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket, "socket", _refuse)
+        patch.setattr(socket, "create_connection", _refuse)
+        patch.setattr(socket, "getaddrinfo", _refuse)
+        result = verify_attestation(
+            MODEL,
+            tmp_path,
+            pubkeys=[keys["pub"]],
+            attestation=attested,
+            files=files,
+        )
+        assert result.offline
+        assert [c.name for c in result.checks if c.level == "pass"] == [
+            "signature", "statement", "builder", "subjects",
+        ]  # fmt: skip
+        data = bytearray((files / "model.pkl").read_bytes())
+        data[0] ^= 0x01
+        (files / "model.pkl").write_bytes(bytes(data))
+        with pytest.raises(SubjectMismatchError, match=r"models/model\.pkl: sha256"):
+            verify_attestation(
+                MODEL, tmp_path, pubkeys=[keys["pub"]], attestation=attested, files=files
+            )
+
+
+def _refuse(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("a socket was opened during offline verification")
+
+
+def test_offline_verification_through_the_command_line(
+    demo: Path, keys: dict[str, Path], attested: Path, tmp_path: Path
+) -> None:
+    files = _shipped(demo, tmp_path / "shipped")
+    # Anywhere, with no project: an unreachable tracking store must not matter.
+    env = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
+    done = cli(
+        "verify", MODEL, "--attestation", str(attested), "--pubkey", str(keys["pub"]),
+        "--files", str(files), cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "(offline)" in done.stdout and "warn  drift" in done.stdout
+    other = cli(
+        "verify", "models:/wine-classifier/2", "--attestation", str(attested),
+        "--pubkey", str(keys["pub"]), "--files", str(files), cwd=tmp_path,
+    )  # fmt: skip
+    assert other.returncode == 23, other.stderr
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+
+def test_keygen_writes_a_private_key_only_its_owner_reads(tmp_path: Path) -> None:
+    made = cli("keygen", "--out", str(tmp_path / "k"))
+    assert made.returncode == 0, made.stderr
+    private = tmp_path / "k" / "dvflow-attest.key"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "k").stat().st_mode) == 0o700
+    assert b"BEGIN PRIVATE KEY" in private.read_bytes()
+    assert private.read_text() not in made.stdout + made.stderr
+    again = cli("keygen", "--out", str(tmp_path / "k"))
+    assert again.returncode == 2 and "already exists" in again.stderr
+    # The default folder is under XDG_CONFIG_HOME, outside any project.
+    default = cli("keygen", env={"XDG_CONFIG_HOME": str(tmp_path / "config")})
+    assert default.returncode == 0, default.stderr
+    assert (tmp_path / "config" / "dvflow" / "keys" / "dvflow-attest.pub").is_file()
+
+
+def test_an_encrypted_key_needs_its_passphrase(demo: Path, tmp_path: Path) -> None:
+    secret = "correct horse battery staple"  # noqa: S105 (a test passphrase)
+    made = cli("keygen", "--out", str(tmp_path / "k"), env={"DVFLOW_KEY_PASSPHRASE": secret})
+    assert made.returncode == 0, made.stderr
+    key = tmp_path / "k" / "dvflow-attest.key"
+    assert b"BEGIN ENCRYPTED PRIVATE KEY" in key.read_bytes()
+    out = str(tmp_path / "e.json")
+    missing = cli("attest", MODEL, "--key", str(key), "-o", out, "-C", str(demo))
+    assert missing.returncode == 2 and "is encrypted" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    wrong = cli(
+        "attest", MODEL, "--key", str(key), "-o", out, "-C", str(demo),
+        env={"DVFLOW_KEY_PASSPHRASE": "wrong"},
+    )  # fmt: skip
+    assert wrong.returncode == 2 and "wrong passphrase" in wrong.stderr
+    right = cli(
+        "attest", MODEL, "--key", str(key), "-o", out, "-C", str(demo),
+        env={"DVFLOW_KEY_PASSPHRASE": secret},
+    )  # fmt: skip
+    assert right.returncode == 0, right.stderr
+    assert secret not in right.stdout + right.stderr + Path(out).read_text()
+    assert secret not in everything_written(demo)
+
+
+def test_a_public_key_is_refused_as_a_signing_key_and_the_reverse(
+    demo: Path, keys: dict[str, Path], attested: Path
+) -> None:
+    signing = cli("attest", MODEL, "--key", str(keys["pub"]), "-C", str(demo))
+    assert signing.returncode == 2 and "not a PEM private key" in signing.stderr
+    checking = _verify(demo, attested, keys["key"])
+    assert checking.returncode == 2 and "That is a private key" in checking.stderr
+
+
+def test_no_private_key_or_credential_reaches_an_artifact_a_tag_or_the_output(
+    demo: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    planted = "AKIAPLANTED0123456789"
+    env = {
+        "AWS_SECRET_ACCESS_KEY": planted,
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_SERVER_URL": f"https://token:{planted}@github.example",
+        "GITHUB_WORKFLOW_REF": "org/repo/.github/workflows/ml.yml@refs/heads/main",
+    }
+    envelope = tmp_path / "ci.json"
+    done = cli(
+        "attest", MODEL, "--key", str(keys["key"]), "-o", str(envelope), "-C", str(demo), env=env
+    )
+    assert done.returncode == 0, done.stderr
+    builder = _payload(envelope)["predicate"]["runDetails"]["builder"]["id"]
+    assert builder.endswith("/org/repo/.github/workflows/ml.yml@refs/heads/main")
+    private_body = "".join(keys["key"].read_text().splitlines()[1:-1])
+    written = everything_written(demo) + done.stdout + done.stderr + envelope.read_text()
+    assert private_body not in written
+    assert planted not in written
+    tags = tracking_client(demo).get_model_version("wine-classifier", "1").tags
+    assert "PRIVATE KEY" not in json.dumps(tags) and planted not in json.dumps(tags)
+
+
+def test_attest_refuses_a_tampered_record(demo: Path, keys: dict[str, Path]) -> None:
+    client = tracking_client(demo)
+    run_id = client.get_model_version("wine-classifier", "1").tags["dvflow.run_id"]
+    client.set_tag(run_id, "dvflow.record_sha256", "0" * 64)
+    done = cli("attest", MODEL, "--key", str(keys["key"]), "-C", str(demo), cwd=demo.parent)
+    assert done.returncode == 1, done.stderr
+    assert "was tampered with" in done.stderr
+    assert not (demo.parent / "wine-classifier-v1.intoto.json").exists()
