@@ -575,3 +575,61 @@ def test_attest_refuses_a_tampered_record(demo: Path, keys: dict[str, Path]) -> 
     assert done.returncode == 1, done.stderr
     assert "was tampered with" in done.stderr
     assert not (demo.parent / "wine-classifier-v1.intoto.json").exists()
+
+
+# -- the gates --------------------------------------------------------------------------------
+
+
+def test_promote_requires_a_verified_attestation_when_asked(
+    demo: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    promote = ("promote", "wine-classifier", "2", "--alias", "staging", "-C", str(demo))
+    gate = ("--require-attestation", str(keys["pub"]))
+    refused = cli(*promote, *gate)
+    assert refused.returncode == 1, refused.stderr
+    assert "FAIL  attested  models:/wine-classifier/2: none is recorded" in refused.stdout
+    assert "Traceback" not in refused.stderr
+    client = tracking_client(demo)
+    assert "staging" not in client.get_registered_model("wine-classifier").aliases
+
+    # Signed by a key the gate does not trust: still refused.
+    signed = cli("attest", "models:/wine-classifier/2", "--key", str(keys["other_key"]),
+                 "-o", str(tmp_path / "v2.json"), "-C", str(demo))  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    assert cli(*promote, *gate).returncode == 1
+    # Version 2 was made in a dirty work tree: its patch is a dependency.
+    deps = _payload(tmp_path / "v2.json")["predicate"]["buildDefinition"]["resolvedDependencies"]
+    patches = [d for d in deps if d["name"].endswith("/dvflow/code.patch")]
+    assert patches and all(len(p["digest"]["sha256"]) == 64 for p in patches)
+
+    signed = cli("attest", "models:/wine-classifier/2", "--key", str(keys["key"]),
+                 "-o", str(tmp_path / "v2.json"), "-C", str(demo))  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    passed = cli(*promote, *gate, "--require-attestation", str(keys["other_pub"]))
+    assert passed.returncode == 0, passed.stderr
+    assert "pass  attested  models:/wine-classifier/2: signed by keyid" in passed.stdout
+    assert client.get_registered_model("wine-classifier").aliases["staging"] == 2
+
+    broken = cli(*promote, "--require-attestation", str(tmp_path / "missing.pub"))
+    assert broken.returncode == 2 and "key " in broken.stderr
+
+
+def test_check_requires_an_attestation_of_each_model_at_head(
+    demo: Path, keys: dict[str, Path]
+) -> None:
+    check = ("check", "-C", str(demo), "--require-attestation", str(keys["pub"]))
+    unsigned = cli(*check)
+    assert unsigned.returncode == 14, unsigned.stdout + unsigned.stderr
+    assert "FAIL  attested  models:/wine-classifier/1: none is recorded" in unsigned.stdout
+    assert "pass  stale" in unsigned.stdout  # every other check still runs
+    plain = cli("check", "-C", str(demo))
+    assert plain.returncode == 0, plain.stdout + plain.stderr  # only when asked
+
+    done = cli("attest", MODEL, "--key", str(keys["key"]), "-C", str(demo), cwd=demo.parent)
+    assert done.returncode == 0, done.stderr
+    signed = cli(*check)
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    assert "pass  attested  1 model(s) at HEAD have a verified attestation" in signed.stdout
+    other = cli("check", "-C", str(demo), "--require-attestation", str(keys["other_pub"]))
+    assert other.returncode == 14
+    assert "no signature verifies" in other.stdout

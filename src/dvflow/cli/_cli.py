@@ -277,6 +277,14 @@ def register(
     type=click.Choice(["Staging", "Production", "Archived"]),
     help="Also transition the deprecated registry stage (opt-in).",
 )
+@click.option(
+    "--require-attestation",
+    "require_attestation",
+    multiple=True,
+    metavar="PUB",
+    help="Also require an attestation of the version that verifies with this public key "
+    "(repeatable: any of them).",
+)
 @project_options
 def promote(
     *,
@@ -285,6 +293,7 @@ def promote(
     alias: str,
     force: bool,
     stage: str | None,
+    require_attestation: tuple[str, ...],
     path: str,
     tracking_uri: str | None,
 ) -> None:
@@ -292,16 +301,30 @@ def promote(
 
     Checks: the run's record matches its digest; the commit exists and was
     clean or its patch is stored; every input and the model are in the DVC
-    remote. Exit code 1 when a check fails and --force is not given.
+    remote; with --require-attestation, a signed attestation of the version
+    verifies with one of those keys. Exit code 1 when a check fails and
+    --force is not given.
     """
     from dvflow._registry import promote as promote_version
     from dvflow.core._exceptions import LineageIncompleteError
 
     from ._views import show_checks
 
+    gate = None
+    if require_attestation:
+        from dvflow.export._gates import attestation_gate
+
+        gate = attestation_gate(require_attestation, path, tracking_uri)
     try:
         result = promote_version(
-            name, version, alias, path, force=force, stage=stage, tracking_uri=tracking_uri
+            name,
+            version,
+            alias,
+            path,
+            force=force,
+            stage=stage,
+            tracking_uri=tracking_uri,
+            gate=gate,
         )
     except LineageIncompleteError as exc:
         show_checks(exc.checks)
@@ -472,6 +495,14 @@ def checkout(*, target: str, into: str | None, path: str, tracking_uri: str | No
     metavar="FILE",
     help="Append Markdown with a Mermaid lineage diagram (e.g. $GITHUB_STEP_SUMMARY).",
 )
+@click.option(
+    "--require-attestation",
+    "require_attestation",
+    multiple=True,
+    metavar="PUB",
+    help="Require each model at HEAD to have an attestation that verifies with this "
+    "public key (repeatable: any of them); exit 14 otherwise.",
+)
 @store_sync
 @project_options
 def check(
@@ -479,6 +510,7 @@ def check(
     release: tuple[str, ...],
     alias: str,
     summary: str | None,
+    require_attestation: tuple[str, ...],
     sync: bool,
     path: str,
     tracking_uri: str | None,
@@ -488,15 +520,21 @@ def check(
     Fails (exit 10) when dvc.lock is not up to date with the code and params,
     (11) when outputs in dvc.lock are not in the DVC remote, (12) when outputs
     at HEAD have no recorded run, (13) when a release tag's model version
-    (ALIAS) differs from the tag's dvc.lock. All checks are printed; the
-    exit code is the first failure's.
+    (ALIAS) differs from the tag's dvc.lock, (14, with --require-attestation)
+    when a model at HEAD has no attestation that verifies with those keys.
+    All checks are printed; the exit code is the first failure's.
     """
     from dvflow.team._gate import check_project, summary_markdown
 
     from ._views import show_checks
 
     result = check_project(
-        path, release=release, alias=alias, tracking_uri=tracking_uri, sync=sync or None
+        path,
+        release=release,
+        alias=alias,
+        tracking_uri=tracking_uri,
+        sync=sync or None,
+        require_attestation=require_attestation,
     )
     show_checks(result.checks)
     for failed in (c for c in result.checks if not c.ok and c.hint):

@@ -68,7 +68,8 @@ class MissingAttestationError(AttestationError):
         super().__init__(
             target,
             "none is recorded for it in the tracking store",
-            f"Sign it with 'dvflow attest {target} --key KEY', or pass --attestation FILE.",
+            f"Sign it with 'dvflow attest {target} --key KEY' ('verify' also takes "
+            "--attestation FILE).",
         )
 
 
