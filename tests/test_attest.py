@@ -633,3 +633,64 @@ def test_check_requires_an_attestation_of_each_model_at_head(
     other = cli("check", "-C", str(demo), "--require-attestation", str(keys["other_pub"]))
     assert other.returncode == 14
     assert "no signature verifies" in other.stdout
+
+
+# -- interoperability with securesystemslib (its DSSE and signers; a test dependency) ----------
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "ecdsa-p256"])
+def test_securesystemslib_verifies_dvflow_envelopes(demo: Path, tmp_path: Path, kind: str) -> None:
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.exceptions import VerificationError
+    from securesystemslib.signer import SSlibKey
+
+    from dvflow.export._dsse import keyid, load_public_key
+
+    made = cli("keygen", "--out", str(tmp_path / "k"), "--type", kind)
+    assert made.returncode == 0, made.stderr
+    out = tmp_path / "env.json"
+    key = tmp_path / "k" / "dvflow-attest.key"
+    done = cli("attest", MODEL, "--key", str(key), "-o", str(out), "-C", str(demo))
+    assert done.returncode == 0, done.stderr
+    public = load_public_key(tmp_path / "k" / "dvflow-attest.pub")
+    # securesystemslib matches signatures to keys by keyid: its key carries dvflow's.
+    trusted = SSlibKey.from_crypto(public, keyid=keyid(public))
+    assert trusted.scheme == {"ed25519": "ed25519", "ecdsa-p256": "ecdsa-sha2-nistp256"}[kind]
+    envelope = Envelope.from_dict(json.loads(out.read_text()))
+    assert envelope.payload_type == "application/vnd.in-toto+json"
+    assert list(envelope.verify([trusted], 1)) == [keyid(public)]
+    assert json.loads(envelope.payload)["subject"][0]["name"] == "models/model.pkl"
+
+    changed = json.loads(out.read_text())
+    changed["payload"] = base64.b64encode(envelope.payload.replace(b"train", b"trail")).decode()
+    with pytest.raises(VerificationError):
+        Envelope.from_dict(changed).verify([trusted], 1)
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "ecdsa-p256"])
+def test_dvflow_verifies_envelopes_securesystemslib_signed(
+    demo: Path, keys: dict[str, Path], attested: Path, tmp_path: Path, kind: str
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.signer import CryptoSigner
+
+    signer = CryptoSigner.generate_ed25519() if kind == "ed25519" else CryptoSigner.generate_ecdsa()
+    private = serialization.load_pem_private_key(signer.private_bytes, password=None)
+    pub = tmp_path / "sslib.pub"
+    pub.write_bytes(
+        private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    # dvflow's own statement of version 1, signed by securesystemslib's DSSE code.
+    payload = base64.b64decode(json.loads(attested.read_text())["payload"])
+    envelope = Envelope(payload, "application/vnd.in-toto+json", {})
+    envelope.sign(signer)
+    signed = tmp_path / "sslib.json"
+    signed.write_text(json.dumps(envelope.to_dict()))
+    verified = _verify(demo, signed, pub)
+    assert verified.returncode == 0, verified.stderr
+    assert "attestation verified" in verified.stdout
+    # ... and only with that key.
+    assert _verify(demo, signed, keys["pub"]).returncode == 22

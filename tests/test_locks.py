@@ -33,6 +33,7 @@ TEST_STACK = {
     "grimp",
     "ruff",
     "mypy",
+    "securesystemslib",
 }
 
 
