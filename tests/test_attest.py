@@ -24,7 +24,7 @@ from filelock import FileLock
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from conftest import _isolate, cli, everything_written, tracking_client
+from conftest import _isolate, cli, everything_written, git, tracking_client
 
 MODEL = "models:/wine-classifier/1"
 
@@ -694,3 +694,33 @@ def test_dvflow_verifies_envelopes_securesystemslib_signed(
     assert "attestation verified" in verified.stdout
     # ... and only with that key.
     assert _verify(demo, signed, keys["pub"]).returncode == 22
+
+
+# -- doctor --------------------------------------------------------------------------------
+
+
+def test_doctor_warns_of_a_private_key_in_git_or_readable_by_others(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = make_project("basic")
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    made = cli("keygen", env=env)
+    assert made.returncode == 0, made.stderr
+    sound = cli("doctor", "-C", str(root), env=env)
+    assert "pass  keys      no private key in Git or readable by others" in sound.stdout
+
+    key = tmp_path / "config" / "dvflow" / "keys" / "dvflow-attest.key"
+    shutil.copy(key, root / "signing.key")
+    key.chmod(0o644)
+    loose = cli("doctor", "-C", str(root), env=env)
+    assert loose.returncode == 0, loose.stderr  # a warning, not a failure
+    line = next(x for x in loose.stdout.splitlines() if "keys" in x)
+    assert line.startswith("  warn  keys")
+    assert "'git add -A' would commit private key(s): signing.key" in line
+    assert f"readable by others: {key}" in line
+
+    git(root, "add", "signing.key")
+    tracked = cli("doctor", "-C", str(root), env=env)
+    assert "private key(s) tracked by Git: signing.key" in tracked.stdout
+    assert "dvflow keygen --force" in tracked.stdout
+    assert "".join(key.read_text().splitlines()[1:-1]) not in tracked.stdout + tracked.stderr

@@ -25,7 +25,16 @@ def test_a_fresh_project_is_sound(make_project: Callable[..., Path]) -> None:
     result = cli("doctor", "-C", str(root))
     assert result.returncode == 0, result.stdout + result.stderr
     found = lines(result.stdout)
-    assert set(found) == {"tools", "secrets", "local", "remote", "tracking", "spool", "gitignore"}
+    assert set(found) == {
+        "tools",
+        "secrets",
+        "local",
+        "remote",
+        "tracking",
+        "spool",
+        "gitignore",
+        "keys",
+    }
     assert found["spool"].startswith("pass")
     assert found["tools"].startswith("pass git ") and "dvc 3." in found["tools"]
     assert "a SQLite store" in found["tracking"]

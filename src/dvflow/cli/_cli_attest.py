@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,11 +11,6 @@ import click
 from ._options import project_options
 
 DEFAULT_KEY_DIR = "~/.config/dvflow/keys"
-
-
-def _default_key_dir() -> str:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path("~/.config").expanduser())
-    return str(Path(base) / "dvflow" / "keys")
 
 
 @click.command()
@@ -49,10 +43,10 @@ def keygen(out: str | None, kind: str, name: str, force: bool, passphrase_env: s
     Git ('dvflow doctor' warns when Git tracks one). Hand NAME.pub to whoever
     verifies your attestations.
     """
-    from dvflow.export._dsse import generate_keypair, passphrase_from_env
+    from dvflow.export._dsse import default_key_dir, generate_keypair, passphrase_from_env
 
     pair = generate_keypair(
-        out or _default_key_dir(),
+        out or default_key_dir(),
         kind=kind,
         name=name,
         passphrase=passphrase_from_env(passphrase_env),

@@ -40,6 +40,22 @@ PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 
 
+def default_key_dir() -> Path:
+    """Where ``dvflow keygen`` puts keys: ``$XDG_CONFIG_HOME/dvflow/keys`` (``~/.config``)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path("~/.config").expanduser())
+    return Path(base) / "dvflow" / "keys"
+
+
+def is_private_key_file(path: Path) -> bool:
+    """Does the file start like a PEM private key (any type, encrypted or not)?"""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return False
+    return head.lstrip().startswith(b"-----BEGIN") and b"PRIVATE KEY-----" in head
+
+
 def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE's pre-authentication encoding: what is signed."""
     kind = payload_type.encode("utf-8")
