@@ -358,6 +358,14 @@ def _drifted_sha256(demo: Path, envelope: Path, keys: dict[str, Path]) -> None:
     _resign(envelope, keys["key"], change)
 
 
+def _malformed(demo: Path, envelope: Path, keys: dict[str, Path]) -> None:
+    def change(s: dict[str, Any]) -> None:
+        s["subject"][0]["annotations"] = "not an object"
+        s["predicate"]["runDetails"]["byproducts"][0].pop("digest")
+
+    _resign(envelope, keys["key"], change)
+
+
 def _truncated(demo: Path, envelope: Path, keys: dict[str, Path]) -> None:
     envelope.write_bytes(envelope.read_bytes()[:200])
 
@@ -376,6 +384,7 @@ def _not_json(demo: Path, envelope: Path, keys: dict[str, Path]) -> None:
         (_drifted_sha256, 24, "data/raw.csv: sha256"),
         (_truncated, 20, "not JSON"),
         (_not_json, 20, "not UTF-8 text"),
+        (_malformed, 20, "not a dvflow statement (a subject without name or sha256)"),
     ],
     ids=[
         "model-byte",
@@ -385,6 +394,7 @@ def _not_json(demo: Path, envelope: Path, keys: dict[str, Path]) -> None:
         "drift-sha256",
         "truncated",
         "not-json",
+        "malformed",
     ],
 )
 def test_a_tampered_attestation_fails_with_its_own_message_and_code(  # noqa: PLR0917 (fixtures)

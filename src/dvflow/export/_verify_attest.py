@@ -39,7 +39,7 @@ from ._errors import (
     EnvelopeUnreadableError,
     SubjectMismatchError,
 )
-from ._hashing import file_digests
+from ._hashing import many_file_digests
 from ._statement import BUILD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE
 
 if TYPE_CHECKING:
@@ -182,34 +182,60 @@ def _verify(
 def _statement(payload: bytes, source: str) -> dict[str, Any]:
     """The payload as a dvflow statement; EnvelopeUnreadableError when it is not one.
 
-    Explicit checks, not ``assert``: they must hold under ``python -O`` too.
+    Every field the checks below read is checked here first, explicitly (not
+    with ``assert``, which ``python -O`` drops): a signed but malformed
+    statement is exit 20, never a traceback.
     """
     try:
         data = json.loads(payload.decode("utf-8"))
-        build = data["predicate"]["buildDefinition"]
-        details = data["predicate"]["runDetails"]
-        problems = [
-            reason
-            for ok, reason in (
-                (data["_type"] == STATEMENT_TYPE, f"_type is not {STATEMENT_TYPE}"),
-                (data["predicateType"] == PREDICATE_TYPE, f"predicateType is not {PREDICATE_TYPE}"),
-                (build["buildType"] == BUILD_TYPE, f"buildType is not {BUILD_TYPE}"),
-                (isinstance(build["resolvedDependencies"], list), "no resolvedDependencies"),
-                (isinstance(details["builder"]["id"], str), "no builder id"),
-                (isinstance(details["byproducts"], list), "no byproducts"),
-                (bool(data["subject"]), "no subject"),
-                (
-                    all(isinstance(s["digest"]["sha256"], str) for s in data["subject"]),
-                    "a subject without sha256",
-                ),
-            )
-            if not ok
-        ]
-    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
-        problems = [f"{type(exc).__name__} {exc}"]
-    if problems:
-        raise EnvelopeUnreadableError(source, f"not a dvflow statement ({problems[0]})")
+        problem = _shape_problem(data)
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
+        problem = f"{type(exc).__name__} {exc}"
+    if problem:
+        raise EnvelopeUnreadableError(source, f"not a dvflow statement ({problem})")
     return data  # type: ignore[no-any-return]
+
+
+def _shape_problem(data: Any) -> str | None:
+    build = data["predicate"]["buildDefinition"]
+    details = data["predicate"]["runDetails"]
+    subjects, deps = data["subject"], build["resolvedDependencies"]
+    byproducts = details["byproducts"]
+    checks = (
+        (data["_type"] == STATEMENT_TYPE, f"_type is not {STATEMENT_TYPE}"),
+        (data["predicateType"] == PREDICATE_TYPE, f"predicateType is not {PREDICATE_TYPE}"),
+        (build["buildType"] == BUILD_TYPE, f"buildType is not {BUILD_TYPE}"),
+        (isinstance(build["externalParameters"], dict), "no externalParameters"),
+        (isinstance(details["builder"]["id"], str), "no builder id"),
+        (isinstance(details["metadata"]["invocationId"], str), "no invocationId"),
+        (isinstance(subjects, list) and bool(subjects), "no subject"),
+        (all(_resource(s, "name") for s in subjects), "a subject without name or sha256"),
+        (isinstance(deps, list), "no resolvedDependencies"),
+        (all(_dependency(d) for d in deps), "a dependency without name, sha256 or dvc_md5"),
+        (isinstance(byproducts, list), "no byproducts"),
+        (all(_resource(b, "run_id") for b in byproducts), "a byproduct without run_id"),
+    )
+    return next((reason for ok, reason in checks if not ok), None)
+
+
+def _resource(entry: Any, needs: str) -> bool:
+    """A resource descriptor with a sha256 and, as ``needs`` says, a name or a run id."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("digest"), dict):
+        return False
+    notes = entry.get("annotations", {})
+    if not isinstance(notes, dict):
+        return False
+    named = entry.get("name") if needs == "name" else notes.get("run_id")
+    return isinstance(entry["digest"].get("sha256"), str) and isinstance(named, str)
+
+
+def _dependency(entry: Any) -> bool:
+    """A data dependency (it has ``dvc_md5``) is fully named; a commit or patch need not be."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("annotations", {}), dict):
+        return False
+    if "dvc_md5" not in entry.get("annotations", {}):
+        return True
+    return _resource(entry, "name") and isinstance(entry["annotations"]["dvc_md5"], str)
 
 
 # -- the target and its bytes ----------------------------------------------------
@@ -243,18 +269,20 @@ class _Offline:
         }[kind]
         if not named:
             raise SubjectMismatchError(source, [f"it is about {_about(statement)}, not {target}"])
-        problems, count = [], 0
+        problems, located = [], []
         for subject in statement["subject"]:
             found = self._locate(subject)
             if found is None:
                 problems.append(f"{subject['name']}: not in {self.folder}")
-                continue
-            sha = file_digests(found, md5=False)[1]
+            else:
+                located.append((subject, found))
+        digests = many_file_digests((path for _, path in located), md5=False)
+        for (subject, _), (_, sha) in zip(located, digests, strict=True):
             if sha != subject["digest"]["sha256"]:
                 problems.append(
                     f"{subject['name']}: sha256 {sha}, attested {subject['digest']['sha256']}"
                 )
-            count += 1
+        count = len(located)
         if problems:
             raise SubjectMismatchError(source, problems)
         checks = [
@@ -278,9 +306,11 @@ class _Offline:
         else:
             candidates.append(Path(name).name)
         for candidate in candidates:
-            path = self.folder / candidate
-            if ".." not in Path(candidate).parts and path.is_file():
-                return path
+            relative = Path(candidate)
+            if relative.is_absolute() or ".." in relative.parts:
+                continue  # a name from the statement never leaves DIR
+            if (self.folder / relative).is_file():
+                return self.folder / relative
         return None
 
 
