@@ -734,3 +734,13 @@ def test_doctor_warns_of_a_private_key_in_git_or_readable_by_others(
     assert "private key(s) tracked by Git: signing.key" in tracked.stdout
     assert "dvflow keygen --force" in tracked.stdout
     assert "".join(key.read_text().splitlines()[1:-1]) not in tracked.stdout + tracked.stderr
+
+
+def test_a_later_run_that_remakes_the_same_data_is_not_drift(
+    demo: Path, keys: dict[str, Path], attested: Path
+) -> None:
+    again = cli("run", "-f", "-s", "prepare", "-C", str(demo))
+    assert again.returncode == 0, again.stderr
+    verified = _verify(demo, attested, keys["pub"])
+    assert verified.returncode == 0, verified.stderr
+    assert "pass  records   2 record(s) still have their digests" in verified.stdout
