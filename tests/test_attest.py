@@ -24,7 +24,7 @@ from filelock import FileLock
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from conftest import _isolate, cli, everything_written, git, tracking_client
+from conftest import _isolate, cli, everything_written, git, stage_runs, tracking_client
 
 MODEL = "models:/wine-classifier/1"
 
@@ -744,3 +744,29 @@ def test_a_later_run_that_remakes_the_same_data_is_not_drift(
     verified = _verify(demo, attested, keys["pub"])
     assert verified.returncode == 0, verified.stderr
     assert "pass  records   2 record(s) still have their digests" in verified.stdout
+
+
+def test_a_stage_run_of_a_dirty_work_tree_attests_its_changed_script(
+    demo: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    script = demo / "src" / "train.py"
+    script.write_text(script.read_text() + "\n# tuned by hand, not committed\n")
+    ran = cli("run", "-C", str(demo))
+    assert ran.returncode == 0, ran.stderr
+    run_id = stage_runs(demo)["train"]
+    envelope = tmp_path / "run.json"
+    done = cli("attest", run_id, "--key", str(keys["key"]), "-o", str(envelope), "-C", str(demo))
+    assert done.returncode == 0, done.stderr
+    statement = _payload(envelope)
+    VALIDATOR.validate(statement)
+    assert [s["name"] for s in statement["subject"]] == ["models/model.pkl"]
+    train = _dependency(statement, "src/train.py")  # the bytes the run read, from the work tree
+    assert train["digest"]["sha256"] == hashlib.sha256(script.read_bytes()).hexdigest()
+    deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert any(d["name"] == f"runs:/{run_id}/dvflow/code.patch" for d in deps)
+    verified = cli("verify", run_id, "--attestation", str(envelope), "--pubkey", str(keys["pub"]),
+                   "-C", str(demo))  # fmt: skip
+    assert verified.returncode == 0, verified.stderr
+    # From the run's own tags, without --attestation.
+    stored = cli("verify", run_id, "--pubkey", str(keys["pub"]), "-C", str(demo))
+    assert stored.returncode == 0, stored.stderr

@@ -1,7 +1,8 @@
 """The bytes a DVC pointer names, found and hashed: DVC's cache, else Git, else the remote.
 
 Data comes from DVC's cache (fetched from the default remote when missing);
-a Git-tracked input (a stage's script) from the blob at the recorded commit.
+a Git-tracked input (a stage's script) from the blob at the recorded commit,
+else from the work tree when it still holds those bytes (a dirty run).
 Each file's md5 is checked against the one the record or ``.dir`` listing
 names before its sha256 is used.
 """
@@ -46,6 +47,13 @@ def digest(
         blob = _git_blob(root, commit, path)
         if blob is not None and bytes_digests(blob)[0] == md5:
             return Digested(path, md5, bytes_digests(blob)[1])
+        # A dirty run's changed script is in no commit: the work tree may still hold it.
+        local = root / path
+        inside = not Path(path).is_absolute() and ".." not in Path(path).parts
+        if inside and local.is_file() and not local.is_symlink():
+            found, sha = file_digests(local)
+            if found == md5:
+                return Digested(path, md5, sha)
         if not fetch or not _fetched(project, md5):
             raise ContentProblem(
                 f"{path} (md5 {md5}) is in neither DVC's cache, the DVC remote nor Git"
