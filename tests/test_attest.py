@@ -770,3 +770,45 @@ def test_a_stage_run_of_a_dirty_work_tree_attests_its_changed_script(
     # From the run's own tags, without --attestation.
     stored = cli("verify", run_id, "--pubkey", str(keys["pub"]), "-C", str(demo))
     assert stored.returncode == 0, stored.stderr
+
+
+def test_a_bundle_signs_each_upstream_stage_and_links_it_to_the_model(
+    demo: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    from dvflow.export._dsse import envelope_bytes, load_private_key, sign_envelope
+
+    bundle = tmp_path / "v1.intoto.jsonl"
+    done = cli("attest", MODEL, "--key", str(keys["key"]), "--stages", "-o", str(bundle),
+               "-C", str(demo))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = bundle.read_text().splitlines()
+    statements = [json.loads(base64.b64decode(json.loads(line)["payload"])) for line in lines]
+    for statement in statements:
+        VALIDATOR.validate(statement)
+    prepare = statements[1]  # the stage upstream of train: its outputs are train's inputs
+    assert {s["name"] for s in prepare["subject"]} == {
+        "data/prepared/test.csv",
+        "data/prepared/train.csv",
+    }
+    verified = _verify(demo, bundle, keys["pub"])
+    assert verified.returncode == 0, verified.stderr
+    assert "pass  stages    1 stage statement(s) signed; 1 output(s) link" in verified.stdout
+    offline = cli("verify", MODEL, "--attestation", str(bundle), "--pubkey", str(keys["pub"]),
+                  "--files", str(_shipped(demo, tmp_path / "shipped")))  # fmt: skip
+    assert offline.returncode == 0, offline.stderr
+
+    # A stage statement that disagrees with the model's on a file: drift, even offline.
+    prepare["subject"][0]["digest"]["sha256"] = "0" * 64
+    payload = json.dumps(prepare, sort_keys=True, separators=(",", ":")).encode()
+    resigned = sign_envelope(payload, load_private_key(keys["key"]))
+    bundle.write_text(lines[0] + "\n" + json.dumps(resigned) + "\n")
+    drift = _verify(demo, bundle, keys["pub"])
+    assert drift.returncode == 24, drift.stderr
+    assert "data/prepared: its files as a stage attests them make sha256" in drift.stderr
+    # Signed by another key: refused, naming the line.
+    other = sign_envelope(base64.b64decode(json.loads(lines[1])["payload"]),
+                          load_private_key(keys["other_key"]))  # fmt: skip
+    bundle.write_text(lines[0] + "\n" + envelope_bytes(other).decode().replace("\n", "") + "\n")
+    refused = _verify(demo, bundle, keys["pub"])
+    assert refused.returncode == 22, refused.stderr
+    assert "(line 2)" in refused.stderr

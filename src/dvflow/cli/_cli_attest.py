@@ -74,6 +74,11 @@ def keygen(out: str | None, kind: str, name: str, force: bool, passphrase_env: s
     show_default=True,
     help="Environment variable holding the key's passphrase (for an encrypted key).",
 )
+@click.option(
+    "--stages",
+    is_flag=True,
+    help="Also sign one statement per upstream stage run (a JSON-lines bundle, .intoto.jsonl).",
+)
 @project_options
 def attest(
     *,
@@ -81,6 +86,7 @@ def attest(
     key: str,
     output: str | None,
     passphrase_env: str,
+    stages: bool,
     path: str,
     tracking_uri: str | None,
 ) -> None:
@@ -101,6 +107,7 @@ def attest(
         path,
         tracking_uri=tracking_uri,
         passphrase=passphrase_from_env(passphrase_env),
+        stages=stages,
     )
     if output == "-":
         click.echo(result.envelope.decode("utf-8"), nl=False)
@@ -114,7 +121,7 @@ def attest(
         err=True,
     )
     click.echo(f"signed by keyid {result.keyid[:16]}; envelope sha256 {result.sha256}", err=True)
-    click.echo(f"wrote {where}; logged as {result.target.artifact} of the run", err=True)
+    click.echo(f"wrote {where}; logged as {result.artifact} of the run", err=True)
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -10,8 +10,9 @@ the package). docs/openlineage.md tells what maps to what.
 Also signed attestations (docs/attestations.md): keys and DSSE envelopes
 (``_dsse``), hashing what records name by sha256 (``_hashing``, ``_content``),
 the in-toto statement (``_statement``), ``dvflow attest`` (``_attest``),
-``verify --pubkey`` (``_verify_attest``), the gates of promote, check
-(``_gates``) and their errors (``_errors``).
+``verify --pubkey`` (``_verify_attest``), bundles of one statement per stage
+(``_bundle``), the gates of promote, check (``_gates``) and their errors
+(``_errors``).
 
 May import: runs, the registry, proof, trace, stores, core.
 """

@@ -24,6 +24,7 @@ from dvflow.core._exceptions import (
 )
 from dvflow.core._record import ProvenanceRecord, canonical_json, sha256_hex
 
+from ._bundle import bundle_bytes
 from ._content import ContentProblem, Digested, digest
 from ._dsse import PrivateKey, envelope_bytes, keyid, load_private_key, sign_envelope
 from ._statement import Subject, builder_id, dependency_json, statement
@@ -79,10 +80,11 @@ class Attestation:
     subjects: int
     dependencies: int
     records: int
+    artifact: str = ""
 
     @property
     def default_file(self) -> str:
-        return Path(self.target.artifact).name
+        return Path(self.artifact or self.target.artifact).name
 
 
 def parse_target(text: str) -> tuple[str, str, str]:
@@ -145,8 +147,13 @@ def attest(
     *,
     tracking_uri: str | None = None,
     passphrase: bytes | None = None,
+    stages: bool = False,
 ) -> Attestation:
-    """Sign a statement of what made ``target``, log it to the run and tag the version."""
+    """Sign a statement of what made ``target``, log it to the run and tag the version.
+
+    ``stages``: a bundle (JSON lines) with one more signed statement per
+    upstream stage run, whose subjects are its outputs (``_bundle``).
+    """
     from dvflow.core._roots import settings_root
     from dvflow.stores._dvc import DvcProject
     from dvflow.stores._tracking import open_project
@@ -158,27 +165,52 @@ def attest(
     resolved = resolve_target(tracker, target)
     project = DvcProject(project_dir)
     try:
-        payload, counts = build_statement(
-            tracker,
-            project=project,
-            root=root,
-            target=resolved,
-            path=path,
-            tracking_uri=tracking_uri,
-        )
+        payloads = [
+            build_statement(
+                tracker,
+                project=project,
+                root=root,
+                target=target_run,
+                path=path,
+                tracking_uri=tracking_uri,
+            )
+            for target_run in _targets(
+                tracker, resolved, path=path, tracking_uri=tracking_uri, stages=stages
+            )
+        ]
     finally:
         project.close()
-    envelope = envelope_bytes(sign_envelope(payload, private))
+    signed = [sign_envelope(payload, private) for payload, _ in payloads]
+    envelope = bundle_bytes(signed) if stages else envelope_bytes(signed[0])
+    artifact = resolved.artifact + ("l" if stages else "")  # .intoto.jsonl
     sha = sha256_hex(envelope)
-    tracker.log_bytes(resolved.run_id, envelope, resolved.artifact)
-    tags = {ATTESTATION_TAG: sha, ATTESTATION_ARTIFACT_TAG: resolved.artifact}
+    tracker.log_bytes(resolved.run_id, envelope, artifact)
+    tags = {ATTESTATION_TAG: sha, ATTESTATION_ARTIFACT_TAG: artifact}
     if resolved.model_name is not None:
         assert resolved.model_version is not None
         tracker.set_version_tags(resolved.model_name, resolved.model_version, tags)
     else:
         tracker.set_tags(resolved.run_id, tags)
     note_store(project_dir, tracker)
-    return Attestation(resolved, envelope, sha, _keyid(private), *counts)
+    counts = payloads[0][1]
+    return Attestation(resolved, envelope, sha, _keyid(private), *counts, artifact=artifact)
+
+
+def _targets(
+    tracker: Tracker,
+    target: Target,
+    *,
+    path: str | os.PathLike[str],
+    tracking_uri: str | None,
+    stages: bool,
+) -> list[Target]:
+    """The target, and with ``stages`` every other stage run of its closure (oldest first)."""
+    if not stages:
+        return [target]
+    record, sha = stage_record(tracker, target)
+    closure = closure_records(tracker, record, sha, path, tracking_uri)
+    others = [r.mlflow["run_id"] for r, _ in closure if r.mlflow["run_id"] != target.run_id]
+    return [target, *(Target(run_id, run_id) for run_id in others)]
 
 
 def _keyid(private: PrivateKey) -> str:

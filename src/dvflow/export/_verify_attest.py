@@ -30,6 +30,7 @@ from dvflow.core._exceptions import NotFoundError, RecordTamperedError
 from dvflow.core._record import sha256_hex
 from dvflow.proof._checks import Check
 
+from ._bundle import check_walk, split_bundle
 from ._content import ContentProblem, digest
 from ._dsse import keyid, load_public_key, parse_envelope, verify_envelope
 from ._errors import (
@@ -162,7 +163,8 @@ def _verify(
     builders: Sequence[str],
     where: _Offline | _Online,
 ) -> AttestationVerification:
-    envelope = parse_envelope(raw, source)
+    first, *more = split_bundle(raw)
+    envelope = parse_envelope(first, source)
     key = verify_envelope(envelope, trusted, source)
     statement = _statement(envelope.payload, source)
     checks = [
@@ -174,9 +176,32 @@ def _verify(
         raise BuilderNotAllowedError(source, builder, builders)
     checks.append(Check("builder", "pass", builder + (" (allowed)" if builders else "")))
     checks.extend(where.check(target, statement, source))
+    if more:
+        checks.append(_stages(statement, more, source, trusted, builders))
     return AttestationVerification(
         target, source, keyid(key), isinstance(where, _Offline), statement, tuple(checks)
     )
+
+
+def _stages(
+    statement: Mapping[str, Any],
+    lines: Sequence[bytes],
+    source: str,
+    trusted: Sequence[Any],
+    builders: Sequence[str],
+) -> Check:
+    """The bundle's stage statements: signed, well formed, allowed, linked to the model's."""
+    stages = []
+    for number, line in enumerate(lines, start=2):
+        where = f"{source} (line {number})"
+        envelope = parse_envelope(line, where)
+        verify_envelope(envelope, trusted, where)
+        stage = _statement(envelope.payload, where)
+        builder = stage["predicate"]["runDetails"]["builder"]["id"]
+        if builders and builder not in builders:
+            raise BuilderNotAllowedError(where, builder, builders)
+        stages.append(stage)
+    return check_walk(statement, stages, source)
 
 
 def _statement(payload: bytes, source: str) -> dict[str, Any]:
