@@ -26,7 +26,15 @@ def test_a_fresh_project_is_sound(make_project: Callable[..., Path]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     found = lines(result.stdout)
     assert set(found) == {
-        *("tools", "secrets", "local", "remote", "tracking", "spool", "openlineage", "gitignore")
+        "tools",
+        "secrets",
+        "local",
+        "remote",
+        "tracking",
+        "spool",
+        "openlineage",
+        "gitignore",
+        "keys",
     }
     assert found["spool"].startswith("pass")
     assert found["openlineage"] == "pass no consumer configured: events are not sent live"

@@ -34,6 +34,7 @@ TEST_STACK = {
     "grimp",
     "ruff",
     "mypy",
+    "securesystemslib",
 }
 
 

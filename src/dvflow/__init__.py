@@ -51,7 +51,11 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     )
     from .core._record import ProvenanceRecord
     from .core._version import __version__
+    from .export._attest import Attestation, attest
+    from .export._dsse import KeyPair, generate_keypair
+    from .export._errors import AttestationError, KeyFileError
     from .export._export import export_openlineage
+    from .export._verify_attest import AttestationVerification, verify_attestation
     from .proof._checks import Check
     from .proof._rebuild import Rebuild
     from .proof._show import RecordCheck, check_record, load_record
@@ -67,6 +71,9 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     from .trace._queries import IndexStatus, impact, lineage, update_index
 
 __all__ = [
+    "Attestation",
+    "AttestationError",
+    "AttestationVerification",
     "BindResult",
     "Check",
     "Config",
@@ -83,6 +90,8 @@ __all__ = [
     "InitResult",
     "InterruptedRunError",
     "InvalidFileError",
+    "KeyFileError",
+    "KeyPair",
     "LineageIncompleteError",
     "LockedError",
     "ModelNotFoundError",
@@ -114,10 +123,12 @@ __all__ = [
     "Verification",
     "VerificationFailedError",
     "__version__",
+    "attest",
     "bind_commit",
     "check_record",
     "dry_run",
     "export_openlineage",
+    "generate_keypair",
     "impact",
     "init_project",
     "lineage",
@@ -130,10 +141,14 @@ __all__ = [
     "sync_spool",
     "update_index",
     "verify",
+    "verify_attestation",
 ]
 
 # Where each public name lives, imported by __getattr__ on first use.
 _HOMES = {
+    "Attestation": "dvflow.export._attest",
+    "AttestationError": "dvflow.export._errors",
+    "AttestationVerification": "dvflow.export._verify_attest",
     "BindResult": "dvflow.runs._bind",
     "Check": "dvflow.proof._checks",
     "Config": "dvflow.core._config",
@@ -150,6 +165,8 @@ _HOMES = {
     "InitResult": "dvflow.team._project",
     "InterruptedRunError": "dvflow.core._exceptions",
     "InvalidFileError": "dvflow.core._exceptions",
+    "KeyFileError": "dvflow.export._errors",
+    "KeyPair": "dvflow.export._dsse",
     "LineageIncompleteError": "dvflow.core._exceptions",
     "LockedError": "dvflow.core._exceptions",
     "ModelNotFoundError": "dvflow.core._exceptions",
@@ -181,10 +198,12 @@ _HOMES = {
     "Verification": "dvflow.proof._verify",
     "VerificationFailedError": "dvflow.core._exceptions",
     "__version__": "dvflow.core._version",
+    "attest": "dvflow.export._attest",
     "bind_commit": "dvflow.runs._bind",
     "check_record": "dvflow.proof._show",
     "dry_run": "dvflow.runs._dry",
     "export_openlineage": "dvflow.export._export",
+    "generate_keypair": "dvflow.export._dsse",
     "impact": "dvflow.trace._queries",
     "init_project": "dvflow.team._project",
     "lineage": "dvflow.trace._queries",
@@ -197,6 +216,7 @@ _HOMES = {
     "sync_spool": "dvflow.team._sync",
     "update_index": "dvflow.trace._queries",
     "verify": "dvflow.proof._verify",
+    "verify_attestation": "dvflow.export._verify_attest",
 }
 
 # The wings (internal subpackages), importable as attributes like any subpackage.

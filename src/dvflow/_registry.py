@@ -18,7 +18,7 @@ import getpass
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -402,8 +402,14 @@ def promote(
     force: bool = False,
     stage: str | None = None,
     tracking_uri: str | None = None,
+    gate: Callable[[str], Check] | None = None,
 ) -> Promotion:
-    """Move ``alias`` to ``version`` if its lineage is complete (or ``force``, recorded)."""
+    """Move ``alias`` to ``version`` if its lineage is complete (or ``force``, recorded).
+
+    ``gate``: one more check of ``models:/NAME/VERSION`` that must pass, such
+    as a verified attestation (``export``'s ``attestation_gate``; the
+    registry sits below the export wing, so it is handed in).
+    """
     from .core._roots import settings_root
     from .stores._dvc import DvcProject
     from .stores._tracking import open_project
@@ -418,6 +424,8 @@ def promote(
     checks = RunChecks(tracker, root, run_id, model)
     checks.record_sha = mv.tags.get("dvflow.record_sha256")
     checks.run_all(DvcProject)
+    if gate is not None:
+        checks.checks.append(gate(f"models:/{name}/{mv.version}"))
     result = Promotion(
         name, str(mv.version), alias, tuple(checks.checks), forced=False, stage=stage
     )

@@ -7,10 +7,11 @@ messages and exit codes.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from ._cli_attest import attest, attestation_options, keygen, verify_signed
 from ._cli_export import export
 from ._cli_graph import impact, index, lineage
 from ._options import State, project_options, store_sync
@@ -31,7 +32,7 @@ def cli(verbose: bool) -> None:
         show_library_logs()
 
 
-for _command in (lineage, impact, index, export):
+for _command in (lineage, impact, index, export, keygen, attest):
     cli.add_command(_command)
 
 
@@ -302,6 +303,14 @@ def register(
     type=click.Choice(["Staging", "Production", "Archived"]),
     help="Also transition the deprecated registry stage (opt-in).",
 )
+@click.option(
+    "--require-attestation",
+    "require_attestation",
+    multiple=True,
+    metavar="PUB",
+    help="Also require an attestation of the version that verifies with this public key "
+    "(repeatable: any of them).",
+)
 @project_options
 def promote(
     *,
@@ -310,6 +319,7 @@ def promote(
     alias: str,
     force: bool,
     stage: str | None,
+    require_attestation: tuple[str, ...],
     path: str,
     tracking_uri: str | None,
 ) -> None:
@@ -317,16 +327,30 @@ def promote(
 
     Checks: the run's record matches its digest; the commit exists and was
     clean or its patch is stored; every input and the model are in the DVC
-    remote. Exit code 1 when a check fails and --force is not given.
+    remote; with --require-attestation, a signed attestation of the version
+    verifies with one of those keys. Exit code 1 when a check fails and
+    --force is not given.
     """
     from dvflow._registry import promote as promote_version
     from dvflow.core._exceptions import LineageIncompleteError
 
     from ._views import show_checks
 
+    gate = None
+    if require_attestation:
+        from dvflow.export._gates import attestation_gate
+
+        gate = attestation_gate(require_attestation, path, tracking_uri)
     try:
         result = promote_version(
-            name, version, alias, path, force=force, stage=stage, tracking_uri=tracking_uri
+            name,
+            version,
+            alias,
+            path,
+            force=force,
+            stage=stage,
+            tracking_uri=tracking_uri,
+            gate=gate,
         )
     except LineageIncompleteError as exc:
         show_checks(exc.checks)
@@ -355,6 +379,7 @@ def promote(
     show_default=True,
     help="Absolute tolerance (with --rebuild).",
 )
+@attestation_options
 @store_sync
 @project_options
 def verify(
@@ -366,6 +391,7 @@ def verify(
     sync: bool,
     path: str,
     tracking_uri: str | None,
+    **signed: Any,
 ) -> None:
     """Check that TARGET (a run id, models:/NAME/VERSION or models:/NAME@ALIAS) reproduces.
 
@@ -377,6 +403,10 @@ def verify(
     commit and compares the outputs: identical, equivalent (metrics within
     --rtol/--atol) or diverged. Exit 0 when it verifies, 1 when a check
     fails or the rebuild diverged, 2 when the stage could not be re-run.
+
+    With --pubkey: verify TARGET's signed attestation instead (--attestation
+    FILE, else the one 'dvflow attest' logged), offline with --files DIR
+    (exit codes 20-25: docs/cli.md).
     """
     from dvflow.core._exceptions import VerificationFailedError
     from dvflow.proof._verify import AUTHENTICITY_NOTE
@@ -392,6 +422,11 @@ def verify(
     }
     if given and not rebuild:
         raise click.UsageError("--rtol and --atol apply to --rebuild only")
+    if signed["pubkey"] or any(signed.values()):
+        if rebuild:
+            raise click.UsageError("--rebuild and --pubkey are two kinds of verify: run them apart")
+        verify_signed(target, path, tracking_uri, **signed)
+        return
 
     def step(message: str) -> None:
         click.echo(f"dvflow: {message}", err=True)
@@ -486,6 +521,14 @@ def checkout(*, target: str, into: str | None, path: str, tracking_uri: str | No
     metavar="FILE",
     help="Append Markdown with a Mermaid lineage diagram (e.g. $GITHUB_STEP_SUMMARY).",
 )
+@click.option(
+    "--require-attestation",
+    "require_attestation",
+    multiple=True,
+    metavar="PUB",
+    help="Require each model at HEAD to have an attestation that verifies with this "
+    "public key (repeatable: any of them); exit 14 otherwise.",
+)
 @store_sync
 @project_options
 def check(
@@ -493,6 +536,7 @@ def check(
     release: tuple[str, ...],
     alias: str,
     summary: str | None,
+    require_attestation: tuple[str, ...],
     sync: bool,
     path: str,
     tracking_uri: str | None,
@@ -502,15 +546,21 @@ def check(
     Fails (exit 10) when dvc.lock is not up to date with the code and params,
     (11) when outputs in dvc.lock are not in the DVC remote, (12) when outputs
     at HEAD have no recorded run, (13) when a release tag's model version
-    (ALIAS) differs from the tag's dvc.lock. All checks are printed; the
-    exit code is the first failure's.
+    (ALIAS) differs from the tag's dvc.lock, (14, with --require-attestation)
+    when a model at HEAD has no attestation that verifies with those keys.
+    All checks are printed; the exit code is the first failure's.
     """
     from dvflow.team._gate import check_project, summary_markdown
 
     from ._views import show_checks
 
     result = check_project(
-        path, release=release, alias=alias, tracking_uri=tracking_uri, sync=sync or None
+        path,
+        release=release,
+        alias=alias,
+        tracking_uri=tracking_uri,
+        sync=sync or None,
+        require_attestation=require_attestation,
     )
     show_checks(result.checks)
     for failed in (c for c in result.checks if not c.ok and c.hint):

@@ -8,7 +8,8 @@ could not re-run); 3 project problem (not a repo, no dvc.yaml, broken YAML,
 DVC refused, work tree locked); 4 tracking store unusable; 5 not found;
 6 a pipeline stage failed; 7 environment problem (disk full, the store's
 file locked, a folder or not a database, a database URI without its database
-or driver); 10-13 ``check`` found drift; 130 interrupted.
+or driver); 10-14 ``check`` found drift; 20-25 ``verify --pubkey`` refused an
+attestation; 130 interrupted.
 """
 
 from __future__ import annotations

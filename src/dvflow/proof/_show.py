@@ -123,7 +123,7 @@ RUN_ID_FORMAT = (
 DIGEST_SCOPE = (
     "the digest proves the record is unchanged within this store, not who wrote it: "
     "anyone who may write to the store can rewrite a record and its digest together; "
-    "signed attestations (a later feature) will prove authenticity"
+    "signed attestations ('dvflow attest', 'dvflow verify --pubkey') prove authenticity"
 )
 
 

@@ -35,7 +35,7 @@ VERDICT_TAG = "dvflow.verify.verdict"
 AUTHENTICITY_NOTE = (
     "note: the digests prove integrity within the tracking store, not authenticity: "
     "whoever can write to the store can replace a record together with its digest "
-    "(signed attestations, a later feature, will prove who made a run)"
+    "(signed attestations prove who vouched for it: dvflow attest, verify --pubkey)"
 )
 _EXAMPLES = "For example models:/wine-classifier/3 or models:/wine-classifier@production."
 

@@ -9,6 +9,8 @@
     spool       runs recorded to the local spool while the server was down (warn)
     openlineage where 'dvflow run' sends OpenLineage events, reachable; events waiting (warn)
     gitignore   the MLflow store and dvflow's folder ignored by Git
+    keys        private keys tracked by Git, about to be (untracked, not ignored), or
+                readable by others (dvflow keygen's folder, the work tree): warn
 
 Exit 0 when nothing fails (warnings allowed), 1 when a check fails.
 """
@@ -52,6 +54,7 @@ def doctor(path: str | os.PathLike[str] = ".", *, tracking_uri: str | None = Non
     checks.append(_spool(root))
     checks.append(_openlineage(root, tracking_uri))
     checks.append(_gitignore(root))
+    checks.append(_keys(root))
     return checks
 
 
@@ -293,3 +296,47 @@ def _gitignore(root: Path) -> Check:
             f"Add to .gitignore: {entries} (or run 'dvflow init', which adds them).",
         )
     return Check("gitignore", "pass", ".gitignore covers mlflow.db, mlartifacts/ and .dvflow/")
+
+
+# Names a private key file usually has; tracked files are searched by content.
+_KEY_NAMES = re.compile(r"(\.(key|pem|priv)|^id_(rsa|ecdsa|ed25519))$")
+
+
+def _keys(root: Path) -> Check:
+    """Signing keys belong to their owner alone: never in Git, never readable by others."""
+    from dvflow.export._dsse import default_key_dir, is_private_key_file
+
+    top = _git.find_root(root)
+    pattern = "-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"
+    found = _git._git(top, "grep", "-lzI", "-E", "-e", pattern, ok_codes=(0, 1))
+    tracked = [rel for rel in found.split("\0") if rel]
+    others = _git._git(top, "ls-files", "-z", "--others", "--exclude-standard").split("\0")
+    loose = [
+        rel
+        for rel in others
+        if rel and _KEY_NAMES.search(Path(rel).name) and is_private_key_file(top / rel)
+    ]
+    folder = default_key_dir()
+    mine = sorted(folder.glob("*")) if folder.is_dir() else []
+    candidates = [p for p in mine if is_private_key_file(p)] + [top / r for r in tracked + loose]
+    open_to_others = sorted(
+        {str(p) for p in candidates if p.is_file() and p.stat().st_mode & 0o077}
+    )
+    problems, fixes = [], []
+    if tracked:
+        problems.append(f"private key(s) tracked by Git: {', '.join(sorted(tracked))}")
+        fixes.append(
+            "'git rm --cached' them, ignore them, and make new keys ('dvflow keygen --force'): "
+            "the old ones stay in Git's history"
+        )
+    if loose:
+        problems.append(f"'git add -A' would commit private key(s): {', '.join(sorted(loose))}")
+        fixes.append("move them out of the work tree (or ignore them)")
+    if open_to_others:
+        problems.append(f"private key(s) readable by others: {', '.join(open_to_others)}")
+        fixes.append("'chmod 600' them")
+    if problems:
+        fix = "; ".join(fixes)
+        return Check("keys", "warn", "; ".join(problems), fix[0].upper() + fix[1:] + ".")
+    where = f" ({len(mine)} file(s) in {folder})" if mine else ""
+    return Check("keys", "pass", f"no private key in Git or readable by others{where}")

@@ -6,6 +6,7 @@ Each check has its own exit code, so a CI log says which drift stopped it:
     11  remote      outputs in dvc.lock are not in the DVC remote
     12  recorded    outputs at HEAD that no recorded run made
     13  release     a release tag's model version differs from the tag's dvc.lock
+    14  attested    (with trusted keys) a model at HEAD has no attestation that verifies
 
 When several fail, the exit code is the first in that order; all are printed.
 """
@@ -13,7 +14,7 @@ When several fail, the exit code is the first in that order; all are printed.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from dvflow.stores._dvc import DvcProject
     from dvflow.stores._tracking import Tracker
 
-EXIT_CODES = {"stale": 10, "remote": 11, "recorded": 12, "release": 13}
+EXIT_CODES = {"stale": 10, "remote": 11, "recorded": 12, "release": 13, "attested": 14}
 _ALWAYS = "always changed"  # what 'dvc status' says of an always_changed stage
 
 
@@ -54,19 +55,46 @@ def check_project(
     alias: str = "production",
     tracking_uri: str | None = None,
     sync: bool | None = None,
+    require_attestation: Sequence[str] = (),
 ) -> GateResult:
     """Run the gate on the work tree at ``path``; ``release`` tags default to those at HEAD.
 
     Runs and model versions come from the lineage index while the store has
-    not moved (``sync=True``: from the store).
+    not moved (``sync=True``: from the store). With ``require_attestation``
+    (public key files), every model declared at HEAD must have a version
+    with dvc.lock's md5 whose attestation verifies with one of them.
     """
+    from dvflow.export._gates import attestation_gate
     from dvflow.trace._records import close_tracker, open_project_indexed
 
+    gate = (
+        attestation_gate(require_attestation, path, tracking_uri) if require_attestation else None
+    )
     top, config, tracker = open_project_indexed(path, tracking_uri, sync=sync)
     try:
-        return _check(path, top, config, tracker, release=release, alias=alias)
+        result = _check(path, top, config, tracker, release=release, alias=alias)
+        if gate is None:
+            return result
+        attested = _attested(Path(path).resolve(), top, tracker, gate)
+        return GateResult((*result.checks, attested), result.mermaid, result.release_tags)
     finally:
         close_tracker(tracker)
+
+
+def _attested(start: Path, top: Path, tracker: Tracker, gate: Callable[[str], Check]) -> Check:
+    """The ``attested`` check of every model declared at HEAD, as dvc.lock has it."""
+    from dvflow.core._roots import settings_root
+    from dvflow.export._gates import models_attested
+
+    root = settings_root(start, top)
+    outs = {path: md5 for e in _worktree_entries(root) for path, md5 in e.outs}
+    versions: dict[str, str | None] = {}
+    for dvcfile in _git.files_named(root, "HEAD", "dvc.yaml") if _git.head_commit(root) else []:
+        for name, model_path in model_artifacts(root, dvcfile).items():
+            md5 = outs.get(model_path)
+            found = tracker.version_with_tag(name, "dvflow.model_md5", md5) if md5 else None
+            versions[name] = str(found) if found else None
+    return models_attested(versions, gate)
 
 
 def _check(
