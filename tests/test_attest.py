@@ -597,7 +597,7 @@ def test_promote_requires_a_verified_attestation_when_asked(
     gate = ("--require-attestation", str(keys["pub"]))
     refused = cli(*promote, *gate)
     assert refused.returncode == 1, refused.stderr
-    assert "FAIL  attested  models:/wine-classifier/2: none is recorded" in refused.stdout
+    assert "FAIL  attested  models:/wine-classifier/2: no attestation is recorded" in refused.stdout
     assert "Traceback" not in refused.stderr
     client = tracking_client(demo)
     assert "staging" not in client.get_registered_model("wine-classifier").aliases
@@ -630,7 +630,7 @@ def test_check_requires_an_attestation_of_each_model_at_head(
     check = ("check", "-C", str(demo), "--require-attestation", str(keys["pub"]))
     unsigned = cli(*check)
     assert unsigned.returncode == 14, unsigned.stdout + unsigned.stderr
-    assert "FAIL  attested  models:/wine-classifier/1: none is recorded" in unsigned.stdout
+    assert "FAIL  attested  models:/wine-classifier/1: no attestation is recorded" in unsigned.stdout
     assert "pass  stale" in unsigned.stdout  # every other check still runs
     plain = cli("check", "-C", str(demo))
     assert plain.returncode == 0, plain.stdout + plain.stderr  # only when asked

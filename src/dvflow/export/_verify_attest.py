@@ -68,7 +68,7 @@ class MissingAttestationError(AttestationError):
     def __init__(self, target: str) -> None:
         super().__init__(
             target,
-            "none is recorded for it in the tracking store",
+            "no attestation is recorded for it in the tracking store",
             f"Sign it with 'dvflow attest {target} --key KEY' ('verify' also takes "
             "--attestation FILE).",
         )
