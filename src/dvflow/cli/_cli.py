@@ -12,6 +12,7 @@ import click
 
 from ._cli_export import export
 from ._cli_graph import impact, index, lineage
+from ._cli_web import ui
 from ._options import State, project_options, store_sync
 
 
@@ -27,7 +28,7 @@ def cli(verbose: bool) -> None:
         show_library_logs()
 
 
-for _command in (lineage, impact, index, export):
+for _command in (lineage, impact, index, export, ui):
     cli.add_command(_command)
 
 
