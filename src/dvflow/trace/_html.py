@@ -9,13 +9,17 @@ text, never markup.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 from base64 import b64encode
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from dvflow.core._exceptions import DvflowError, ProjectError
 from dvflow.core._printable import printable
 from dvflow.core._redact import Redactor
 
@@ -155,3 +159,56 @@ def _summary(graph: Graph) -> str:
     for node in graph.nodes.values():
         counts[node.kind] = counts.get(node.kind, 0) + 1
     return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no nodes"
+
+
+def write_lineage_html(
+    graph: Graph,
+    file: str | os.PathLike[str],
+    *,
+    command: str,
+    path: str | os.PathLike[str] = ".",
+    tracking_uri: str | None = None,
+) -> str:
+    """Write ``graph`` as a page to ``file``; says what it drew ("8 nodes").
+
+    Links go to the runs in the MLflow UI when the project's store is a
+    server; the credentials visible from the project are masked.
+    """
+    page = lineage_page(graph, command=command, path=path, tracking_uri=tracking_uri)
+    try:
+        Path(file).write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise ProjectError(
+            f"cannot write {file}: {exc.strerror}",
+            hint="Give --html a file in a folder you can write.",
+        ) from None
+    return f"{len(graph.nodes)} nodes, {len(graph.edges)} edges"
+
+
+def lineage_page(
+    graph: Graph,
+    *,
+    command: str,
+    path: str | os.PathLike[str] = ".",
+    tracking_uri: str | None = None,
+) -> str:
+    """``to_html`` for the project at ``path``: its store's links, its secrets masked."""
+    from dvflow.core._config import load_config
+    from dvflow.core._git import find_root
+    from dvflow.core._redact import redactor_for
+    from dvflow.core._roots import settings_root
+
+    start = Path(path).resolve()
+    try:
+        root: Path | None = find_root(start)
+    except DvflowError:
+        root = None
+    uri = tracking_uri
+    if root is not None:
+        with contextlib.suppress(DvflowError):
+            uri = load_config(settings_root(start, root), tracking_uri=tracking_uri).tracking_uri
+    redactor = redactor_for(root)
+    if uri:
+        parts = urlsplit(uri)
+        redactor.add(x for x in (parts.password, parts.username) if x)
+    return redactor.redact(to_html(graph, command=command, tracking_uri=uri))
