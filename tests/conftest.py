@@ -100,6 +100,19 @@ def history_copy(history: HistoryRepo, tmp_path: Path) -> HistoryRepo:
     return history_repo.copy(history, tmp_path / "repo")
 
 
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> Path:
+    """The project 'dvflow demo' makes (three runs, two versions, v1 @production), built once.
+
+    Tests read it; a test that changes it works on a project of its own.
+    """
+    from dvflow import run_demo
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _isolate(monkeypatch, session_home)
+        return run_demo(tmp_path_factory.mktemp("demo") / "dvflow-demo").root
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     # Imported late: pytest imports servers itself (above), rewriting its asserts.
