@@ -300,3 +300,117 @@ def test_no_page_shows_a_credential_of_the_tracking_uri_or_a_remote(
         assert PLANTED not in body, url
         assert "alice" not in body, url
     assert "unreachable" in bodies["server /"]  # it said why it answers from Git history
+
+
+def _version_page(root: Path, name: str, version: str) -> tuple[str, str]:
+    """A version's description, and the lineage page logged to its run."""
+    client = tracking_client(root)
+    mv = client.get_model_version(name, version)
+    folder = root.parent / "downloads" / f"{name}-{version}"
+    local = client.download_artifacts(mv.run_id, "dvflow/lineage.html", str(folder))
+    return mv.description or "", Path(local).read_text()
+
+
+def test_dvflow_run_gives_each_new_version_its_lineage_in_the_mlflow_ui(demo: Path) -> None:
+    for version in ("1", "2"):
+        description, page = _version_page(demo, "wine-classifier", version)
+        lineage = json.loads(
+            cli("lineage", f"models:/wine-classifier/{version}", "--json", "-C", str(demo)).stdout
+        )
+        model = next(n for n in lineage["nodes"] if n["kind"] == "model")["attrs"]
+        assert f"produced by run `{model['run_id']}` (stage `train`" in description
+        assert f"commit `{model['commit']}`" in description
+        for node in lineage["nodes"]:
+            if node["kind"] == "data":
+                assert f"`{node['attrs']['path']}` md5 `{node['attrs']['md5']}`" in description
+        assert f"dvflow lineage models:/wine-classifier/{version}" in description
+        assert f'data-node-count="{len(lineage["nodes"])}"' in page
+        assert {f'data-id="{n["id"]}"' for n in lineage["nodes"]} <= set(
+            re.findall(r'data-id="[^"]+"', page)
+        )
+
+
+def test_dvflow_register_gives_the_new_version_its_lineage_in_the_mlflow_ui(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project()
+    assert cli("run", "-C", str(root)).returncode == 0
+    result = cli("register", "train", "--name", "basic-model", "-C", str(root))
+    assert result.returncode == 0, result.stderr
+    description, page = _version_page(root, "basic-model", "1")
+    assert f"produced by run `{stage_runs(root)['train']}`" in description
+    assert "`data/raw.txt` md5 `" in description and "`data/clean` md5 `" in description
+    assert "Lineage of models:/basic-model/1" in page
+    # Registering the same model again makes no version and writes nothing new.
+    again = cli("register", "train", "--name", "basic-model", "-C", str(root))
+    assert "already registered as basic-model version 1" in again.stdout
+
+
+def test_ui_listens_on_loopback_prints_its_url_and_refuses_a_busy_port(demo: Path) -> None:
+    import socket
+    import subprocess
+    import urllib.request
+
+    from conftest import DVFLOW
+
+    proc = subprocess.Popen(
+        [str(DVFLOW), "ui", "-C", str(demo), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        url = line.split(" at ", 1)[1].split()[0]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/")
+        with urllib.request.urlopen(url + "api/models", timeout=30) as answer:  # noqa: S310
+            assert json.loads(answer.read())["models"][0]["name"] == "wine-classifier"
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        busy = cli("ui", "-C", str(demo), "--port", str(port), timeout=60)
+        assert busy.returncode == 2
+        assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr
+        assert "hint: Pick another port with --port N" in busy.stderr
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    with socket.socket() as probe:  # the server let go of its port
+        probe.bind(("127.0.0.1", port))
+
+
+def test_ui_warns_that_a_host_beyond_loopback_has_no_authentication(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from dvflow.cli._cli import cli as dvflow_cli
+    from dvflow.web import _serve
+
+    served: list[tuple[str, bool]] = []
+
+    def fake_serve(path: str, bound: _serve.Bound, **_: object) -> None:  # our own seam
+        served.append((bound.url, bound.loopback))
+        bound.sock.close()
+
+    monkeypatch.setattr(_serve, "serve", fake_serve)
+    monkeypatch.setattr(
+        _serve,
+        "bind",
+        lambda host, port: _serve.Bound(
+            _FakeSocket(), f"http://{host}:{port}/", _serve.is_loopback(host)
+        ),
+    )
+    result = CliRunner().invoke(dvflow_cli, ["ui", "-C", str(demo), "--host", "192.0.2.7"])
+    assert result.exit_code == 0, result.output
+    assert "warning: the server has no authentication" in result.stderr
+    assert served == [("http://192.0.2.7:8765/", False)]
+    result = CliRunner().invoke(dvflow_cli, ["ui", "-C", str(demo)])
+    assert "warning" not in result.stderr
+    assert served[-1] == ("http://127.0.0.1:8765/", True)
+    assert _serve.is_loopback("::1") and _serve.is_loopback("127.0.0.2")
+    assert not _serve.is_loopback("0.0.0.0")  # noqa: S104 - every address, not loopback
+
+
+class _FakeSocket:
+    def close(self) -> None:
+        pass
