@@ -253,3 +253,20 @@ def predict_with(tracking_uri: str, model_uri: str) -> str:
     )
     assert loaded.returncode == 0, loaded.stderr
     return loaded.stdout
+
+
+# Screenshots the browser tests took (record_property("screenshot", path)), listed
+# at the end of the session: the reports carry them back from xdist's workers.
+_SCREENSHOTS: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        _SCREENSHOTS.extend(str(v) for k, v in report.user_properties if k == "screenshot")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _SCREENSHOTS:
+        terminalreporter.section("screenshots")
+        for path in _SCREENSHOTS:
+            terminalreporter.write_line(path)
