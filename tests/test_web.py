@@ -374,7 +374,8 @@ def test_ui_listens_on_loopback_prints_its_url_and_refuses_a_busy_port(demo: Pat
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
-    with socket.socket() as probe:  # the server let go of its port
+    with socket.socket() as probe:  # the server let go of its port (TIME_WAIT aside)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", port))
 
 

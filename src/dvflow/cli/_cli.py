@@ -559,6 +559,7 @@ def demo(directory: str) -> None:
     click.echo(f"MLflow:   {result.tracking_uri} (experiment '{last.experiment}')")
     click.echo(f"record:   {_tool('dvflow')} show {last.stages[-1].run_id} -C {result.root}")
     click.echo(f"impact:   {_tool('dvflow')} impact data/raw.csv -C {result.root}")
+    click.echo(f"see it:   {_tool('dvflow')} ui -C {result.root}")
     click.echo(
         f"browse:   cd {result.root} && {_tool('mlflow')} ui "
         "--backend-store-uri sqlite:///mlflow.db"

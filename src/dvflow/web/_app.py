@@ -100,6 +100,10 @@ class _Pages:
         )
         self.env.filters.update(q=q, qpath=qpath, when=_when)
         self.redactor = _redactor(project)
+        # The same secrets as they appear inside JSON text (quotes, backslashes escaped).
+        self.json_redactor = Redactor(
+            self.redactor.secrets | {json.dumps(x)[1:-1] for x in self.redactor.secrets}
+        )
         self.name = printable(project.path.resolve().name)
 
     def html(self, template: str, context: dict[str, Any], status: int = 200) -> Response:
@@ -119,7 +123,21 @@ class _Pages:
     def json(self, data: Any, status: int = 200) -> Response:
         from starlette.responses import Response
 
-        body = json.dumps(self.redactor.redact_obj(data), sort_keys=True, default=str)
+        # One pass over the text (a large impact has tens of thousands of strings);
+        # the value by value walk only when masking touched the JSON's own syntax.
+        body = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+        masked = self.json_redactor.redact(body)
+        if masked != body:
+            try:
+                json.loads(masked)
+            except ValueError:
+                masked = json.dumps(
+                    self.redactor.redact_obj(data),
+                    sort_keys=True,
+                    separators=(",", ":"),
+                    default=str,
+                )
+        body = masked
         return Response(body, status_code=status, media_type="application/json", headers=_HEADERS)
 
     def graph_context(self, graph: Graph, request: Request, api_url: str) -> dict[str, Any]:
