@@ -341,6 +341,8 @@ def test_dvflow_register_gives_the_new_version_its_lineage_in_the_mlflow_ui(
     assert f"produced by run `{stage_runs(root)['train']}`" in description
     assert "`data/raw.txt` md5 `" in description and "`data/clean` md5 `" in description
     assert "Lineage of models:/basic-model/1" in page
+    # Written through: the index knows the description's change of the store.
+    assert "store unchanged" in cli("index", "-C", str(root)).stdout
     # Registering the same model again makes no version and writes nothing new.
     again = cli("register", "train", "--name", "basic-model", "-C", str(root))
     assert "already registered as basic-model version 1" in again.stdout
@@ -415,3 +417,18 @@ def test_ui_warns_that_a_host_beyond_loopback_has_no_authentication(
 class _FakeSocket:
     def close(self) -> None:
         pass
+
+
+def test_a_search_lists_the_matching_nodes_and_outlines_them_in_the_drawing(
+    demo: Path, client: TestClient
+) -> None:
+    md5 = (demo / "data" / "raw.csv.dvc").read_text().split("md5: ")[1].split()[0]
+    page = client.get(f"/data/{md5}/data/raw.csv", params={"q": "EVALUATE"})
+    assert page.status_code == 200
+    rows = re.findall(r'<td class="mono">(run:[0-9a-f]+|data:[^<]+|model:[^<]+)</td>', page.text)
+    evaluate = {
+        f"run:{r.info.run_id}" for r in _runs(demo) if r.data.tags.get("dvflow.stage") == "evaluate"
+    }
+    assert set(rows) == evaluate and len(evaluate) == 3
+    assert page.text.count(' hit" data-id=') == 3
+    assert 'value="EVALUATE"' in page.text  # the box keeps the search

@@ -297,6 +297,7 @@ def register_model(
     note_store(project, tracker)  # write-through: the lineage index has the version
     if result.created:
         publish_lineage(tracker, project, [result])
+        note_store(project, tracker)  # its description moved the store again
     return Registration(**{**result.__dict__, "alias": alias})
 
 

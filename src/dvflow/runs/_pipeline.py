@@ -167,6 +167,7 @@ def run_pipeline(
 
                 for warning in publish_lineage(tracker.server, root, result.registered):
                     emit(Progress("notice", 0, 0, message=warning))
+                note_store(root, tracker.server)  # the descriptions moved the store again
             return result
         finally:
             project.close()

@@ -117,8 +117,13 @@ def subtitle(node: Node) -> str:
     return node.kind
 
 
-def to_svg(graph: Graph, href: Href, max_nodes: int = MAX_NODES) -> Drawing:
-    """The graph drawn as one ``<svg>`` element; ``href`` gives each node's link (or None)."""
+def to_svg(
+    graph: Graph, href: Href, max_nodes: int = MAX_NODES, marked: frozenset[str] = frozenset()
+) -> Drawing:
+    """The graph drawn as one ``<svg>`` element; ``href`` gives each node's link (or None).
+
+    ``marked``: ids of nodes to outline (a search's matches).
+    """
     places, omitted = layout(graph, max_nodes)
     columns = max((c for c, _ in places.values()), default=0) + 1
     rows = max((r for _, r in places.values()), default=0) + 1
@@ -159,6 +164,7 @@ def to_svg(graph: Graph, href: Href, max_nodes: int = MAX_NODES) -> Drawing:
         node = graph.nodes[node_id]
         x, y = corner(node_id)
         root = " root" if node_id in graph.roots else ""
+        root += " hit" if node_id in marked else ""
         box = (
             f'<g class="node n-{_attr(node.kind)}{root}" data-id="{_attr(node_id)}">'
             f"<title>{_text(node.label)}\n{_text(subtitle(node))}\n{_text(node_id)}</title>"
@@ -197,5 +203,6 @@ svg.lineage .label { font-weight: 600; fill: #1a202c; }
 svg.lineage .sub { fill: #4a5568; font-size: 11px; }
 svg.lineage .edge { fill: none; stroke: #8a96a3; stroke-width: 1.3; }
 svg.lineage .arrowhead { fill: #8a96a3; }
+svg.lineage .node.hit rect { stroke: #d53f8c; stroke-width: 3; }
 svg.lineage a:hover rect, svg.lineage a:focus rect { stroke-width: 3; }
 """

@@ -146,8 +146,13 @@ class _Pages:
     def graph_context(self, graph: Graph, request: Request, api_url: str) -> dict[str, Any]:
         from markupsafe import Markup
 
-        drawing = to_svg(graph, node_href, MAX_NODES)
+        search = request.query_params.get("q", "").strip()
+        wanted = search.lower()
         nodes = list(graph.nodes.values())
+        if wanted:  # a search: the table lists the matches, the drawing outlines them
+            nodes = [n for n in nodes if wanted in f"{n.label} {n.id}".lower()]
+        marked = frozenset(n.id for n in nodes) if wanted else frozenset()
+        drawing = to_svg(graph, node_href, MAX_NODES, marked)
         pages = max(1, math.ceil(len(nodes) / NODES_PER_PAGE))
         page = min(max(1, _int(request.query_params.get("page"), 1)), pages)
         rows = [
@@ -160,6 +165,7 @@ class _Pages:
             for n in nodes[(page - 1) * NODES_PER_PAGE : page * NODES_PER_PAGE]
         ]
         others = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
+        plain = [(k, v) for k, v in others if k != "q"]
         return {
             "graph": graph,
             "drawing": drawing,
@@ -169,6 +175,10 @@ class _Pages:
             "pages": pages,
             "page_query": urlencode(others) + "&" if others else "",
             "api_url": api_url,
+            "search": search,
+            "search_fields": plain,
+            "plain_query": urlencode(plain),
+            "node_count": len(nodes),
             "summary": _graph_summary(graph),
         }
 
