@@ -100,6 +100,19 @@ def history_copy(history: HistoryRepo, tmp_path: Path) -> HistoryRepo:
     return history_repo.copy(history, tmp_path / "repo")
 
 
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> Path:
+    """The project 'dvflow demo' makes (three runs, two versions, v1 @production), built once.
+
+    Tests read it; a test that changes it works on a project of its own.
+    """
+    from dvflow import run_demo
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _isolate(monkeypatch, session_home)
+        return run_demo(tmp_path_factory.mktemp("demo") / "dvflow-demo").root
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     # Imported late: pytest imports servers itself (above), rewriting its asserts.
@@ -240,3 +253,20 @@ def predict_with(tracking_uri: str, model_uri: str) -> str:
     )
     assert loaded.returncode == 0, loaded.stderr
     return loaded.stdout
+
+
+# Screenshots the browser tests took (record_property("screenshot", path)), listed
+# at the end of the session: the reports carry them back from xdist's workers.
+_SCREENSHOTS: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        _SCREENSHOTS.extend(str(v) for k, v in report.user_properties if k == "screenshot")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _SCREENSHOTS:
+        terminalreporter.section("screenshots")
+        for path in _SCREENSHOTS:
+            terminalreporter.write_line(path)

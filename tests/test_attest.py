@@ -630,7 +630,9 @@ def test_check_requires_an_attestation_of_each_model_at_head(
     check = ("check", "-C", str(demo), "--require-attestation", str(keys["pub"]))
     unsigned = cli(*check)
     assert unsigned.returncode == 14, unsigned.stdout + unsigned.stderr
-    assert "FAIL  attested  models:/wine-classifier/1: no attestation is recorded" in unsigned.stdout
+    assert (
+        "FAIL  attested  models:/wine-classifier/1: no attestation is recorded" in unsigned.stdout
+    )
     assert "pass  stale" in unsigned.stdout  # every other check still runs
     plain = cli("check", "-C", str(demo))
     assert plain.returncode == 0, plain.stdout + plain.stderr  # only when asked

@@ -6,7 +6,7 @@ wing), and MLflow and DVC only by the calls that need them.
 
 The names in ``__all__`` are the whole public API. Behind them the code is
 grouped in wings, internal subpackages with no stability promise (core,
-stores, trace, proof, the registry, runs, export, team, cli); docs/architecture.md
+stores, trace, proof, the registry, runs, export, team, web, cli); docs/architecture.md
 draws them and which wing may import which.
 """
 
@@ -69,6 +69,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     from .team._sync import SyncResult, sync_spool
     from .trace._graph import Graph
     from .trace._queries import IndexStatus, impact, lineage, update_index
+    from .web._app import create_app
 
 __all__ = [
     "Attestation",
@@ -126,6 +127,7 @@ __all__ = [
     "attest",
     "bind_commit",
     "check_record",
+    "create_app",
     "dry_run",
     "export_openlineage",
     "generate_keypair",
@@ -203,6 +205,7 @@ _HOMES = {
     "check_record": "dvflow.proof._show",
     "dry_run": "dvflow.runs._dry",
     "export_openlineage": "dvflow.export._export",
+    "create_app": "dvflow.web._app",
     "generate_keypair": "dvflow.export._dsse",
     "impact": "dvflow.trace._queries",
     "init_project": "dvflow.team._project",
@@ -220,7 +223,7 @@ _HOMES = {
 }
 
 # The wings (internal subpackages), importable as attributes like any subpackage.
-_WINGS = ("cli", "core", "export", "proof", "runs", "stores", "team", "trace")
+_WINGS = ("cli", "core", "export", "proof", "runs", "stores", "team", "trace", "web")
 
 
 # Only at run time: a module __getattr__ seen by a type checker would make every

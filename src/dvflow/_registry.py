@@ -295,6 +295,9 @@ def register_model(
     if alias:
         tracker.set_alias(name, alias, result.version)
     note_store(project, tracker)  # write-through: the lineage index has the version
+    if result.created:
+        publish_lineage(tracker, project, [result])
+        note_store(project, tracker)  # its description moved the store again
     return Registration(**{**result.__dict__, "alias": alias})
 
 
@@ -388,6 +391,79 @@ def _upstream_from_index(
         for node in graph.of_kind("data")
         if node.id in produced and node.attrs["md5"] != model_md5
     }
+
+
+# -- the lineage of a new version, where MLflow's UI shows it -------------------
+
+LINEAGE_ARTIFACT = "dvflow/lineage.html"
+
+
+def publish_lineage(
+    tracker: Tracker, project: Path, registered: Sequence[Registration]
+) -> list[str]:
+    """Give each new version its lineage in MLflow's UI; returns warnings, never fails.
+
+    The version's run gets ``dvflow/lineage.html`` (the self-contained page of
+    ``lineage --html``, which MLflow's artifact viewer shows) and the version
+    a Markdown description: the producing run, the commit, the data versions
+    with their md5s, and the ``dvflow`` commands that say more. Read from the
+    lineage index, so call it after the index has the version (``note_store``).
+    """
+    from .core._exceptions import DvflowError
+    from .trace._html import lineage_page
+    from .trace._queries import lineage
+
+    warnings = []
+    for version in registered:
+        if not version.created or not version.run_id:
+            continue
+        target = f"models:/{version.name}/{version.version}"
+        try:
+            graph = lineage(target, project, tracking_uri=tracker.uri, sync=False)
+            page = lineage_page(graph, command=f"dvflow lineage {target}", path=project)
+            tracker.log_bytes(version.run_id, page.encode("utf-8"), LINEAGE_ARTIFACT)
+            tracker.describe_version(version.name, version.version, version_summary(graph, target))
+        except DvflowError as exc:
+            warnings.append(
+                f"{target}: its lineage page and description were not written: {exc.message}"
+            )
+    return warnings
+
+
+def version_summary(graph: Any, target: str) -> str:
+    """The Markdown description of a model version: what made it, in a few lines."""
+    model = next((n for n in graph.of_kind("model")), None)
+    attrs = model.attrs if model is not None else {}
+    lines = ["**Lineage recorded by dvflow**", ""]
+    runs = [n for n in graph.of_kind("run") if n.attrs.get("run_id") == attrs.get("run_id")]
+    if runs:
+        run = runs[0].attrs
+        lines.append(
+            f"- produced by run `{_md(run['run_id'])}` (stage `{_md(run.get('stage') or '')}`, "
+            f"{_md(run.get('status') or '')})"
+        )
+    commit = attrs.get("commit")
+    dirty = " with uncommitted changes (patch stored)" if attrs.get("dirty") else ""
+    lines.append(f"- commit `{_md(commit)}`{dirty}" if commit else "- no commit recorded")
+    if attrs.get("md5"):
+        lines.append(f"- model md5 `{_md(attrs['md5'])}`")
+    data = sorted(graph.of_kind("data"), key=lambda n: n.label)
+    if data:
+        lines.append("- data versions:")
+        lines += [f"  - `{_md(n.label)}` md5 `{_md(n.attrs.get('md5') or '')}`" for n in data[:20]]
+        if len(data) > 20:
+            lines.append(f"  - and {len(data) - 20} more")
+    lines += [
+        f"- the graph: artifact `{LINEAGE_ARTIFACT}` of the run",
+        "",
+        f"More: `dvflow lineage {_md(target)}`, `dvflow verify {_md(target)}`, or `dvflow ui`.",
+    ]
+    return "\n".join(lines)
+
+
+def _md(text: object) -> str:
+    """Text for a Markdown code span: no backquote or line break can end it early."""
+    return str(text).replace("`", "'").replace("\n", " ").replace("\r", " ")
 
 
 # -- dvflow promote -------------------------------------------------------------

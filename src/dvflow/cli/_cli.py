@@ -14,6 +14,7 @@ import click
 from ._cli_attest import attest, attestation_options, keygen, verify_signed
 from ._cli_export import export
 from ._cli_graph import impact, index, lineage
+from ._cli_web import ui
 from ._options import State, project_options, store_sync
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def cli(verbose: bool) -> None:
         show_library_logs()
 
 
-for _command in (lineage, impact, index, export, keygen, attest):
+for _command in (lineage, impact, index, export, keygen, attest, ui):
     cli.add_command(_command)
 
 
@@ -635,6 +636,7 @@ def demo(directory: str) -> None:
     click.echo(f"MLflow:   {result.tracking_uri} (experiment '{last.experiment}')")
     click.echo(f"record:   {_tool('dvflow')} show {last.stages[-1].run_id} -C {result.root}")
     click.echo(f"impact:   {_tool('dvflow')} impact data/raw.csv -C {result.root}")
+    click.echo(f"see it:   {_tool('dvflow')} ui -C {result.root}")
     click.echo(
         f"browse:   cd {result.root} && {_tool('mlflow')} ui "
         "--backend-store-uri sqlite:///mlflow.db"

@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ._options import graph_options, output_format, project_options, sync_choice
+
+if TYPE_CHECKING:
+    from dvflow.trace._graph import Graph
+
+html_option = click.option(
+    "--html",
+    "html_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Also write the graph as one self-contained HTML page (inline SVG, opens offline).",
+)
+
+
+def _write_html(graph: Graph, command: str, file: str, path: str, tracking_uri: str | None) -> None:
+    from dvflow.trace._html import write_lineage_html
+
+    shown = write_lineage_html(graph, file, command=command, path=path, tracking_uri=tracking_uri)
+    click.echo(f"wrote {click.format_filename(file)}: {shown}", err=True)
 
 
 @click.command()
 @click.argument("target")
 @graph_options
+@html_option
 def lineage(
     *,
     target: str,
@@ -17,6 +38,7 @@ def lineage(
     offline: bool,
     path: str,
     tracking_uri: str | None,
+    html_file: str | None,
     **flags: bool,
 ) -> None:
     """What produced TARGET, back to its roots.
@@ -31,12 +53,17 @@ def lineage(
 
     fmt = output_format(flags)
     graph = upstream(target, path, tracking_uri=tracking_uri, sync=sync_choice(sync, offline))
+    if html_file:
+        _write_html(graph, f"dvflow lineage {target}", html_file, path, tracking_uri)
+        if not any(flags.values()):
+            return  # the page was asked for; a format flag asks for the text too
     show_graph(graph, fmt)
 
 
 @click.command()
 @click.argument("target")
 @graph_options
+@html_option
 def impact(
     *,
     target: str,
@@ -44,6 +71,7 @@ def impact(
     offline: bool,
     path: str,
     tracking_uri: str | None,
+    html_file: str | None,
     **flags: bool,
 ) -> None:
     """Everything built on TARGET: data versions, stage runs, models, aliases in use.
@@ -57,6 +85,10 @@ def impact(
 
     fmt = output_format(flags)
     graph = downstream(target, path, tracking_uri=tracking_uri, sync=sync_choice(sync, offline))
+    if html_file:
+        _write_html(graph, f"dvflow impact {target}", html_file, path, tracking_uri)
+        if not any(flags.values()):
+            return  # the page was asked for; a format flag asks for the text too
     show_graph(graph, fmt)
 
 

@@ -168,6 +168,12 @@ def run_pipeline(
             result = session.run(targets, all_pipelines=all_pipelines)
             # Write-through: the read commands then answer from the index (trace/_records).
             note_store(root, None if tracker.spooled else tracker.server)
+            if tracker.server is not None and not tracker.spooled and result.registered:
+                from dvflow._registry import publish_lineage
+
+                for warning in publish_lineage(tracker.server, root, result.registered):
+                    emit(Progress("notice", 0, 0, message=warning))
+                note_store(root, tracker.server)  # the descriptions moved the store again
             return result
         finally:
             if session is not None and (notice := session.close_lineage()):

@@ -588,6 +588,11 @@ class Tracker:
             for key, value in tags.items():
                 self.client.set_model_version_tag(name, version, key, value)
 
+    def describe_version(self, name: str, version: str, description: str) -> None:
+        """Set a model version's description (Markdown in MLflow's UI)."""
+        with mlflow_errors(self.uri):
+            self.client.update_model_version(name, version, description=description)
+
     def set_alias(self, name: str, alias: str, version: str) -> None:
         with mlflow_errors(self.uri):
             self.client.set_registered_model_alias(name, alias, version)
