@@ -23,6 +23,7 @@ NODE_W, NODE_H = 230, 46
 COL_GAP, ROW_GAP = 90, 18
 MARGIN = 16
 MAX_NODES = 300
+FIT_WIDTH = 2600  # px, about eight columns: narrower drawings shrink to fit the page
 _LABEL_CHARS = 30
 
 Href = Callable[[Node], str | None]
@@ -134,8 +135,12 @@ def to_svg(
         col, row = places[node_id]
         return MARGIN + col * (NODE_W + COL_GAP), MARGIN + row * (NODE_H + ROW_GAP)
 
+    # Up to FIT_WIDTH the drawing shrinks to the page's width, so a pipeline's
+    # whole chain (and the model at its end) shows without scrolling; wider
+    # ones keep their size and scroll, where shrinking would make text unreadable.
+    fit = " fit" if width <= FIT_WIDTH else ""
     parts = [
-        f'<svg id="lineage-graph" class="lineage" '
+        f'<svg id="lineage-graph" class="lineage{fit}" '
         f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'data-node-count="{len(places)}" data-omitted="{omitted}" role="img" '
         f'aria-label="lineage graph of {_attr(graph.target)}">',
@@ -190,6 +195,7 @@ def _attr(text: str) -> str:
 # The page's own style for the drawing: inline, so a saved page needs nothing else.
 SVG_CSS = """
 svg.lineage { font: 12px system-ui, sans-serif; background: #fff; }
+svg.lineage.fit { max-width: 100%; height: auto; }
 svg.lineage .node rect { fill: #f4f6f8; stroke: #5b6770; stroke-width: 1; }
 svg.lineage .node.root rect { stroke-width: 3; }
 svg.lineage .n-data rect { fill: #e8f1fb; stroke: #3572b0; }
