@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ._options import project_options
@@ -38,6 +40,7 @@ def ui(*, port: int, host: str | None, path: str, tracking_uri: str | None) -> N
         click.echo(f"warning: {NO_AUTH_WARNING.format(url=bound.url)}", err=True)
 
     def ready(url: str) -> None:
-        click.echo(f"dvflow ui: serving {click.format_filename(path)} at {url} (Ctrl-C stops)")
+        shown = click.format_filename(Path(path).resolve().name)
+        click.echo(f"dvflow ui: serving {shown} at {url} (Ctrl-C stops)")
 
     serve(path, bound, tracking_uri=tracking_uri, on_ready=ready)

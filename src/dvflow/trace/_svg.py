@@ -23,7 +23,7 @@ NODE_W, NODE_H = 230, 46
 COL_GAP, ROW_GAP = 90, 18
 MARGIN = 16
 MAX_NODES = 300
-FIT_WIDTH = 2600  # px, about eight columns: narrower drawings shrink to fit the page
+MIN_SCALE = 0.7  # the smallest a drawing shrinks to fit the page's width
 _LABEL_CHARS = 30
 
 Href = Callable[[Node], str | None]
@@ -135,12 +135,12 @@ def to_svg(
         col, row = places[node_id]
         return MARGIN + col * (NODE_W + COL_GAP), MARGIN + row * (NODE_H + ROW_GAP)
 
-    # Up to FIT_WIDTH the drawing shrinks to the page's width, so a pipeline's
-    # whole chain (and the model at its end) shows without scrolling; wider
-    # ones keep their size and scroll, where shrinking would make text unreadable.
-    fit = " fit" if width <= FIT_WIDTH else ""
+    # The drawing shrinks to the page's width, so a pipeline's whole chain (and
+    # the model at its end) shows without scrolling, but never below MIN_SCALE
+    # of its size: text stays readable, and a wider graph scrolls.
     parts = [
-        f'<svg id="lineage-graph" class="lineage{fit}" '
+        f'<svg id="lineage-graph" class="lineage fit" style="min-width: '
+        f'{int(width * MIN_SCALE)}px" '
         f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'data-node-count="{len(places)}" data-omitted="{omitted}" role="img" '
         f'aria-label="lineage graph of {_attr(graph.target)}">',
