@@ -130,13 +130,26 @@ def test_sigterm_marks_runs_killed_and_stops_the_command(make_project) -> None:
     assert not alive, "the stage command outlived dvflow"
 
 
+# Runs the command given after it (by exec: the same process) with SIGINT at its
+# default and unblocked, as a terminal starts a command.
+AS_FROM_A_TERMINAL = (
+    "import os, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+    "signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 def test_sigint_during_a_command_marks_runs_killed(make_project) -> None:
     root = make_project()
     (root / "train.py").write_text(SLOW_TRAIN)
     git(root, "commit", "-qam", "slow train")
-    # A terminal's Ctrl-C reaches the whole process group.
+    # A terminal's Ctrl-C reaches the whole process group. dvflow starts as from a
+    # terminal, with SIGINT at its default and unblocked, whatever this test
+    # process's state: in full-suite runs under xdist, dvflow, DVC and the stage
+    # all ignored the Ctrl-C (the stage slept its 60 s out), as a child of a
+    # process that ignores or blocks SIGINT does.
+    inherited = (signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, []))
     proc = subprocess.Popen(
-        [str(DVFLOW), "run"],
+        [sys.executable, "-c", AS_FROM_A_TERMINAL, str(DVFLOW), "run"],
         cwd=root,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -150,7 +163,12 @@ def test_sigint_during_a_command_marks_runs_killed(make_project) -> None:
         time.sleep(0.1)
     time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    try:
+        _, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
+        pytest.fail(f"dvflow ignored the Ctrl-C (this process's SIGINT: {inherited}): {stderr}")
     assert proc.returncode == 130, stderr
     statuses = {r.data.tags.get("dvflow.stage", "pipeline"): r.info.status for r in _runs(root)}
     assert statuses == {"pipeline": "KILLED", "prepare": "FINISHED", "train": "KILLED"}
