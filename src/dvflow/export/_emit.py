@@ -174,8 +174,14 @@ def send(transport: Any, line: str) -> None:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return redact_shapes(text)[:200]
+    """Why the consumer did not take an event, in a few words (not the client's whole chain)."""
+    name, text = type(exc).__name__, str(exc)
+    if "Timeout" in name or "timed out" in text:
+        return f"no answer within {SEND_BUDGET:g} s"
+    if name == "ConnectionError" or "Failed to establish a new connection" in text:
+        return "no answer (connection refused)" if "refused" in text else "no answer"
+    first = text.splitlines()[0] if text else name
+    return redact_shapes(first)[:200]
 
 
 def http_endpoint(url: str, environ: Mapping[str, str] | None = None) -> Endpoint:
