@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "dvflow"
-WINGS = ("cli", "core", "export", "proof", "runs", "stores", "team", "trace", "web")
+WINGS = ("cli", "core", "export", "governance", "proof", "runs", "stores", "team", "trace", "web")
 
 LAYERS = "A wing imports only the wings below it"
 CORE = "core imports neither DVC nor MLflow"

@@ -201,3 +201,35 @@ def test_a_tracking_url_with_a_typo_is_named(make_project) -> None:
     root = make_project()
     (root / "dvflow.yaml").write_text("tracking_uri: http//127.0.0.1:5000\n")
     _assert_clean_error(cli("run", cwd=root), 3, "looks like a URL with a typo")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("governance: [prices]\n", "'governance' must be a mapping"),
+        ("governance:\n  price: {s3: 1}\n", "unknown governance setting(s): price"),
+        ("governance:\n  grace_days: -1\n", "'governance.grace_days' must be a whole number"),
+        ("governance:\n  prices: {s3: cheap}\n", "'governance.prices.s3' must be a price"),
+        ("governance:\n  sanitisers: {prepare: {keeps: [a]}}\n", "'governance.sanitisers.prepare'"),
+        ("governance:\n  sanitisers: {prepare: {drops: email}}\n", "drops' must be a list"),
+    ],
+)
+def test_a_malformed_governance_setting_is_refused(make_project, text: str, message: str) -> None:
+    root = make_project()
+    (root / "dvflow.yaml").write_text(text)
+    _assert_clean_error(cli("run", cwd=root), 3, message)
+
+
+def test_governance_settings_are_read(tmp_path) -> None:
+    from dvflow.core._config import load_config
+
+    (tmp_path / "dvflow.yaml").write_text(
+        "governance:\n  grace_days: 0\n  prices: {s3: 0.02}\n"
+        "  sanitisers: {prepare: {drops: [email], masks: [phone]}}\n"
+    )
+    settings = load_config(tmp_path, environ={}).governance
+    assert settings.grace_days == 0
+    assert settings.prices == {"s3": 0.02}
+    assert settings.sanitisers["prepare"].drops == ("email",)
+    assert settings.sanitisers["prepare"].masks == ("phone",)
+    assert load_config(tmp_path.parent, environ={}).governance.grace_days == 7

@@ -11,7 +11,7 @@ import dvflow
 
 # The wings are subpackages, listed by dir(dvflow) and imported on first use; they
 # are internal (docs/architecture.md) and are the only other names allowed.
-WINGS = {"cli", "core", "export", "proof", "runs", "stores", "team", "trace", "web"}
+WINGS = {"cli", "core", "export", "governance", "proof", "runs", "stores", "team", "trace", "web"}
 
 
 def test_public_names_are_exactly_all() -> None:

@@ -223,7 +223,18 @@ _HOMES = {
 }
 
 # The wings (internal subpackages), importable as attributes like any subpackage.
-_WINGS = ("cli", "core", "export", "proof", "runs", "stores", "team", "trace", "web")
+_WINGS = (
+    "cli",
+    "core",
+    "export",
+    "governance",
+    "proof",
+    "runs",
+    "stores",
+    "team",
+    "trace",
+    "web",
+)
 
 
 # Only at run time: a module __getattr__ seen by a type checker would make every

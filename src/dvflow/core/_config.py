@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._exceptions import ConfigError, InvalidFileError
+from ._govsettings import GovernanceSettings, governance_settings
 from ._yaml import load_yaml_file
 
 CONFIG_FILE = "dvflow.yaml"
@@ -22,7 +23,15 @@ STATE_DIR = ".dvflow"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_ARTIFACTS_DIR = "mlartifacts"
 _KNOWN_KEYS = frozenset(
-    {"tracking_uri", "experiment", "artifact_location", "push", "require_tracking", "openlineage"}
+    {
+        "tracking_uri",
+        "experiment",
+        "artifact_location",
+        "push",
+        "require_tracking",
+        "openlineage",
+        "governance",
+    }
 )
 _SWITCHES = frozenset({"push", "require_tracking"})
 _OPENLINEAGE_KEYS = frozenset({"url", "endpoint", "namespace", "transport"})
@@ -57,6 +66,7 @@ class Config:
     # Stop instead of recording to the local spool when the server does not answer.
     require_tracking: bool = False
     openlineage: OpenLineageSettings | None = None
+    governance: GovernanceSettings = field(default_factory=GovernanceSettings)
 
 
 def resolve_tracking_uri(uri: str, root: Path) -> str:
@@ -91,6 +101,8 @@ def read_config_file(root: Path) -> dict[str, Any]:
     for key, value in data.items():
         if key == "openlineage":
             data[key] = _openlineage_settings(path, value)
+        elif key == "governance":
+            data[key] = governance_settings(path, value)
         elif key in _SWITCHES:
             if not isinstance(value, bool):
                 raise InvalidFileError(path, f"'{key}' must be true or false")
@@ -181,4 +193,5 @@ def load_config(
         push=bool(file_values.get("push", False)),
         require_tracking=bool(file_values.get("require_tracking", False)),
         openlineage=file_values.get("openlineage"),
+        governance=file_values.get("governance") or GovernanceSettings(),
     )
