@@ -75,4 +75,5 @@ def copy(repo: PiiRepo, dest: Path) -> PiiRepo:
 
 def remote_dir(root: Path) -> Path:
     """The project's local DVC remote (``.dvc/config.local``, as ``dvflow init`` set it)."""
-    return Path(dvc(root, "remote", "get-url", "storage").strip())
+    local = (root / ".dvc" / "config.local").read_text()
+    return Path(local.split("url = ", 1)[1].splitlines()[0].strip())
