@@ -12,10 +12,12 @@ import json
 from pathlib import Path
 
 import pytest
+from referencing import Registry
 
 import pii_repo
 from conftest import _isolate, cli, git, tracking_client
 from pii_repo import PiiRepo
+from test_openlineage import check_event, registry  # noqa: F401 - the schemas' fixture
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +180,34 @@ def test_a_mark_at_a_rev_and_unmark_leave_the_file_consistent(repo: PiiRepo) -> 
     assert removed.returncode == 0, removed.stderr
     by = status_json(root)
     assert by["marked"] == {f"data:{raw_md5(root)}:data/raw.csv"}
+
+
+def test_openlineage_tags_the_tainted_datasets_pii_and_the_events_validate(
+    repo: PiiRepo,
+    registry: Registry,  # type: ignore[type-arg]  # noqa: F811 - the imported fixture
+) -> None:
+    root = repo.root
+    cli("pii", "mark", "data/raw.csv", "--fields", "email", "--basis", "b", "-C", str(root))
+    result = cli("export", "openlineage", "-C", str(root))
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    tagged: dict[str, list[dict[str, str]]] = {}
+    untagged: set[str] = set()
+    for event in events:
+        check_event(registry, event)
+        for dataset in [*event["inputs"], *event["outputs"]]:
+            if "tags" in dataset["facets"]:
+                tagged[dataset["name"]] = dataset["facets"]["tags"]["tags"]
+            else:
+                untagged.add(dataset["name"])
+    assert set(tagged) == {
+        "data/raw.csv",
+        "data/prepared",
+        "model.txt",
+        "pii-model/1",
+        "pii-model/2",
+    }
+    assert {"key": "pii", "value": "true", "source": "DVFLOW", "field": "email"} in tagged[
+        "data/raw.csv"
+    ]
+    assert {"data/clean.csv", "clean_model.txt", "clean-model/1"} <= untagged
