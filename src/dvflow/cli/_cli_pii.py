@@ -165,3 +165,91 @@ def show_impact_pii(
 @click.group()
 def erase() -> None:
     """Erasure requests: plan what to delete, then apply the plan."""
+
+
+@erase.command("plan")
+@click.argument("target", metavar="PATH[@REV|@MD5]")
+@click.option("--request-id", required=True, metavar="ID", help="The erasure request's id.")
+@click.option(
+    "-o", "--out", metavar="FILE", type=click.Path(dir_okay=False), help="Where to write the plan."
+)
+@project_options
+def erase_plan(
+    *, target: str, request_id: str, out: str | None, path: str, tracking_uri: str | None
+) -> None:
+    """Plan the erasure of a data version holding personal data, and of what it tainted.
+
+    Writes a plan (JSON, default .dvflow/plans/erase-<sha>.json) listing the
+    objects to delete (remote and cache), the Git commits still pointing at
+    them, the MLflow runs and logged models to delete, the model versions to
+    retrain with their stages, and what is out of reach. Deletes nothing.
+    """
+    from dvflow.governance._erase import plan_erase
+
+    plan, file = plan_erase(target, request_id, path, tracking_uri=tracking_uri, out=out)
+    totals = plan["totals"]
+    click.echo(
+        f"erase {len(plan['data_versions'])} data version(s): {totals['objects']} object(s), "
+        f"{totals['bytes']} bytes (remote {totals['remote']['objects']}, "
+        f"cache {totals['cache']['objects']})"
+    )
+    for kept in plan["kept_shared"]:
+        click.echo(f"  kept   {kept['md5']}: the same bytes are in {', '.join(kept['also_in'])}")
+    click.echo(f"  git    {len(plan['commits'])} commit(s) still point at it (not rewritten)")
+    runs, models = plan["mlflow"]["runs"], plan["mlflow"]["logged_models"]
+    click.echo(f"  mlflow {len(runs)} run(s) and {len(models)} logged model(s) to delete")
+    for item in plan["retrain"]:
+        aliases = "".join(f" @{a}" for a in item["aliases"])
+        click.echo(
+            f"  retrain {item['model']} v{item['version']}{aliases}: re-run "
+            f"{', '.join(item['stages']) or 'its stages'} without the data"
+        )
+    for warning in plan["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+    acknowledge = "".join(f" --acknowledge {p}" for p in plan["protected"])
+    click.echo(f"wrote {click.format_filename(str(file))}; plan_sha256 {plan['plan_sha256']}")
+    click.echo(
+        f"apply: dvflow erase apply {click.format_filename(str(file))} "
+        f"--confirm {plan['plan_sha256']}{acknowledge}"
+    )
+
+
+@erase.command("apply")
+@click.argument("plan", type=click.Path(dir_okay=False))
+@click.option("--confirm", metavar="SHA", help="The plan's plan_sha256: you read it.")
+@click.option(
+    "--acknowledge",
+    multiple=True,
+    metavar="NAME/V",
+    help="A protected (aliased or dvflow.keep) model version the erasure touches (repeat).",
+)
+@project_options
+def erase_apply(
+    *,
+    plan: str,
+    confirm: str | None,
+    acknowledge: tuple[str, ...],
+    path: str,
+    tracking_uri: str | None,
+) -> None:
+    """Delete exactly what PLAN lists; write tombstones and an audit record.
+
+    Refused without the plan's sha256 (--confirm, exit 31), for an edited
+    plan (exit 30), and while a protected model version it touches is not
+    named with --acknowledge (exit 32). Tombstones (md5, request id, time)
+    go to dvflow.governance.yaml: commit it; 'verify' then says erased.
+    """
+    from dvflow.governance._erase import apply_erase
+
+    done = apply_erase(plan, confirm, acknowledge, path, tracking_uri=tracking_uri)
+    where: dict[str, int] = {}
+    for obj in done.deleted:
+        where[obj["where"]] = where.get(obj["where"], 0) + 1
+    shown = ", ".join(f"{n} from the {w}" for w, n in sorted(where.items())) or "none present"
+    click.echo(f"deleted {len(done.deleted)} object(s) ({shown})")
+    click.echo(
+        f"deleted {len(done.runs)} MLflow run(s) (soft: 'mlflow gc' purges their artifacts) "
+        f"and {len(done.logged_models)} logged model(s)"
+    )
+    click.echo(f"wrote {done.tombstones} tombstone(s) to dvflow.governance.yaml: commit it")
+    click.echo(f"audit record {click.format_filename(str(done.audit))}")

@@ -28,6 +28,8 @@ code (see ``docs/cli.md``)::
     │   └── ModelNotFoundError       no such registered model version or alias
     ├── StageFailedError             exit 6  a pipeline stage failed
     ├── ErasedError                  exit 9  verify: the target's data was erased (tombstoned)
+    ├── ErasePlanEditedError         exit 30 erase apply: the plan file was edited
+    ├── EraseConfirmError            exit 31 erase apply: --confirm is not the plan's sha256
     ├── ProtectedVersionsError       exit 32 erase apply would touch protected model versions
     ├── EnvironmentProblemError      exit 7  the machine, not the project: disk full,
     │   │                                    a file locked by another process
@@ -458,4 +460,33 @@ class ProtectedVersionsError(DvflowError):
             + ", ".join(versions)
             + "; nothing was deleted",
             hint=f"Name each one to go on: {named} (they will need retraining).",
+        )
+
+
+class ErasePlanEditedError(DvflowError):
+    """erase apply: the plan file changed after it was written (exit 30, as gc's stale plans).
+
+    To be joined with gc's plan errors: both share the plan format.
+    """
+
+    exit_code = 30
+
+    def __init__(self, plan: str, problem: str) -> None:
+        self.plan, self.problem = plan, problem
+        super().__init__(
+            f"erasure plan {plan}: {problem}; nothing was deleted",
+            hint="Make a new plan with 'dvflow erase plan' and apply that one.",
+        )
+
+
+class EraseConfirmError(DvflowError):
+    """erase apply: ``--confirm`` is not the plan's sha256 (exit 31, as gc's)."""
+
+    exit_code = 31
+
+    def __init__(self, plan: str, given: str, expected: str) -> None:
+        self.plan, self.given = plan, given
+        super().__init__(
+            f"--confirm {given!r} is not the sha256 of plan {plan}; nothing was deleted",
+            hint=f"Read the plan, then confirm it: --confirm {expected}",
         )

@@ -9,7 +9,8 @@ Each check has its own exit code, so a CI log says which drift stopped it:
     14  attested    (with trusted keys) a model at HEAD has no attestation that verifies
     15  pii         an alias points at a model version personal-data marks taint
 
-When several fail, the exit code is the first in that order; all are printed.
+When several fail, the exit code is 15 when ``pii`` failed, else the first in
+that order; all are printed.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ if TYPE_CHECKING:
     from dvflow.stores._dvc import DvcProject
     from dvflow.stores._tracking import Tracker
 
-EXIT_CODES = {"stale": 10, "remote": 11, "recorded": 12, "release": 13, "attested": 14, "pii": 15}
+# 'pii' first: a model made from personal data behind an alias outranks any drift (and an
+# erasure deletes the runs 'recorded' looks for).
+EXIT_CODES = {"pii": 15, "stale": 10, "remote": 11, "recorded": 12, "release": 13, "attested": 14}
 _ALWAYS = "always changed"  # what 'dvc status' says of an always_changed stage
 
 
