@@ -249,3 +249,32 @@ def test_a_versioned_s3_remote_is_warned_about_and_no_credential_is_written(
     for text in written:
         for secret in PLANTED.values():
             assert secret not in text
+
+
+def test_erasing_a_file_inside_a_tracked_folder_keeps_the_folder_s_other_files(
+    repo: PiiRepo, tmp_path: Path
+) -> None:
+    root = repo.root
+    folder = lock_outs(root)["data/prepared"]
+    files = listing(root, folder)
+    result = cli(
+        "erase",
+        "plan",
+        "data/prepared/rows.csv",
+        "--request-id",
+        "REQ-8",
+        "-o",
+        str(tmp_path / "plan.json"),
+        "-C",
+        str(root),
+    )
+    assert result.returncode == 0, result.stderr
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    first, second = lock_outs(root, repo.first), lock_outs(root, repo.second)
+    assert {o["md5"] for o in plan["objects"]} == {
+        files["rows.csv"],
+        folder,
+        first["model.txt"],
+        second["model.txt"],
+    }
+    assert plan["protected"] == ["pii-model/1"]

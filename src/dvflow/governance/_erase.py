@@ -158,15 +158,29 @@ class _Facts:
         }
 
     def _objects_of(self, pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
-        """md5 -> a path holding it: the versions themselves and the files of ``.dir`` ones."""
+        """md5 -> a path holding it: the versions themselves and the files of ``.dir`` ones.
+
+        A folder version tainted only because a tainted file is in it loses
+        that file and its listing, not the other files.
+        """
         found = {md5: path for path, md5 in pairs}
+        whole = self._wholly_tainted()
         for path, md5 in pairs:
-            if md5.endswith(".dir"):
+            if md5.endswith(".dir") and f"data:{md5}:{path}" in whole:
                 for rel, file_md5 in self.db.execute(
                     "SELECT relpath, md5 FROM dir_files WHERE dir = ?", (md5,)
                 ):
                     found.setdefault(str(file_md5), f"{path}/{rel}")
         return found
+
+    def _wholly_tainted(self) -> set[str]:
+        """Data nodes marked, or tainted by something else than holding a tainted file."""
+        status = self.taint.status
+        whole = {n for n, s in status.items() if s == "marked"}
+        for edge in self.taint.graph.edges:
+            if edge.kind != "contained-in" and status.get(edge.source) in ("marked", "tainted"):
+                whole.add(edge.target)
+        return whole
 
     def _held_elsewhere(
         self, tainted: set[tuple[str, str]], md5s: set[str]
