@@ -100,6 +100,7 @@ def plan_erase(
         index.close()
     plan_body["objects"], plan_body["totals"] = _objects(project, facts.deletable)
     plan_body["workspace"] = _workspace(root, project, facts.pairs)
+    plan_body["in_git"] = _in_git(root, facts.pairs)
     plan_body["mlflow"]["logged_models"] = _logged_models(
         config.tracking_uri, [r["run_id"] for r in plan_body["mlflow"]["runs"]]
     )
@@ -286,9 +287,15 @@ def _workspace(root: Path, project: Path, pairs: Sequence[tuple[str, str]]) -> l
     found = []
     for path, _ in sorted(held):
         local = root / path
+        if _git.is_tracked(root, path):
+            continue  # its bytes are in Git history: a warning says so
         if local.exists() and local.resolve().is_relative_to(project.resolve()):
             found.append(local.resolve().relative_to(project.resolve()).as_posix())
     return sorted(set(found))
+
+
+def _in_git(root: Path, pairs: Sequence[tuple[str, str]]) -> list[str]:
+    return sorted({path for path, _ in pairs if _git.is_tracked(root, path)})
 
 
 def _upstream_of(node_id: str, back: Mapping[str, list[str]]) -> set[str]:
@@ -353,6 +360,12 @@ def _warnings(
         warnings.append(
             f"the work tree's copies are deleted too ({', '.join(body['workspace'])}): "
             "'dvc status' then shows them missing until the pipeline runs without the data"
+        )
+    if body["in_git"]:
+        warnings.append(
+            f"{', '.join(body['in_git'])}: tracked by Git ('cache: false'), so the bytes are in "
+            "Git's history and objects, not in DVC's: erase apply leaves them; remove them "
+            "from the work tree and rewrite history yourself"
         )
     if body["commits"]:
         warnings.append(
