@@ -211,3 +211,12 @@ def test_openlineage_tags_the_tainted_datasets_pii_and_the_events_validate(
         "data/raw.csv"
     ]
     assert {"data/clean.csv", "clean_model.txt", "clean-model/1"} <= untagged
+
+
+def test_a_malformed_governance_file_is_exit_3_naming_it(repo: PiiRepo) -> None:
+    root = repo.root
+    (root / "dvflow.governance.yaml").write_text("pii:\n- path: data/raw.csv\n  md5: nope\n")
+    result = cli("pii", "status", "-C", str(root))
+    assert result.returncode == 3, result.stderr
+    assert "dvflow.governance.yaml" in result.stderr and "'nope' is not a DVC md5" in result.stderr
+    assert "Traceback" not in result.stderr
