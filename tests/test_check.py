@@ -29,7 +29,9 @@ def test_check_passes_on_a_clean_recorded_repo_and_writes_a_summary(
     summary = tmp_path / "summary.md"
     result = cli("check", "--summary", str(summary), "-C", str(experiment))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("  pass  ") == 4 and "check passed" in result.stdout
+    # stale, remote, recorded, release, pii (no data version marked as personal data)
+    assert result.stdout.count("  pass  ") == 5 and "check passed" in result.stdout
+    assert "pass  pii       no data version is marked" in result.stdout
     text = summary.read_text()
     assert text.startswith("## dvflow check")
     assert "| ✅ | remote |" in text

@@ -14,6 +14,7 @@ import click
 from ._cli_attest import attest, attestation_options, keygen, verify_signed
 from ._cli_export import export
 from ._cli_graph import impact, index, lineage
+from ._cli_pii import erase, pii
 from ._cli_web import ui
 from ._options import State, project_options, store_sync
 
@@ -33,7 +34,7 @@ def cli(verbose: bool) -> None:
         show_library_logs()
 
 
-for _command in (lineage, impact, index, export, keygen, attest, ui):
+for _command in (lineage, impact, index, export, keygen, attest, ui, pii, erase):
     cli.add_command(_command)
 
 
@@ -548,7 +549,9 @@ def check(
     (11) when outputs in dvc.lock are not in the DVC remote, (12) when outputs
     at HEAD have no recorded run, (13) when a release tag's model version
     (ALIAS) differs from the tag's dvc.lock, (14, with --require-attestation)
-    when a model at HEAD has no attestation that verifies with those keys.
+    when a model at HEAD has no attestation that verifies with those keys,
+    (15) when an alias points at a model version that personal-data marks
+    taint with no sanitiser stage between ('dvflow pii status').
     All checks are printed; the exit code is the first failure's.
     """
     from dvflow.team._gate import check_project, summary_markdown

@@ -64,6 +64,7 @@ def lineage(
 @click.argument("target")
 @graph_options
 @html_option
+@click.option("--pii", is_flag=True, help="Also say which of it personal-data marks taint.")
 def impact(
     *,
     target: str,
@@ -72,18 +73,25 @@ def impact(
     path: str,
     tracking_uri: str | None,
     html_file: str | None,
+    pii: bool,
     **flags: bool,
 ) -> None:
     """Everything built on TARGET: data versions, stage runs, models, aliases in use.
 
     Follows dvc.lock history across every branch and tag, and the runs in
-    the tracking store. TARGET as for 'dvflow lineage'.
+    the tracking store. TARGET as for 'dvflow lineage'. --pii adds each
+    node's personal-data status (tainted, sanitiser, derived: 'dvflow pii').
     """
     from dvflow.trace._queries import impact as downstream
 
     from ._views import show_graph
 
     fmt = output_format(flags)
+    if pii:
+        from ._cli_pii import show_impact_pii
+
+        show_impact_pii(target, path, tracking_uri, sync_choice(sync, offline), fmt)
+        return
     graph = downstream(target, path, tracking_uri=tracking_uri, sync=sync_choice(sync, offline))
     if html_file:
         _write_html(graph, f"dvflow impact {target}", html_file, path, tracking_uri)

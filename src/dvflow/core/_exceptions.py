@@ -27,6 +27,10 @@ code (see ``docs/cli.md``)::
     │   ├── TargetNotFoundError      nothing in Git or MLflow matches a target
     │   └── ModelNotFoundError       no such registered model version or alias
     ├── StageFailedError             exit 6  a pipeline stage failed
+    ├── ErasedError                  exit 9  verify: the target's data was erased (tombstoned)
+    ├── ErasePlanEditedError         exit 30 erase apply: the plan file was edited
+    ├── EraseConfirmError            exit 31 erase apply: --confirm is not the plan's sha256
+    ├── ProtectedVersionsError       exit 32 erase apply would touch protected model versions
     ├── EnvironmentProblemError      exit 7  the machine, not the project: disk full,
     │   │                                    a file locked by another process
     │   └── StoreEnvironmentError    the store's file is a folder, not a database or
@@ -419,4 +423,70 @@ class UnsafeRecordError(DvflowError):
             hint="Do not trust this run: its record, patch or data listing was altered "
             "(anyone who can write to the tracking store or the DVC remote can). Nothing was "
             "written outside the worktree; re-run the pipeline for a sound record.",
+        )
+
+
+class ErasedError(DvflowError):
+    """verify: data the target was made from was erased for a request (a tombstone says so).
+
+    Not missing, not corrupt: deleted on purpose, with the request's id and time.
+    """
+
+    exit_code = 9
+
+    def __init__(self, target: str, erased: list[tuple[str, str, str]]) -> None:
+        # erased: (md5, request id, time) of the tombstones the target meets
+        self.target, self.erased = target, erased
+        shown = ", ".join(f"{md5} (request {req}, {at})" for md5, req, at in erased[:5])
+        more = f" and {len(erased) - 5} more" if len(erased) > 5 else ""
+        super().__init__(
+            f"{target} is erased: its data was deleted for an erasure request: {shown}{more}",
+            hint="This is not a fault: the model cannot be verified or rebuilt from data that "
+            "was erased on purpose. Retrain it without that data ('dvflow erase plan' listed "
+            "the stages to re-run).",
+        )
+
+
+class ProtectedVersionsError(DvflowError):
+    """erase apply would touch protected model versions that were not acknowledged."""
+
+    exit_code = 32
+
+    def __init__(self, versions: list[str]) -> None:
+        self.versions = versions
+        named = " ".join(f"--acknowledge {v}" for v in versions)
+        super().__init__(
+            "the erasure touches protected model version(s) not acknowledged: "
+            + ", ".join(versions)
+            + "; nothing was deleted",
+            hint=f"Name each one to go on: {named} (they will need retraining).",
+        )
+
+
+class ErasePlanEditedError(DvflowError):
+    """erase apply: the plan file changed after it was written (exit 30, as gc's stale plans).
+
+    To be joined with gc's plan errors: both share the plan format.
+    """
+
+    exit_code = 30
+
+    def __init__(self, plan: str, problem: str) -> None:
+        self.plan, self.problem = plan, problem
+        super().__init__(
+            f"erasure plan {plan}: {problem}; nothing was deleted",
+            hint="Make a new plan with 'dvflow erase plan' and apply that one.",
+        )
+
+
+class EraseConfirmError(DvflowError):
+    """erase apply: ``--confirm`` is not the plan's sha256 (exit 31, as gc's)."""
+
+    exit_code = 31
+
+    def __init__(self, plan: str, given: str, expected: str) -> None:
+        self.plan, self.given = plan, given
+        super().__init__(
+            f"--confirm {given!r} is not the sha256 of plan {plan}; nothing was deleted",
+            hint=f"Read the plan, then confirm it: --confirm {expected}",
         )

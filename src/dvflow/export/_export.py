@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ def export_openlineage(
         runs = _runs(index.db, root, target, start)
         models = _models(index.db, list(runs))
         imports = _imports(index.db)
+        pii, pii_models = _pii(index.db, project, set(config.governance.sanitisers))
     finally:
         index.close()
     redactor = redactor_for(project)
@@ -74,7 +75,13 @@ def export_openlineage(
             e
             for run_id in runs
             for e in _events(
-                tracker, run_id, runs=runs, models=models, imports=imports, names=names
+                tracker,
+                run_id,
+                runs=runs,
+                models=models,
+                imports=imports,
+                names=names,
+                pii=(pii, pii_models),
             )
         ]
     finally:
@@ -97,6 +104,26 @@ def _runs(db: Any, root: Path, target: str | None, cwd: Path) -> dict[str, tuple
         for r, facts in sorted(rows.items(), key=lambda item: (item[1][3] or 0, item[0]))
         if facts[2] not in _OPEN and facts[0] in ("stage", "pipeline")
     }
+
+
+def _pii(
+    db: Any, project: Path, sanitisers: set[str]
+) -> tuple[dict[tuple[str, str], tuple[str, ...]], frozenset[tuple[str, str]]]:
+    """The data versions the committed personal-data marks taint (-> the marked fields),
+    and the tainted model versions."""
+    from dvflow.core._governance import read_governance
+    from dvflow.trace._taint import compute_taint
+
+    marks = read_governance(project).marks
+    if not marks:
+        return {}, frozenset()
+    taint = compute_taint(db, [(m.path, m.md5) for m in marks], sanitisers)
+    fields = {(m.path, m.md5): m.fields for m in marks}
+    data = {pair: fields.get(pair, ()) for pair in taint.data_versions()}
+    models = frozenset(
+        (str(n.attrs.get("name")), str(n.attrs.get("version"))) for n in taint.models()
+    )
+    return data, models
 
 
 def _models(db: Any, run_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
@@ -130,6 +157,10 @@ def _events(
     models: Mapping[str, list[tuple[str, str]]],
     imports: Mapping[tuple[str, str], Mapping[str, str]],
     names: Names,
+    pii: tuple[Mapping[tuple[str, str], Sequence[str]], frozenset[tuple[str, str]]] = (
+        {},
+        frozenset(),
+    ),
 ) -> Iterable[dict[str, Any]]:
     try:
         record, run, digest = intact_record(tracker, run_id)
@@ -155,6 +186,8 @@ def _events(
         models=tuple(models.get(run_id, ())),
         azure_accounts=names.azure,
         imports=imports,
+        pii=pii[0],
+        pii_models=pii[1],
     )
     return run_events(record, ctx)
 

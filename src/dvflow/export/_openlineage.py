@@ -36,6 +36,7 @@ FACET_SCHEMAS = {
     "version": "1-0-1/DatasetVersionDatasetFacet.json#/$defs/DatasetVersionDatasetFacet",
     "symlinks": "1-0-1/SymlinksDatasetFacet.json#/$defs/SymlinksDatasetFacet",
     "datasetType": "1-0-1/DatasetTypeDatasetFacet.json#/$defs/DatasetTypeDatasetFacet",
+    "tags": "1-0-0/TagsDatasetFacet.json#/$defs/TagsDatasetFacet",
 }
 PROVENANCE_SCHEMA_ID = "urn:dvflow:facets:1-0-0:DvflowProvenanceRunFacet.json"
 PROVENANCE_SCHEMA_URL = f"{PROVENANCE_SCHEMA_ID}#/$defs/DvflowProvenanceRunFacet"
@@ -63,6 +64,9 @@ class RunContext:
     # (path, md5) -> the source of a 'dvc import' (url, path, rev, rev_lock), from the index
     imports: Mapping[tuple[str, str], Mapping[str, str]] = field(default_factory=dict)
     azure_accounts: Mapping[str, str] = field(default_factory=dict)
+    # (path, md5) of the data versions personal-data marks taint -> the marked fields
+    pii: Mapping[tuple[str, str], Sequence[str]] = field(default_factory=dict)
+    pii_models: frozenset[tuple[str, str]] = frozenset()  # (name, version) tainted
 
 
 def run_uuid(run_id: str, start_ms: int | None) -> str:
@@ -212,6 +216,9 @@ def dataset(pointer: Pointer, ctx: RunContext) -> dict[str, Any]:
         facets["symlinks"] = _facet(
             "symlinks", identifiers=[{"namespace": namespace, "name": name, "type": "FILE"}]
         )
+    fields = ctx.pii.get((pointer.path, pointer.md5 or ""))
+    if fields is not None:
+        facets["tags"] = pii_tags(fields)
     source = ctx.imports.get((pointer.path, pointer.md5 or ""))
     if source is not None:
         facets["dvflow_import"] = {
@@ -225,15 +232,21 @@ def dataset(pointer: Pointer, ctx: RunContext) -> dict[str, Any]:
     return {"namespace": ctx.dataset_namespace, "name": pointer.path, "facets": facets}
 
 
+def pii_tags(fields: Sequence[str]) -> dict[str, Any]:
+    """The ``tags`` facet of a dataset holding personal data: ``pii``, and one per field."""
+    tags = [{"key": "pii", "value": "true", "source": "DVFLOW"}]
+    tags += [{"key": "pii", "value": "true", "source": "DVFLOW", "field": f} for f in fields]
+    return _facet("tags", tags=tags)
+
+
 def model_dataset(name: str, version: str, ctx: RunContext) -> dict[str, Any]:
-    return {
-        "namespace": ctx.tracking_namespace,
-        "name": f"{name}/{version}",
-        "facets": {
-            "datasetType": _facet("datasetType", datasetType="MODEL"),
-            "version": _facet("version", datasetVersion=version),
-        },
+    facets = {
+        "datasetType": _facet("datasetType", datasetType="MODEL"),
+        "version": _facet("version", datasetVersion=version),
     }
+    if (name, version) in ctx.pii_models:
+        facets["tags"] = pii_tags(())
+    return {"namespace": ctx.tracking_namespace, "name": f"{name}/{version}", "facets": facets}
 
 
 def run_events(record: ProvenanceRecord, ctx: RunContext) -> list[dict[str, Any]]:

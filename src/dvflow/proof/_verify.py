@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,11 +18,14 @@ from typing import TYPE_CHECKING
 
 from dvflow.core._dvcfiles import Pointer
 from dvflow.core._exceptions import (
+    DvflowError,
+    ErasedError,
     InterruptedRunError,
     InvalidArgumentError,
     NotFoundError,
     RebuildError,
 )
+from dvflow.core._governance import Tombstone, read_governance
 
 from ._checks import Check, RunChecks
 from ._rebuild import Rebuild, rebuild
@@ -113,8 +116,18 @@ def _verify(
     # The DVC project may be a folder of the git repository ('dvc init --subdir').
     dvc_dir = settings_root(Path(path).resolve(), root)
     run_id, model, record_sha = _resolve(tracker, target, dvc_dir)
+    erased = read_governance(dvc_dir).erased_md5s()
+    _raise_if_erased(target, erased, [model.md5] if model is not None and model.md5 else [])
     checks = RunChecks(tracker, root, run_id, model, record_sha, stage_path=stage_path)
-    checks.run_all(lambda _root: DvcProject(dvc_dir), outputs=True, extended=True)
+    try:
+        checks.run_all(lambda _root: DvcProject(dvc_dir), outputs=True, extended=True)
+    except DvflowError:
+        # An erased run may be gone from the store: its indexed inputs still say why.
+        _raise_if_erased(target, erased, _indexed_md5s(dvc_dir, run_id) if erased else [])
+        raise
+    if checks.record is not None:
+        pointers = (*checks.record.inputs, *checks.record.outputs)
+        _raise_if_erased(target, erased, [p.md5 for p in pointers if p.md5])
     _check_io(checks)
     if checks.record is not None and checks.record.kind == "pipeline":
         stages = ", ".join(f"{s['name']} {s['run_id']}" for s in checks.record.stages)
@@ -157,6 +170,26 @@ def _verify(
         project.close()
     tracker.set_tags(run_id, _verdict_tags(outcome))
     return Verification(target, run_id, tuple(checks.checks), outcome)
+
+
+def _raise_if_erased(target: str, erased: Mapping[str, Tombstone], md5s: Sequence[str]) -> None:
+    """ErasedError (exit 9) when the data named was deleted for an erasure request."""
+    hit = sorted({m for m in md5s if m in erased})
+    if hit:
+        raise ErasedError(target, [(m, erased[m].request, erased[m].at) for m in hit])
+
+
+def _indexed_md5s(project: Path, run_id: str | None) -> list[str]:
+    from dvflow.trace._queries import open_index_at
+
+    if not run_id:
+        return []
+    index = open_index_at(project, sync=False)[0]
+    try:
+        rows = index.db.execute("SELECT md5 FROM run_io WHERE run_id = ?", (run_id,)).fetchall()
+    finally:
+        index.close()
+    return [str(r[0]) for r in rows]
 
 
 def _check_io(checks: RunChecks) -> None:

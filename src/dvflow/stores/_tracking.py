@@ -622,6 +622,50 @@ class Tracker:
             listed = self.client.list_artifacts(run_id, folder or None)
         return any(item.path == artifact_file or item.path.endswith("/" + name) for item in listed)
 
+    # -- erasure (governance): runs are soft-deleted, 'mlflow gc' purges them
+
+    def logged_models_of_runs(self, run_ids: Sequence[str]) -> list[tuple[str, str]]:
+        """``(model_id, run_id)`` of every model the runs logged through MLflow itself."""
+        found: list[tuple[str, str]] = []
+        with mlflow_errors(self.uri):
+            experiments = self.all_experiments()
+            for start in range(0, len(run_ids), 50):
+                chunk = ", ".join(f"'{_quote(r)}'" for r in run_ids[start : start + 50])
+                models = self.client.search_logged_models(
+                    experiment_ids=experiments,
+                    filter_string=f"source_run_id IN ({chunk})",
+                    max_results=1000,
+                )
+                found += [(str(m.model_id), str(m.source_run_id)) for m in models]
+        return sorted(found)
+
+    def delete_run(self, run_id: str) -> bool:
+        """Soft-delete a run (False: already deleted or gone)."""
+        from mlflow.exceptions import MlflowException
+
+        with mlflow_errors(self.uri, run_id):
+            try:
+                if self.client.get_run(run_id).info.lifecycle_stage == "deleted":
+                    return False
+                self.client.delete_run(run_id)
+            except MlflowException as exc:
+                if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                    return False
+                raise
+        return True
+
+    def delete_logged_model(self, model_id: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        with mlflow_errors(self.uri):
+            try:
+                self.client.delete_logged_model(model_id)
+            except MlflowException as exc:
+                if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                    return False
+                raise
+        return True
+
 
 def _default_store(uri: str) -> contextlib.AbstractContextManager[None]:
     """This store as MLflow's default while a call needs it.

@@ -7,8 +7,10 @@ Each check has its own exit code, so a CI log says which drift stopped it:
     12  recorded    outputs at HEAD that no recorded run made
     13  release     a release tag's model version differs from the tag's dvc.lock
     14  attested    (with trusted keys) a model at HEAD has no attestation that verifies
+    15  pii         an alias points at a model version personal-data marks taint
 
-When several fail, the exit code is the first in that order; all are printed.
+When several fail, the exit code is 15 when ``pii`` failed, else the first in
+that order; all are printed.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ if TYPE_CHECKING:
     from dvflow.stores._dvc import DvcProject
     from dvflow.stores._tracking import Tracker
 
-EXIT_CODES = {"stale": 10, "remote": 11, "recorded": 12, "release": 13, "attested": 14}
+# 'pii' first: a model made from personal data behind an alias outranks any drift (and an
+# erasure deletes the runs 'recorded' looks for).
+EXIT_CODES = {"pii": 15, "stale": 10, "remote": 11, "recorded": 12, "release": 13, "attested": 14}
 _ALWAYS = "always changed"  # what 'dvc status' says of an always_changed stage
 
 
@@ -127,10 +131,36 @@ def _check(
         ]
     finally:
         project.close()
+    checks.append(_pii(root, config.tracking_uri))
     mermaid, notes = _diagram(root, config.tracking_uri)
     if notes:  # e.g. a committed file refused as an alias bomb: skipped, said
         checks.append(Check("lineage", "warn", "; ".join(notes)))
     return GateResult(tuple(checks), mermaid, tuple(tags))
+
+
+def _pii(root: Path, tracking_uri: str) -> Check:
+    """No alias may point at a version made from personal data without a sanitiser between."""
+    from dvflow.governance._pii import pii_status
+    from dvflow.trace._taint import model_line
+
+    status = pii_status(root, tracking_uri=tracking_uri, sync=False)
+    if not status.marks:
+        return Check("pii", "pass", "no data version is marked as holding personal data")
+    tainted = [m for m in status.taint.models() if m.attrs.get("aliases")]
+    if tainted:
+        marked = ", ".join(sorted({m.path for m in status.marks}))
+        return Check(
+            "pii",
+            "fail",
+            "; ".join(f"{model_line(m)} is tainted" for m in tainted)
+            + f" (made from {marked} with no sanitiser stage between)",
+            "Retrain through a sanitiser stage (governance.sanitisers in dvflow.yaml) and move "
+            "the alias, or 'dvflow erase plan' the marked data; 'dvflow pii status' shows the "
+            "taint.",
+        )
+    return Check(
+        "pii", "pass", f"no alias points at a version tainted by {len(status.marks)} mark(s)"
+    )
 
 
 def _lock_keys(root: Path, top: Path) -> dict[str, str]:
