@@ -27,6 +27,9 @@ code (see ``docs/cli.md``)::
     │   ├── TargetNotFoundError      nothing in Git or MLflow matches a target
     │   └── ModelNotFoundError       no such registered model version or alias
     ├── StageFailedError             exit 6  a pipeline stage failed
+    ├── PlanStaleError               exit 30 gc apply: the plan was edited, or an object it
+    │                                        deletes is referenced now
+    ├── ConfirmationError            exit 31 gc apply: --confirm missing or not the plan's sha256
     ├── EnvironmentProblemError      exit 7  the machine, not the project: disk full,
     │   │                                    a file locked by another process
     │   └── StoreEnvironmentError    the store's file is a folder, not a database or
@@ -419,4 +422,32 @@ class UnsafeRecordError(DvflowError):
             hint="Do not trust this run: its record, patch or data listing was altered "
             "(anyone who can write to the tracking store or the DVC remote can). Nothing was "
             "written outside the worktree; re-run the pipeline for a sound record.",
+        )
+
+
+class PlanStaleError(DvflowError):
+    """A plan no longer holds: edited since it was written, or the keep set grew (exit 30)."""
+
+    exit_code = 30
+
+    def __init__(self, plan: str, problem: str, hint: str | None = None) -> None:
+        self.plan, self.problem = plan, problem
+        super().__init__(
+            f"plan {plan} is stale: {problem}; nothing was deleted",
+            hint=hint or "Make a new plan ('dvflow gc plan') and review it.",
+        )
+
+
+class ConfirmationError(DvflowError):
+    """``--confirm`` is missing or is not the plan's own sha256 (exit 31)."""
+
+    exit_code = 31
+
+    def __init__(self, plan: str, given: str | None) -> None:
+        self.plan, self.given = plan, given
+        what = "no --confirm given" if not given else f"--confirm {given} is not its sha256"
+        super().__init__(
+            f"plan {plan}: {what}; nothing was deleted",
+            hint="Read the plan, then pass the plan_sha256 it prints: "
+            f"'dvflow gc apply {plan} --confirm SHA'.",
         )
