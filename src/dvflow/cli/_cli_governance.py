@@ -22,7 +22,7 @@ class _Progress:
     def __call__(self, what: str, done: int, total: int | None) -> None:
         now = time.monotonic()
         finished = total is not None and done >= total
-        if now - self.start < 2.0 or (now - self.last < 2.0 and not finished):
+        if now - self.start < 2.0 or not done or (now - self.last < 2.0 and not finished):
             return
         self.last = now
         of = f"/{total}" if total is not None else ""

@@ -168,10 +168,12 @@ def plan_gc(
             planned.append(obj)
     price = price_for(store.info.scheme, config.governance.prices)
     remote_bytes = sum(o.size for o in planned if o.where == "remote")
-    for md5 in keep.unreadable:
+    if keep.unreadable:
+        shown = ", ".join(keep.unreadable[:3]) + (", ..." if len(keep.unreadable) > 3 else "")
         warnings.append(
-            f"the listing of kept directory {md5} is in neither the cache nor the remote: "
-            "objects only it names cannot be told from garbage"
+            f"the listings of {len(keep.unreadable)} kept directory version(s) are in neither "
+            f"the cache nor the remote ({shown}): files only they name cannot be told from "
+            "garbage (the plan's unreadable_dirs)"
         )
     data = {
         "kind": "gc",

@@ -81,8 +81,8 @@ def storage_report(
         inventory = store.inventory(tell)
         cache = list_cache(dvc, tell)
         objects = _identify(inventory.objects, store) if store.info.versioned else inventory.objects
-        sizes = {o.md5: o.size for o in cache.objects if o.md5}
-        sizes |= {o.md5: o.size for o in objects if o.md5 and o.latest}
+        # Per path, version and commit: the bytes the remote holds (the bill).
+        sizes = {o.md5: o.size for o in objects if o.md5 and o.latest}
         reasons = _reasons(refs, store.listing)
         kept_for = {r: {"objects": 0, "bytes": 0} for r in REASONS}
         for obj in objects:
