@@ -1,7 +1,7 @@
 """dvflow storage: the bytes actually stored (remote and cache), what they are kept for, cost.
 
-And gc on S3 (moto): planned and applied by key, or by version id on a
-version-aware remote, with no credential in plans, audit records or output.
+And gc on S3 (moto), GCS and Azure emulators: planned and applied by key,
+or by version id on a version-aware S3 remote, with no credential in plans, audit records or output.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, dvc, git
-from servers import S3Bucket
-from test_cloud import PLANTED, s3_remote
+from servers import AZURITE_KEY, Bucket, S3Bucket
+from test_cloud import CLOUDS, PLANTED, s3_remote
 
 GB = 2**30
 
@@ -96,49 +96,50 @@ def test_storage_totals_are_the_bytes_in_the_remote_and_cache_and_cost_bytes_tim
     assert "data/clean" in text.stdout and "kept for" in text.stdout
 
 
-def test_storage_and_gc_on_s3_match_the_bucket_and_leak_no_credential(
+@pytest.mark.parametrize("cloud", sorted(CLOUDS))
+def test_storage_and_gc_on_a_cloud_match_the_bucket_and_leak_no_credential(
+    cloud: str,
     make_project: Callable[..., Path],
-    s3_bucket: S3Bucket,
+    request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
+    fixture, configure = CLOUDS[cloud]
+    bucket: Bucket = request.getfixturevalue(fixture)
     root = make_project("basic")
-    s3_remote(root, s3_bucket, monkeypatch)
+    configure(root, bucket, monkeypatch)
     settings(root, "governance:\n  grace_days: 0\n")
-    git(root, "commit", "-qm", "S3 remote", "--", ".dvc/config", "dvflow.yaml")
+    git(root, "commit", "-qm", "cloud remote", "--", ".dvc/config", "dvflow.yaml")
     run_twice(root, "--push")
     assert dvc(root, "push", "-q").returncode == 0  # data/raw.txt too
-
-    def bucket() -> dict[str, int]:
-        pages = s3_bucket.client.get_paginator("list_objects_v2").paginate(
-            Bucket=s3_bucket.name, Prefix="store/"
-        )
-        return {o["Key"]: o["Size"] for page in pages for o in page.get("Contents", [])}
 
     shown = cli("storage", "--json", "-C", str(root))
     assert shown.returncode == 0, shown.stderr
     report = json.loads(shown.stdout)
-    before = bucket()
+    before = set(bucket.object_keys())
     assert report["remote_totals"]["objects"] == len(before)
-    assert report["remote_totals"]["bytes"] == sum(before.values())
-    assert report["usd_per_month"] == round(sum(before.values()) / GB * 0.023, 6)
+    if isinstance(bucket, S3Bucket):
+        pages = bucket.client.get_paginator("list_objects_v2").paginate(Bucket=bucket.name)
+        stored = sum(o["Size"] for page in pages for o in page.get("Contents", []))
+        assert report["remote_totals"]["bytes"] == stored
+        assert report["usd_per_month"] == round(stored / GB * 0.023, 6)
 
     plan_file = tmp_path / "plan.json"
     made = cli("gc", "plan", "-C", str(root), "-o", str(plan_file))
     assert made.returncode == 0, made.stderr
     plan = json.loads(plan_file.read_text())
     planned = {f"store/{o['path']}" for o in plan["objects"] if o["where"] == "remote"}
-    assert planned and planned < set(before)
-    assert plan["remote"]["url"] == f"s3://{s3_bucket.name}/store"
+    assert planned and planned < before
+    assert plan["remote"]["url"] == f"{cloud}://{bucket.name}/store"
     applied = cli("gc", "apply", str(plan_file), "--confirm", plan["plan_sha256"], "-C", str(root))
     assert applied.returncode == 0, applied.stderr
-    assert set(bucket()) == set(before) - planned
+    assert set(bucket.object_keys()) == before - planned
     status = dvc(root, "status", "-c")
     assert status.returncode == 0 and "deleted" not in status.stdout, status.stdout
 
     audit = next((root / ".dvflow" / "audit").glob("*.json")).read_text()
     said = "".join(r.stdout + r.stderr for r in (shown, made, applied))
-    for name, secret in PLANTED.items():
+    for name, secret in [*PLANTED.items(), ("azurite_key", AZURITE_KEY)]:
         for where, text in (("plan", plan_file.read_text()), ("audit", audit), ("output", said)):
             assert secret not in text, f"{name} reached the {where}"
 
