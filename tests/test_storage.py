@@ -183,3 +183,38 @@ def test_gc_on_a_version_aware_remote_deletes_the_old_version_by_its_id(
     applied = cli("gc", "apply", str(plan_file), "--confirm", plan["plan_sha256"], "-C", str(root))
     assert applied.returncode == 0, applied.stderr
     assert versions() == {new: True}
+
+
+def test_the_object_layout_prices_and_plan_digest_in_isolation(tmp_path: Path) -> None:
+    from dvflow.core._exceptions import ConfirmationError, PlanStaleError
+    from dvflow.governance._plan import confirm, read_plan, seal, write_plan
+    from dvflow.governance._prices import price_for
+    from dvflow.stores._objects import legacy_md5_of, md5_of, object_path
+
+    md5 = "ab" + "c" * 30
+    assert md5_of(object_path(md5)) == md5
+    assert md5_of(object_path(md5 + ".dir")) == md5 + ".dir"
+    assert md5_of(f"ab/{'c' * 30}") is None and legacy_md5_of(f"ab/{'c' * 30}") == md5
+    assert md5_of("runs/ab/cd") is None and md5_of("files/md5/ab/short") is None
+
+    assert price_for("s3", {}).usd_per_gb_month == 0.023
+    assert price_for("s3", {"s3": 0.0125}).monthly(GB * 2) == 0.025
+    assert price_for("ssh", {}).monthly(GB) is None
+
+    objects = [
+        {"md5": m, "path": object_path(m), "size": 1, "version_id": None, "where": w}
+        for m, w in ((md5, "remote"), ("00" + "1" * 30, "remote"), (md5, "cache"))
+    ]
+    fields = {"kind": "gc", "format": 1, "project": ".", "remote": {}, "totals": {}}
+    one = seal({**fields, "objects": objects})
+    two = seal({**fields, "objects": objects[::-1]})
+    assert one == two  # sorted, so the same digest whatever the order found
+    assert [o["where"] for o in one["objects"]] == ["cache", "remote", "remote"]
+    path = write_plan(one, tmp_path / "plan.json")
+    assert read_plan(path, "gc") == one
+    confirm(one, path, one["plan_sha256"][:12])
+    with pytest.raises(ConfirmationError):
+        confirm(one, path, one["plan_sha256"][:11])
+    path.write_text(path.read_text().replace('"size": 1', '"size": 2', 1))
+    with pytest.raises(PlanStaleError):
+        read_plan(path, "gc")

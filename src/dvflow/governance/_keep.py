@@ -66,6 +66,7 @@ class ProtectedVersion:
     aliases: tuple[str, ...]
     tagged_keep: bool
     data: tuple[tuple[str, str], ...]  # (path, md5) of its lineage closure
+    runs: tuple[str, ...] = ()  # the MLflow runs in its lineage (the MLflow side of gc)
 
     @property
     def label(self) -> str:
@@ -79,6 +80,7 @@ class ProtectedVersion:
             "aliases": list(self.aliases),
             "tagged_keep": self.tagged_keep,
             "data_versions": len(self.data),
+            "runs": len(self.runs),
         }
 
 
@@ -226,7 +228,10 @@ def _protected(db: Any, root: Path, protect: str) -> list[ProtectedVersion]:
         data = {_pair(node_id) for node_id in graph.nodes if node_id.startswith("data:")}
         if md5:
             data.add((str(_tags(tags).get("dvflow.model_path") or ""), str(md5)))
-        found.append(ProtectedVersion(str(name), str(version), named, keep, tuple(sorted(data))))
+        runs = sorted(n.partition(":")[2] for n in graph.nodes if n.startswith("run:"))
+        found.append(
+            ProtectedVersion(str(name), str(version), named, keep, tuple(sorted(data)), tuple(runs))
+        )
     return found
 
 
