@@ -228,3 +228,52 @@ def test_errors_are_one_line_with_a_hint(make_project: Callable[..., Path], tmp_
     broken = cli("gc", "apply", str(bad), "--confirm", "a" * 64, "-C", str(root))
     assert broken.returncode == 3, broken.stderr
     assert broken.stderr.count("error: ") == 1 and "Traceback" not in broken.stderr
+
+
+def test_the_grace_period_keeps_a_young_directorys_older_files_with_it(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    """DVC takes a .dir object in the remote as proof its files are there: they stay together."""
+    import os
+    import time
+
+    root = make_project("basic")
+    remote = tmp_path / "remote"
+    added = dvc(root, "remote", "add", "--local", "-f", "-d", "storage", str(remote))
+    assert added.returncode == 0, added.stderr
+    folder = root / "d"
+    folder.mkdir()
+    (folder / "a.txt").write_text("shared by both versions\n")
+    (folder / "b.txt").write_text("only in the first\n")
+    assert dvc(root, "add", "d").returncode == 0
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "d, version 1")
+    assert dvc(root, "push", "-q").returncode == 0
+    month_ago = time.time() - 30 * 86400
+    for path in remote.rglob("*"):
+        os.utime(path, (month_ago, month_ago))
+    old = remote_md5s(remote)
+
+    # A colleague pushes a second version (a.txt is already there) and commits nothing.
+    (folder / "b.txt").unlink()
+    (folder / "c.txt").write_text("only in the second\n")
+    assert dvc(root, "add", "d").returncode == 0
+    assert dvc(root, "push", "-q").returncode == 0
+    young = remote_md5s(remote) - old
+    git(root, "rm", "-q", "--cached", "d.dvc")
+    (root / "d.dvc").unlink()
+    git(root, "commit", "-qm", "no d")
+
+    data, _ = plan(root, "--no-cache")
+    planned = {o["md5"] for o in data["objects"]}
+    a_md5 = _md5_text("shared by both versions\n")
+    assert a_md5 in old and a_md5 not in planned  # kept with the young .dir that lists it
+    assert _md5_text("only in the first\n") in planned
+    assert not planned & young
+    assert data["kept"]["in_grace_period"] == len(young) + 1
+
+
+def _md5_text(text: str) -> str:
+    import hashlib
+
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()

@@ -149,18 +149,19 @@ def plan_gc(
         remote_objects = (
             _identify(inventory.objects, store) if store.info.versioned else list(inventory.objects)
         )
+        everything = [*remote_objects, *cache_objects]
+        grace = config.governance.grace_days
+        deadline = (time.time() if now is None else now) - grace * DAY_S
+        young_md5s = _young(everything, keep.md5s, deadline, store.listing)
     finally:
         dvc.close()
-    moment = time.time() if now is None else now
-    grace = config.governance.grace_days
-    deadline = moment - grace * DAY_S
     planned, kept, young = [], 0, 0
     kept_bytes = 0
-    for obj in [*remote_objects, *cache_objects]:
+    for obj in everything:
         if obj.md5 is None or obj.md5 in keep.md5s:
             kept += 1
             kept_bytes += obj.size
-        elif obj.mtime is None or obj.mtime > deadline:
+        elif obj.md5 in young_md5s or obj.mtime is None or obj.mtime > deadline:
             young += 1
             kept += 1
             kept_bytes += obj.size
@@ -220,6 +221,21 @@ def plan_gc(
             "left alone (gc plans DVC 3's files/md5/ only)"
         )
     return GcPlan(sealed, target, warnings)
+
+
+def _young(objects: Sequence[Any], keep: set[str], deadline: float, listing: Any) -> set[str]:
+    """The md5s the grace period keeps: young objects, and every file a young ``.dir`` lists.
+
+    A directory pushed recently may share files with older versions; DVC
+    takes a ``.dir`` object in the remote as proof that its files are there
+    too, so they must stay with it.
+    """
+    young = {
+        str(o.md5)
+        for o in objects
+        if o.md5 and o.md5 not in keep and (o.mtime is None or o.mtime > deadline)
+    }
+    return expand(young, listing)[0]
 
 
 def dvc_cache(dvc: Any) -> Path:
