@@ -264,13 +264,25 @@ def test_the_grace_period_keeps_a_young_directorys_older_files_with_it(
     (root / "d.dvc").unlink()
     git(root, "commit", "-qm", "no d")
 
-    data, _ = plan(root, "--no-cache")
+    data, plan_file = plan(root, "--no-cache")
     planned = {o["md5"] for o in data["objects"]}
     a_md5 = _md5_text("shared by both versions\n")
     assert a_md5 in old and a_md5 not in planned  # kept with the young .dir that lists it
     assert _md5_text("only in the first\n") in planned
     assert not planned & young
     assert data["kept"]["in_grace_period"] == len(young) + 1
+
+    # Between plan and apply, a third version lists b.txt again: it is in the remote, so
+    # 'dvc push' does not upload it; deleting it would break that version.
+    (folder / "b.txt").write_text("only in the first\n")
+    assert dvc(root, "add", "d").returncode == 0
+    assert dvc(root, "push", "-q").returncode == 0
+    (root / "d.dvc").unlink()  # as from a colleague's clone: no pointer here
+    before = remote_md5s(remote)
+    stale = cli("gc", "apply", plan_file, "--confirm", data["plan_sha256"], "-C", str(root))
+    assert stale.returncode == 30, stale.stdout + stale.stderr
+    assert "pushed within the grace period" in stale.stderr
+    assert remote_md5s(remote) == before
 
 
 def _md5_text(text: str) -> str:

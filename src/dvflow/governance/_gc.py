@@ -346,9 +346,16 @@ def apply_gc(
         keep = _keep(project, options, tracking_uri, store.listing)
         needed = sorted({str(o.md5) for o in objects if o.md5 is None or o.md5 in keep.md5s})
         if needed:
-            shown = ", ".join(str(m) for m in needed[:3]) + (", ..." if len(needed) > 3 else "")
             raise PlanStaleError(
-                str(file), f"{len(needed)} object(s) it deletes are needed now ({shown})"
+                str(file), f"{len(needed)} object(s) it deletes are needed now ({_some(needed)})"
+            )
+        listed = _pushed_since(store, keep.md5s, int(data.get("grace_days", 0)), tell)
+        claimed = sorted({str(o.md5) for o in objects if o.md5 in listed})
+        if claimed:
+            raise PlanStaleError(
+                str(file),
+                f"{len(claimed)} object(s) it deletes are listed by directory versions pushed "
+                f"within the grace period ({_some(claimed)})",
             )
         on_remote = [o for o in objects if o.where == "remote"]
         in_cache = [o for o in objects if o.where == "cache"]
@@ -366,6 +373,23 @@ def apply_gc(
         bytes=sum(o.size for o in objects),
         audit=audit,
     )
+
+
+def _some(md5s: Sequence[str]) -> str:
+    return ", ".join(md5s[:3]) + (", ..." if len(md5s) > 3 else "")
+
+
+def _pushed_since(store: Any, keep: set[str], grace_days: int, progress: Any) -> set[str]:
+    """What the grace period keeps now, from a new listing of the remote.
+
+    A colleague may have pushed, since the plan, a directory version that
+    lists a planned file (already in the remote, so not uploaded again).
+    """
+    if not grace_days:
+        return set()
+    inventory = store.inventory(progress)
+    objects = _identify(inventory.objects, store) if store.info.versioned else inventory.objects
+    return _young(objects, keep, time.time() - grace_days * DAY_S, store.listing)
 
 
 def _who(root: Path) -> str:
