@@ -94,7 +94,7 @@ def _project_roots(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return _roots(path)
 
 
-def _keep(project: Path, options: GcOptions, tracking_uri: str | None, listing: Any) -> _Keep:
+def _keep(project: Path, options: GcOptions, tracking_uri: str | None, store: Any) -> _Keep:
     """The keep set of this project and of every other project named, expanded."""
     refs = [read_references(project, tracking_uri=tracking_uri, protect=options.protect)]
     for other in options.projects:
@@ -103,7 +103,8 @@ def _keep(project: Path, options: GcOptions, tracking_uri: str | None, listing: 
     md5s: set[str] = set()
     for one in refs:
         md5s |= one.kept(scopes)
-    expanded, unreadable = expand(md5s, listing)
+    store.prefetch(md5s)  # the listings of directories, several requests at once
+    expanded, unreadable = expand(md5s, store.listing)
     return _Keep(expanded, refs, unreadable)
 
 
@@ -134,7 +135,7 @@ def plan_gc(
     dvc = DvcProject(project)
     try:
         store = ObjectStore.open(dvc, remote)
-        keep = _keep(project, options, tracking_uri, store.listing)
+        keep = _keep(project, options, tracking_uri, store)
         inventory = store.inventory(tell)
         warnings = [w for r in keep.references for w in r.warnings]
         cache_objects: Sequence[Any] = ()
@@ -343,7 +344,7 @@ def apply_gc(
                 f"remote {store.info.name!r} now points at {store.info.url}, not "
                 f"{data['remote']['url']}",
             )
-        keep = _keep(project, options, tracking_uri, store.listing)
+        keep = _keep(project, options, tracking_uri, store)
         needed = sorted({str(o.md5) for o in objects if o.md5 is None or o.md5 in keep.md5s})
         if needed:
             raise PlanStaleError(

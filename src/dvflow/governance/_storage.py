@@ -83,6 +83,8 @@ def storage_report(
         objects = _identify(inventory.objects, store) if store.info.versioned else inventory.objects
         # Per path, version and commit: the bytes the remote holds (the bill).
         sizes = {o.md5: o.size for o in objects if o.md5 and o.latest}
+        store.prefetch({*refs.history, *refs.model, *refs.head, *refs.branches, *refs.tags})
+        store.prefetch(refs.paths)
         reasons = _reasons(refs, store.listing)
         kept_for = {r: {"objects": 0, "bytes": 0} for r in REASONS}
         for obj in objects:

@@ -266,6 +266,15 @@ class ObjectStore:
             self._listings[md5] = self._read_listing(md5)
         return self._listings[md5]
 
+    def prefetch(self, md5s: Iterable[str], jobs: int = 8) -> None:
+        """Read the listings of many ``.dir`` objects at once (several requests in flight)."""
+        wanted = sorted({m for m in md5s if m.endswith(".dir") and m not in self._listings})
+        if not wanted:
+            return
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            for md5, listing in zip(wanted, pool.map(self._read_listing, wanted), strict=True):
+                self._listings[md5] = listing
+
     def _read_listing(self, md5: str) -> dict[str, str] | None:
         cached = cache_listing(self.project, md5)
         if cached is not None:
