@@ -74,7 +74,7 @@ def storage(
         f"  {totals['objects']} object(s), {_size(totals['bytes'])}: "
         f"{usd(report.usd_per_month)}/month at "
         + (
-            f"${price['usd_per_gb_month']}/GB-month ({price['source']})"
+            f"${price['usd_per_gb_month']:g}/GB-month ({price['source']})"
             if price["usd_per_gb_month"] is not None
             else f"no known price for {price['scheme']} (set governance.prices.{price['scheme']})"
         )

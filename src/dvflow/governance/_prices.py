@@ -30,7 +30,7 @@ class Price:
 
     scheme: str
     usd_per_gb_month: float | None
-    source: str  # "default (as of …)", "dvflow.yaml" or "unknown"
+    source: str  # "default: list price as of …", "dvflow.yaml" or "unknown"
 
     def monthly(self, size: int) -> float | None:
         """The monthly cost of ``size`` bytes (None when no price is known)."""
@@ -51,7 +51,7 @@ def price_for(scheme: str, overrides: Mapping[str, float]) -> Price:
     if scheme in overrides:
         return Price(scheme, float(overrides[scheme]), "dvflow.yaml")
     if scheme in DEFAULT_PRICES:
-        return Price(scheme, DEFAULT_PRICES[scheme], f"default (list price as of {PRICES_AS_OF})")
+        return Price(scheme, DEFAULT_PRICES[scheme], f"default: list price as of {PRICES_AS_OF}")
     return Price(scheme, None, "unknown")
 
 
