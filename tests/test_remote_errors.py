@@ -144,6 +144,8 @@ COMMANDS: dict[str, tuple[Callable[[Pushed, Path], list[str]], int]] = {
     "run --pull": (lambda p, _: ["run", "--pull"], 3),
     "register": (lambda p, _: ["register", p.first["train"], "--name", "clf-first"], 0),
     "doctor": (lambda p, _: ["doctor"], 1),
+    "storage": (lambda p, _: ["storage"], 3),
+    "gc plan": (lambda p, t: ["gc", "plan", "-o", str(t / "plan.json")], 3),
 }
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     from .core._dvcfiles import Pointer
     from .core._exceptions import (
         ConfigError,
+        ConfirmationError,
         ConsumerError,
         DvcError,
         DvflowError,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
         NoPipelineError,
         NotAGitRepoError,
         NotFoundError,
+        PlanStaleError,
         ProjectError,
         RebuildError,
         RecordNotFoundError,
@@ -56,6 +58,9 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     from .export._errors import AttestationError, KeyFileError
     from .export._export import export_openlineage
     from .export._verify_attest import AttestationVerification, verify_attestation
+    from .governance._gc import GcApplied, GcOptions, GcPlan, apply_gc, plan_gc
+    from .governance._keep import Scopes
+    from .governance._storage import StorageReport, storage_report
     from .proof._checks import Check
     from .proof._rebuild import Rebuild
     from .proof._show import RecordCheck, check_record, load_record
@@ -79,11 +84,15 @@ __all__ = [
     "Check",
     "Config",
     "ConfigError",
+    "ConfirmationError",
     "ConsumerError",
     "DemoResult",
     "DvcError",
     "DvflowError",
     "EnvironmentProblemError",
+    "GcApplied",
+    "GcOptions",
+    "GcPlan",
     "GitError",
     "Graph",
     "IndexFileError",
@@ -100,6 +109,7 @@ __all__ = [
     "NotAGitRepoError",
     "NotFoundError",
     "PipelineRun",
+    "PlanStaleError",
     "PlannedStage",
     "Pointer",
     "Progress",
@@ -115,8 +125,10 @@ __all__ = [
     "RemoteError",
     "ReproFlags",
     "RunNotFoundError",
+    "Scopes",
     "StageFailedError",
     "StageRun",
+    "StorageReport",
     "StoreEnvironmentError",
     "SyncResult",
     "TargetNotFoundError",
@@ -124,6 +136,7 @@ __all__ = [
     "Verification",
     "VerificationFailedError",
     "__version__",
+    "apply_gc",
     "attest",
     "bind_commit",
     "check_record",
@@ -136,10 +149,12 @@ __all__ = [
     "lineage",
     "load_config",
     "load_record",
+    "plan_gc",
     "promote",
     "register_model",
     "run_demo",
     "run_pipeline",
+    "storage_report",
     "sync_spool",
     "update_index",
     "verify",
@@ -220,6 +235,16 @@ _HOMES = {
     "update_index": "dvflow.trace._queries",
     "verify": "dvflow.proof._verify",
     "verify_attestation": "dvflow.export._verify_attest",
+    "ConfirmationError": "dvflow.core._exceptions",
+    "PlanStaleError": "dvflow.core._exceptions",
+    "GcApplied": "dvflow.governance._gc",
+    "GcOptions": "dvflow.governance._gc",
+    "GcPlan": "dvflow.governance._gc",
+    "apply_gc": "dvflow.governance._gc",
+    "plan_gc": "dvflow.governance._gc",
+    "Scopes": "dvflow.governance._keep",
+    "StorageReport": "dvflow.governance._storage",
+    "storage_report": "dvflow.governance._storage",
 }
 
 # The wings (internal subpackages), importable as attributes like any subpackage.

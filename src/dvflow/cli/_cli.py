@@ -13,6 +13,7 @@ import click
 
 from ._cli_attest import attest, attestation_options, keygen, verify_signed
 from ._cli_export import export
+from ._cli_governance import gc, storage
 from ._cli_graph import impact, index, lineage
 from ._cli_pii import erase, pii
 from ._cli_web import ui
@@ -34,7 +35,7 @@ def cli(verbose: bool) -> None:
         show_library_logs()
 
 
-for _command in (lineage, impact, index, export, keygen, attest, ui, pii, erase):
+for _command in (lineage, impact, index, export, keygen, attest, ui, storage, gc, pii, erase):
     cli.add_command(_command)
 
 

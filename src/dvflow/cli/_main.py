@@ -9,7 +9,8 @@ DVC refused, work tree locked); 4 tracking store unusable; 5 not found;
 6 a pipeline stage failed; 7 environment problem (disk full, the store's
 file locked, a folder or not a database, a database URI without its database
 or driver); 10-14 ``check`` found drift; 20-25 ``verify --pubkey`` refused an
-attestation; 130 interrupted.
+attestation; 30 a gc plan is stale or edited; 31 its --confirm is missing or wrong;
+130 interrupted.
 """
 
 from __future__ import annotations

@@ -28,9 +28,11 @@ code (see ``docs/cli.md``)::
     │   └── ModelNotFoundError       no such registered model version or alias
     ├── StageFailedError             exit 6  a pipeline stage failed
     ├── ErasedError                  exit 9  verify: the target's data was erased (tombstoned)
-    ├── ErasePlanEditedError         exit 30 erase apply: the plan file was edited
-    ├── EraseConfirmError            exit 31 erase apply: --confirm is not the plan's sha256
     ├── ProtectedVersionsError       exit 32 erase apply would touch protected model versions
+    ├── PlanStaleError               exit 30 gc/erase apply: the plan was edited, or an
+    │                                        object it deletes is referenced now
+    ├── ConfirmationError            exit 31 gc/erase apply: --confirm missing or not the
+    │                                        plan's sha256
     ├── EnvironmentProblemError      exit 7  the machine, not the project: disk full,
     │   │                                    a file locked by another process
     │   └── StoreEnvironmentError    the store's file is a folder, not a database or
@@ -463,30 +465,29 @@ class ProtectedVersionsError(DvflowError):
         )
 
 
-class ErasePlanEditedError(DvflowError):
-    """erase apply: the plan file changed after it was written (exit 30, as gc's stale plans).
-
-    To be joined with gc's plan errors: both share the plan format.
-    """
+class PlanStaleError(DvflowError):
+    """A plan no longer holds: edited since it was written, or the keep set grew (exit 30)."""
 
     exit_code = 30
 
-    def __init__(self, plan: str, problem: str) -> None:
+    def __init__(self, plan: str, problem: str, hint: str | None = None) -> None:
         self.plan, self.problem = plan, problem
         super().__init__(
-            f"erasure plan {plan}: {problem}; nothing was deleted",
-            hint="Make a new plan with 'dvflow erase plan' and apply that one.",
+            f"plan {plan} is stale: {problem}; nothing was deleted",
+            hint=hint or "Make a new plan ('dvflow gc plan') and review it.",
         )
 
 
-class EraseConfirmError(DvflowError):
-    """erase apply: ``--confirm`` is not the plan's sha256 (exit 31, as gc's)."""
+class ConfirmationError(DvflowError):
+    """``--confirm`` is missing or is not the plan's own sha256 (exit 31)."""
 
     exit_code = 31
 
-    def __init__(self, plan: str, given: str, expected: str) -> None:
+    def __init__(self, plan: str, given: str | None, kind: str = "gc") -> None:
         self.plan, self.given = plan, given
+        what = "no --confirm given" if not given else f"--confirm {given} is not its sha256"
         super().__init__(
-            f"--confirm {given!r} is not the sha256 of plan {plan}; nothing was deleted",
-            hint=f"Read the plan, then confirm it: --confirm {expected}",
+            f"plan {plan}: {what}; nothing was deleted",
+            hint="Read the plan, then pass the plan_sha256 it prints: "
+            f"'dvflow {kind} apply {plan} --confirm SHA'.",
         )

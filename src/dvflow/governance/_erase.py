@@ -12,7 +12,6 @@ versions to retrain and the stages to re-run, and what cannot be reached.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -24,20 +23,15 @@ from typing import Any
 
 from dvflow.core import _git
 from dvflow.core._config import load_config
-from dvflow.core._exceptions import (
-    EraseConfirmError,
-    ErasePlanEditedError,
-    InvalidArgumentError,
-    NotFoundError,
-    ProtectedVersionsError,
-)
+from dvflow.core._exceptions import InvalidArgumentError, ProtectedVersionsError
 from dvflow.core._governance import Tombstone, now_utc, read_governance, write_governance
 from dvflow.core._redact import redactor_for
 from dvflow.trace._taint import Taint, compute_taint, stage_of
 
 from ._pii import resolve_data, who
+from ._plan import PLAN_FORMAT, read_plan, seal
+from ._plan import confirm as confirm_plan
 
-PLAN_FORMAT = 1
 PLAN_DIR = Path(".dvflow") / "plans"
 AUDIT_DIR = Path(".dvflow") / "audit"
 
@@ -58,17 +52,6 @@ def _roots(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     start = Path(path).resolve()
     top = _git.find_root(start)
     return top, settings_root(start, top)
-
-
-def canonical(data: Mapping[str, Any]) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def plan_digest(plan: Mapping[str, Any]) -> str:
-    """sha256 of the canonical JSON of everything in the plan but its own digest."""
-    return hashlib.sha256(
-        canonical({k: v for k, v in plan.items() if k != "plan_sha256"})
-    ).hexdigest()
 
 
 # -- plan ---------------------------------------------------------------------------
@@ -117,7 +100,7 @@ def plan_erase(
         **plan_body,
         "warnings": warnings,
     }
-    plan["plan_sha256"] = plan_digest(plan)
+    plan = seal(plan)
     file = Path(out) if out else project / PLAN_DIR / f"erase-{plan['plan_sha256'][:12]}.json"
     file.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(plan, sort_keys=True, indent=2) + "\n"
@@ -314,7 +297,7 @@ def _upstream_of(node_id: str, back: Mapping[str, list[str]]) -> set[str]:
 def _objects(project: Path, md5s: Sequence[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from dvflow.stores._erasure import find_objects
 
-    objects = [o.to_dict() for o in find_objects(project, md5s)]
+    objects = [o.plan_entry() for o in find_objects(project, md5s)]
     totals: dict[str, Any] = {"objects": len(objects), "bytes": sum(o["size"] for o in objects)}
     for where in ("remote", "cache"):
         mine = [o for o in objects if o["where"] == where]
@@ -388,24 +371,6 @@ def _warnings(
 # -- apply --------------------------------------------------------------------------
 
 
-def read_plan(file: str | os.PathLike[str]) -> dict[str, Any]:
-    try:
-        plan = json.loads(Path(file).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NotFoundError(
-            f"no erasure plan {file}", hint="Write one with 'dvflow erase plan'."
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ErasePlanEditedError(str(file), f"not a readable plan ({exc})") from None
-    if not isinstance(plan, dict) or plan.get("kind") != "erase":
-        raise ErasePlanEditedError(str(file), "not an erasure plan")
-    if plan.get("format") != PLAN_FORMAT:
-        raise ErasePlanEditedError(str(file), f"format {plan.get('format')!r} is not {PLAN_FORMAT}")
-    if plan_digest(plan) != plan.get("plan_sha256"):
-        raise ErasePlanEditedError(str(file), "its content no longer matches its plan_sha256")
-    return plan
-
-
 def apply_erase(
     file: str | os.PathLike[str],
     confirm: str | None,
@@ -415,22 +380,19 @@ def apply_erase(
     tracking_uri: str | None = None,
 ) -> AppliedErasure:
     """Delete what the plan lists, once confirmed; tombstones and an audit record after."""
-    from dvflow.stores._erasure import StoredObject, delete_objects, delete_workspace
+    from dvflow.stores._erasure import delete_objects, delete_workspace
+    from dvflow.stores._objects import StoredObject
     from dvflow.stores._tracking import Tracker
 
-    plan = read_plan(file)
+    plan = read_plan(Path(file), "erase")
+    confirm_plan(plan, Path(file), confirm)
     digest = str(plan["plan_sha256"])
-    if confirm != digest:
-        raise EraseConfirmError(str(file), confirm or "", digest)
     missing = sorted(set(plan.get("protected", [])) - set(acknowledge))
     if missing:
         raise ProtectedVersionsError(missing)
     root, project = _roots(path)
     config = load_config(project, tracking_uri=tracking_uri)
-    objects = [
-        StoredObject(o["md5"], o["path"], int(o["size"]), o["where"], o.get("version_id"))
-        for o in plan["objects"]
-    ]
+    objects = [StoredObject.from_plan(o) for o in plan["objects"]]
     deleted = delete_objects(project, objects)
     delete_workspace(project, plan.get("workspace", []))
     tracker = Tracker(config.tracking_uri)
@@ -446,7 +408,12 @@ def apply_erase(
     write_governance(project, read_governance(project).with_tombstones(stones))
     audit = _audit(project, root, plan, deleted=deleted, runs=runs, models=models)
     return AppliedErasure(
-        digest, tuple(o.to_dict() for o in deleted), tuple(runs), tuple(models), len(stones), audit
+        digest,
+        tuple(o.plan_entry() for o in deleted),
+        tuple(runs),
+        tuple(models),
+        len(stones),
+        audit,
     )
 
 
@@ -469,7 +436,7 @@ def _audit(
         "by": who(root),
         "at": now_utc(),
         "remote": plan["remote"],
-        "deleted": [o.to_dict() for o in deleted],
+        "deleted": [o.plan_entry() for o in deleted],
         "mlflow_runs_deleted": list(runs),
         "logged_models_deleted": list(models),
         "retrain": plan["retrain"],

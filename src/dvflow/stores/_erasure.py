@@ -4,7 +4,8 @@ Objects are named by md5 and by their path relative to the remote's (or the
 cache's) root, ``files/md5/ab/cdef...``, as DVC 3 lays them out. Deleting goes
 through DVC's own file system for the remote, so every remote DVC reaches
 (local folder, S3, GCS, Azure...) works with the credentials DVC resolves.
-Shaped as gc's ``_objects`` will be; the two are to be joined.
+Deleting is gc's (``_objects``); this module finds the few objects an erasure names
+without listing the whole remote.
 """
 
 from __future__ import annotations
@@ -12,30 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ._dvc import DvcProject, dvc_errors, in_repo
+from ._objects import ObjectStore, StoredObject, delete_from_cache, object_path
 from ._remote import remote_errors
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    """One object as a plan lists it."""
-
-    md5: str
-    path: str  # relative to the remote's (or cache's) root: files/md5/ab/cdef...
-    size: int
-    where: str  # "remote" | "cache"
-    version_id: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "md5": self.md5,
-            "path": self.path,
-            "size": self.size,
-            "version_id": self.version_id,
-            "where": self.where,
-        }
 
 
 @dataclass(frozen=True)
@@ -43,10 +24,6 @@ class RemoteFacts:
     name: str | None
     url: str | None
     versioned: bool  # cloud-versioned remote, or a bucket with object versioning on
-
-
-def object_path(md5: str) -> str:
-    return f"files/md5/{md5[:2]}/{md5[2:]}"
 
 
 def remote_facts(project_root: Path) -> RemoteFacts:
@@ -70,12 +47,12 @@ def find_objects(project_root: Path, md5s: Iterable[str]) -> list[StoredObject]:
     project = DvcProject(project_root)
     try:
         found = [
-            StoredObject(md5, object_path(md5), size, "cache")
+            StoredObject(path=object_path(md5), size=size, md5=md5, where="cache")
             for md5, size in _cache_sizes(project, wanted)
         ]
         if project.remote_url() and not project.remote_is_versioned():
             found += [
-                StoredObject(md5, object_path(md5), size, "remote")
+                StoredObject(path=object_path(md5), size=size, md5=md5, where="remote")
                 for md5, size in _remote_sizes(project, wanted)
             ]
     finally:
@@ -105,22 +82,21 @@ def _remote_sizes(project: DvcProject, md5s: Sequence[str]) -> list[tuple[str, i
 
 
 def delete_objects(project_root: Path, objects: Sequence[StoredObject]) -> list[StoredObject]:
-    """Delete each object from where the plan says; returns those deleted (gone ones skipped)."""
+    """Delete each object from where the plan says (gc's deleting); returns those listed.
+
+    An object already gone counts as deleted: the plan's end state holds.
+    """
     project = DvcProject(project_root)
-    deleted: list[StoredObject] = []
     try:
-        for obj in (o for o in objects if o.where == "cache"):
-            local = project.object_path(obj.md5)
-            if local.is_file():
-                local.chmod(0o600)  # DVC's cache objects are read-only
-                local.unlink()
-                deleted.append(obj)
         remote = [o for o in objects if o.where == "remote"]
         if remote:
-            deleted += _delete_remote(project, remote)
+            store = ObjectStore.open(project)
+            store.delete(remote)
+            store.forget_index()
+        delete_from_cache(project, [o for o in objects if o.where == "cache"])
     finally:
         project.close()
-    return deleted
+    return list(objects)
 
 
 def delete_workspace(project_root: Path, paths: Sequence[str]) -> list[str]:
@@ -138,18 +114,3 @@ def delete_workspace(project_root: Path, paths: Sequence[str]) -> list[str]:
             continue
         gone.append(rel)
     return gone
-
-
-def _delete_remote(project: DvcProject, objects: Sequence[StoredObject]) -> list[StoredObject]:
-    deleted = []
-    with dvc_errors(), in_repo(project.root), remote_errors(project.remote_url()):
-        remote = project.repo.cloud.get_remote(None, "erase")
-        fs = remote.fs
-        for obj in objects:
-            path = fs.join(remote.path, obj.path)
-            if obj.version_id:
-                path = fs.version_path(path, obj.version_id)
-            if fs.exists(path):
-                fs.rm(path)
-                deleted.append(obj)
-    return deleted
