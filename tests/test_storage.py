@@ -218,3 +218,27 @@ def test_the_object_layout_prices_and_plan_digest_in_isolation(tmp_path: Path) -
     path.write_text(path.read_text().replace('"size": 1', '"size": 2', 1))
     with pytest.raises(PlanStaleError):
         read_plan(path, "gc")
+
+
+def test_growth_counts_only_bytes_no_earlier_commit_named() -> None:
+    from dvflow.governance._keep import References
+    from dvflow.governance._storage import _growth
+
+    # HEAD's line, newest first (as read_references gives it): the window is the
+    # last three commits; the fourth, older one, is only what came before.
+    refs = References(
+        project=".",
+        recent=[
+            ("revert", 4, {"a", "b"}),  # back to the model of "first"
+            ("second", 3, {"a", "c"}),
+            ("first", 2, {"a", "b"}),
+            ("before", 1, {"a"}),
+        ],
+    )
+    sizes = {"a": 100, "b": 10, "c": 1}
+    rows = _growth(refs, lambda _md5: None, sizes, 3)
+    assert [(r["commit"], r["bytes"], r["added_bytes"]) for r in rows] == [
+        ("first", 110, 10),
+        ("second", 101, 1),
+        ("revert", 110, 0),
+    ]

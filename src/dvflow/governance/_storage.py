@@ -77,7 +77,7 @@ def storage_report(
     dvc = DvcProject(project)
     try:
         store = ObjectStore.open(dvc, remote)
-        refs = read_references(project, tracking_uri=tracking_uri, recent=commits)
+        refs = read_references(project, tracking_uri=tracking_uri, recent=commits + 1)
         inventory = store.inventory(tell)
         cache = list_cache(dvc, tell)
         objects = _identify(inventory.objects, store) if store.info.versioned else inventory.objects
@@ -92,7 +92,7 @@ def storage_report(
             kept_for[reason]["objects"] += 1
             kept_for[reason]["bytes"] += obj.size
         paths, versions = _by_path(refs, store.listing, sizes)
-        growth = _growth(refs, store.listing, sizes)
+        growth = _growth(refs, store.listing, sizes, commits)
     finally:
         dvc.close()
     everything = [*inventory.objects, *inventory.legacy, *inventory.other]
@@ -182,20 +182,29 @@ def _by_path(
     return rows, versions
 
 
-def _growth(refs: References, listing: Listing, sizes: Mapping[str, int]) -> list[dict[str, Any]]:
-    """For each recent commit of HEAD (oldest first): bytes it refers to, and bytes new to it."""
+def _growth(
+    refs: References, listing: Listing, sizes: Mapping[str, int], commits: int
+) -> list[dict[str, Any]]:
+    """For the last ``commits`` commits of HEAD (oldest first): the bytes each refers to,
+    and the bytes new with it: named by no earlier commit of the line (the one just
+    before the window included), so a revert to older data adds nothing.
+    """
+    line = [
+        (sha, when, {m for m in expand(md5s, listing)[0] if m in sizes})
+        for sha, when, md5s in reversed(refs.recent)
+    ]
+    seen: set[str] = set()
+    for _, _, objects in line[:-commits] if len(line) > commits else []:
+        seen |= objects
     rows = []
-    before: set[str] = set()
-    for sha, when, md5s in reversed(refs.recent):
-        objects = {m for m in expand(md5s, listing)[0] if m in sizes}
-        added = objects - before
+    for sha, when, objects in line[-commits:] if commits else []:
         rows.append(
             {
                 "commit": sha,
                 "time": when,
                 "bytes": sum(sizes[m] for m in objects),
-                "added_bytes": sum(sizes[m] for m in added),
+                "added_bytes": sum(sizes[m] for m in objects - seen),
             }
         )
-        before = objects
+        seen |= objects
     return rows
