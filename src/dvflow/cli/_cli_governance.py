@@ -135,6 +135,12 @@ def gc() -> None:
     type=click.Path(file_okay=False, exists=True),
     help="Another project sharing the remote: keep what it needs too (repeatable).",
 )
+@click.option(
+    "--grace-days",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Keep objects pushed in the last N days (default: governance.grace_days, else 7).",
+)
 @click.option("--no-cache", is_flag=True, help="Plan the remote only, not the local cache.")
 @click.option(
     "-o", "--output", metavar="FILE", type=click.Path(dir_okay=False), help="Plan file to write."
@@ -147,6 +153,7 @@ def gc_plan(
     remote: str | None,
     protect: str,
     projects: tuple[str, ...],
+    grace_days: int | None,
     no_cache: bool,
     output: str | None,
     as_json: bool,
@@ -156,7 +163,7 @@ def gc_plan(
 
     Kept: the lineage of protected model versions, the Git scopes named
     (none named: --workspace), other projects' (--project), and objects
-    younger than governance.grace_days (default 7).
+    younger than --grace-days (default: governance.grace_days, else 7).
     """
     from pathlib import Path
 
@@ -172,6 +179,7 @@ def gc_plan(
         tracking_uri=tracking_uri,
         out=Path(output) if output else None,
         progress=_Progress(),
+        grace_days=grace_days,
     )
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)

@@ -117,8 +117,12 @@ def plan_gc(
     out: Path | None = None,
     progress: Any = None,
     now: float | None = None,
+    grace_days: int | None = None,
 ) -> GcPlan:
-    """Write the plan of a gc of ``remote`` (default: the project's) and of the cache."""
+    """Write the plan of a gc of ``remote`` (default: the project's) and of the cache.
+
+    ``grace_days`` overrides ``governance.grace_days`` of dvflow.yaml.
+    """
     from dvflow.stores._dvc import DvcProject
     from dvflow.stores._objects import ObjectStore, list_cache
 
@@ -151,7 +155,7 @@ def plan_gc(
             _identify(inventory.objects, store) if store.info.versioned else list(inventory.objects)
         )
         everything = [*remote_objects, *cache_objects]
-        grace = config.governance.grace_days
+        grace = config.governance.grace_days if grace_days is None else grace_days
         deadline = (time.time() if now is None else now) - grace * DAY_S
         young_md5s = _young(everything, keep.md5s, deadline, store.listing)
     finally:
