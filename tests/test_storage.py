@@ -94,6 +94,12 @@ def test_storage_totals_are_the_bytes_in_the_remote_and_cache_and_cost_bytes_tim
     text = cli("storage", "-C", str(root))
     assert text.returncode == 0, text.stderr
     assert "data/clean" in text.stdout and "kept for" in text.stdout
+    # A version whose object the remote lacks says so, not only "0 B".
+    md5 = report["versions"][0]["md5"]
+    (remote / "files" / "md5" / md5[:2] / md5[2:]).unlink()
+    text = cli("storage", "-C", str(root))
+    line = next(x for x in text.stdout.splitlines() if f"@{md5[:12]}" in x)
+    assert "not in the remote" in line, text.stdout
 
 
 @pytest.mark.parametrize("cloud", sorted(CLOUDS))

@@ -98,7 +98,9 @@ def storage(
         click.echo(f"  {_size(item['bytes']):>12}  {item['path']}  ({item['versions']} version(s))")
     click.echo(f"largest data versions (top {top}):")
     for item in report.versions[:top]:
-        click.echo(f"  {_size(item['bytes']):>12}  {item['path']}@{item['md5'][:12]}")
+        missing = item.get("missing_objects") or 0
+        absent = f"  ({missing} object(s) not in the remote)" if missing else ""
+        click.echo(f"  {_size(item['bytes']):>12}  {item['path']}@{item['md5'][:12]}{absent}")
     if report.growth:
         click.echo(f"growth over the last {len(report.growth)} commit(s) of HEAD:")
         for row in report.growth:
