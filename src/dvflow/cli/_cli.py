@@ -14,6 +14,7 @@ import click
 from ._cli_attest import attest, attestation_options, keygen, verify_signed
 from ._cli_export import export
 from ._cli_graph import impact, index, lineage
+from ._cli_mlgc import gc_group
 from ._cli_web import ui
 from ._options import State, project_options, store_sync
 
@@ -33,7 +34,7 @@ def cli(verbose: bool) -> None:
         show_library_logs()
 
 
-for _command in (lineage, impact, index, export, keygen, attest, ui):
+for _command in (lineage, impact, index, export, keygen, attest, ui, gc_group):
     cli.add_command(_command)
 
 
