@@ -1,7 +1,9 @@
 """``dvflow gc mlflow``: the soft-deleted runs and logged models ``mlflow gc`` may take.
 
-``mlflow_options`` and ``show_mlflow_plan`` are what ``gc plan --mlflow``
-reuses: the same flags, the same rendering.
+What ``gc plan --mlflow`` reuses: ``mlflow_options(command, protect=False)``
+(its own ``--protect`` is the same choice), ``plan_mlflow_gc`` with the same
+``path``, ``tracking_uri`` and ``protect``, then ``show_mlflow_plan`` (or
+``plan.to_dict()`` under a key of its JSON).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
     from dvflow.governance._mlflow_gc import Entity, MlflowGcPlan
 
 
-def mlflow_options(command: Any) -> Any:
+def mlflow_options(command: Any, *, protect: bool = True) -> Any:
     """The flags of the MLflow side of gc (not -C/--tracking-uri: the caller's)."""
     command = click.option(
         "--backend-store-uri",
@@ -32,6 +34,8 @@ def mlflow_options(command: Any) -> Any:
         multiple=True,
         help="Also judge this experiment's deleted runs (repeatable; default: the project's).",
     )(command)
+    if not protect:
+        return command
     return click.option(
         "--protect",
         type=click.Choice(["aliased", "registered"]),
