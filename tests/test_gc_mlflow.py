@@ -83,19 +83,21 @@ def test_runs_in_the_production_lineage_are_refused_and_gc_of_the_rest_keeps_it_
     other = client.get_model_version(MODEL, "2")
     train = str(production.run_id)
     prepare = _sibling(client, train, "prepare")
+    pipeline = client.get_run(train).data.tags["mlflow.parentRunId"]
     unrelated = _sibling(client, str(other.run_id), "evaluate")  # downstream of v2 only
-    for run_id in (train, prepare, unrelated):
+    for run_id in (train, prepare, pipeline, unrelated):
         client.delete_run(run_id)
     for version in (production, other):
         client.delete_logged_model(_model_id(version))
 
     plan = _plan(project)
     assert plan["protected_versions"] == [f"{MODEL} v1 @production"]
-    assert _ids(plan["refused"]) == {train, prepare, _model_id(production)}
+    assert _ids(plan["refused"]) == {train, prepare, pipeline, _model_id(production)}
     assert _ids(plan["deletable"]) == {unrelated, _model_id(other)}
     refused = {e["id"]: e for e in plan["refused"]}
     assert refused[train]["why"] == f"the run of {MODEL} v1 @production"
     assert refused[prepare]["why"] == f"in the lineage of {MODEL} v1 @production"
+    assert refused[pipeline]["why"] == f"the pipeline run of a stage of {MODEL} v1 @production"
     assert refused[prepare]["restore"].endswith(f"mlflow runs restore --run-id {prepare}")
     assert plan["blocked"] == []
     command = plan["command"]
