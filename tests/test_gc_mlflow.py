@@ -209,3 +209,28 @@ def test_a_tracking_server_is_judged_without_printing_its_credentials(
     assert command[command.index("--run-ids") + 1] == stray
     assert command[command.index("--backend-store-uri") + 1].startswith("postgresql+psycopg2://")
     assert not any("--backend-store-uri" in reason for reason in with_db["blocked"])
+
+
+def test_a_deleted_experiment_holding_the_production_lineage_is_refused(project: Path) -> None:
+    client = tracking_client(project)
+    v2 = client.get_model_version(MODEL, "2")
+    experiment = client.get_run(v2.run_id).info.experiment_id
+    name = client.get_experiment(experiment).name
+    unrelated = _sibling(client, str(v2.run_id), "evaluate")
+    client.delete_run(unrelated)
+    client.delete_experiment(experiment)
+
+    plan = _plan(project)
+    assert plan["experiments"] == [{"id": experiment, "name": name, "deleted": True}]
+    refused = {e["id"]: e for e in plan["refused"]}
+    assert refused[experiment]["kind"] == "experiment"
+    assert refused[experiment]["restore"].endswith(
+        f"mlflow experiments restore --experiment-id {experiment}"
+    )
+    # MLflow deletes an experiment's runs with it: the lineage's are refused, the rest may go.
+    production = client.get_model_version_by_alias(MODEL, "production")
+    assert refused[str(production.run_id)]["kind"] == "run"
+    assert unrelated in _ids(plan["deletable"])
+    assert experiment not in _ids(plan["deletable"])
+    # 'mlflow gc' without --experiment-ids would take the experiment and every run in it.
+    assert any("without --experiment-ids" in reason for reason in plan["blocked"])
