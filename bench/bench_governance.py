@@ -203,7 +203,7 @@ def timed_ok(command: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[Ti
     return Timing(wall, cpu), done.stdout + done.stderr
 
 
-def counted(label: str, output: str) -> str:
+def counted(label: str, output: str, root: Path) -> str:
     """How many objects a command listed or would delete, from what it printed."""
     if label.startswith("list_objects"):
         return output.strip().splitlines()[-1]
@@ -215,7 +215,7 @@ def counted(label: str, output: str) -> str:
     if label.startswith("dvflow gc"):
         plan = re.search(r"^plan (.+)$", output, re.MULTILINE)
         if plan:
-            data = json.loads(Path(plan.group(1)).read_text())
+            data = json.loads((root / plan.group(1)).read_text())  # absolute stays absolute
             return str(data["totals"]["remote_objects"])
     return ""
 
@@ -292,7 +292,7 @@ def measure(root: Path, endpoint: str, env: dict[str, str], repeat: int) -> None
             continue
         wall = median([t.wall for t in results[label]])
         cpu = median([t.cpu for t in results[label]])
-        count = counted(label, said[label])
+        count = counted(label, said[label], root)
         print(row(label, f"{wall:.2f}", f"{cpu:.2f}", f"{wall / base_wall:.2f}x", count))
     print("objects: listed (listings), or to delete from the remote (gc)")
     if not dvflow:
