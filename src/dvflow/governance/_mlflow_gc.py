@@ -166,9 +166,6 @@ class _Keep:
     def get(self, kind: Kind, entity_id: str) -> tuple[list[str], str] | None:
         return self.found.get((kind, entity_id))
 
-    def ids(self, kind: Kind) -> set[str]:
-        return {key for k, key in self.found if k == kind}
-
 
 def plan_mlflow_gc(
     path: str | os.PathLike[str] = ".",
@@ -240,38 +237,46 @@ def _keep_set(
     versions: Sequence[tuple[str, VersionFacts]], path: Path, tracking_uri: str
 ) -> tuple[_Keep, list[str]]:
     """Every run and logged model the protected versions need, from their lineage."""
-    from dvflow.trace._queries import lineage
-
     keep = _Keep()
-    warnings: list[str] = []
-    for number, (label, v) in enumerate(versions):
+    for label, v in versions:
         keep.add("run", v.run_id, label, f"the run of {label}")
         if m := _RUN_SOURCE.match(v.source):
             keep.add("run", m.group(1), label, f"holds the model files of {label}")
         if m := _MODEL_SOURCE.match(v.source):
             keep.add("logged_model", m.group(1), label, f"the logged model of {label}")
         keep.add("logged_model", v.model_id, label, f"the logged model of {label}")
-        try:
-            # The first query re-reads the store; the others answer from that index.
-            graph = lineage(
-                f"models:/{v.name}/{v.version}",
-                path,
-                tracking_uri=tracking_uri,
-                sync=number == 0,
-            )
-        except TargetNotFoundError:
-            warnings.append(
-                f"{label} is not in this project's lineage index: only its own run and "
-                "logged model are protected"
-            )
-            continue
-        for node in graph.of_kind("run"):
-            run_id = node.id.partition(":")[2]
-            keep.add("run", run_id, label, f"in the lineage of {label}")
-            parent = node.attrs.get("parent_run_id")
-            if parent:
-                keep.add("run", str(parent), label, f"the pipeline run of a stage of {label}")
-    return keep, warnings
+    if not versions:
+        return keep, []
+    return keep, _keep_lineage(keep, versions, path, tracking_uri)
+
+
+def _keep_lineage(
+    keep: _Keep, versions: Sequence[tuple[str, VersionFacts]], path: Path, tracking_uri: str
+) -> list[str]:
+    """Add the runs 'dvflow lineage models:/NAME/V' walks; one index, read fresh, for all."""
+    from dvflow.trace._lineage import build_graph
+    from dvflow.trace._queries import _roots, open_index
+
+    root, project = _roots(path)
+    index, _, warnings = open_index(root, tracking_uri=tracking_uri, sync=True, project=project)
+    try:
+        for label, v in versions:
+            try:
+                graph = build_graph(index.db, root, f"models:/{v.name}/{v.version}", "upstream")
+            except TargetNotFoundError:
+                warnings.append(
+                    f"{label} is not in this project's lineage index: only its own run and "
+                    "logged model are protected"
+                )
+                continue
+            for node in graph.of_kind("run"):
+                keep.add("run", node.id.partition(":")[2], label, f"in the lineage of {label}")
+                if parent := node.attrs.get("parent_run_id"):
+                    why = f"the pipeline run of a stage of {label}"
+                    keep.add("run", str(parent), label, why)
+    finally:
+        index.close()
+    return warnings
 
 
 def _judge(
