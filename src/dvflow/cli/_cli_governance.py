@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -9,6 +10,7 @@ from typing import Any
 
 import click
 
+from ._cli_mlgc import mlflow_gc, mlflow_options, show_mlflow_plan
 from ._options import project_options
 
 
@@ -111,7 +113,7 @@ def storage(
 
 @click.group()
 def gc() -> None:
-    """Registry-aware garbage collection of DVC objects: plan, review, apply."""
+    """Registry-aware garbage collection: DVC objects (plan, review, apply) and MLflow runs."""
 
 
 @gc.command("plan")
@@ -147,6 +149,13 @@ def gc() -> None:
 @click.option(
     "-o", "--output", metavar="FILE", type=click.Path(dir_okay=False), help="Plan file to write."
 )
+@click.option(
+    "--mlflow",
+    "with_mlflow",
+    is_flag=True,
+    help="Also judge the MLflow store's soft-deleted runs and logged models (as 'gc mlflow').",
+)
+@functools.partial(mlflow_options, protect=False)  # --protect above serves both sides
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def gc_plan(
     *,
@@ -158,6 +167,9 @@ def gc_plan(
     grace_days: int | None,
     no_cache: bool,
     output: str | None,
+    with_mlflow: bool,
+    experiments: tuple[str, ...],
+    backend_store_uri: str | None,
     as_json: bool,
     **scopes: bool,
 ) -> None:
@@ -166,12 +178,13 @@ def gc_plan(
     Kept: the lineage of protected model versions, the Git scopes named
     (none named: --workspace), other projects' (--project), and objects
     younger than --grace-days (default: governance.grace_days, else 7).
+    With --mlflow, also which soft-deleted MLflow runs and logged models
+    'mlflow gc' may take (dvflow never runs it).
     """
     from pathlib import Path
 
     from dvflow.governance._gc import GcOptions, plan_gc
     from dvflow.governance._keep import Scopes
-    from dvflow.governance._prices import usd
 
     options = GcOptions(Scopes(**scopes), protect, projects, cache=not no_cache)
     plan = plan_gc(
@@ -185,9 +198,33 @@ def gc_plan(
     )
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
+    ml_plan = None
+    if with_mlflow:
+        from dvflow.governance._mlflow_gc import plan_mlflow_gc
+
+        ml_plan = plan_mlflow_gc(
+            path,
+            tracking_uri=tracking_uri,
+            protect="registered" if protect == "registered" else "aliased",
+            experiments=experiments,
+            backend_store_uri=backend_store_uri,
+        )
     if as_json:
-        click.echo(json.dumps(plan.data, sort_keys=True, indent=2))
+        shown = plan.data if ml_plan is None else {**plan.data, "mlflow": ml_plan.to_dict()}
+        click.echo(json.dumps(shown, sort_keys=True, indent=2))
         return
+    _show_plan(plan)
+    if ml_plan is not None:
+        click.echo("")
+        show_mlflow_plan(ml_plan)
+
+
+gc.add_command(mlflow_gc)
+
+
+def _show_plan(plan: Any) -> None:
+    from dvflow.governance._prices import usd
+
     data = plan.data
     totals, kept = data["totals"], data["kept"]
     click.echo(f"remote {data['remote']['name']} ({data['remote']['url']})")
