@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ._cli_mlgc import mlflow_gc, mlflow_options, show_mlflow_plan
-from ._options import project_options
+from ._options import project_options, protect_option
 
 
 class _Progress:
@@ -123,14 +123,7 @@ def gc() -> None:
 @click.option("-a", "--all-branches", is_flag=True, help="Keep what every branch's tip uses.")
 @click.option("-T", "--all-tags", is_flag=True, help="Keep what every tag uses.")
 @click.option("-A", "--all-commits", is_flag=True, help="Keep what any commit uses.")
-@click.option(
-    "--protect",
-    type=click.Choice(["aliased", "registered"]),
-    default="aliased",
-    show_default=True,
-    help="Model versions whose lineage is kept: those with an alias or tagged "
-    "dvflow.keep, or every registered version.",
-)
+@protect_option
 @click.option(
     "--project",
     "projects",

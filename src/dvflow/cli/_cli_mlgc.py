@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._options import project_options
+from ._options import project_options, protect_option
 
 if TYPE_CHECKING:
     from dvflow.governance._mlflow_gc import Entity, MlflowGcPlan
@@ -34,16 +34,7 @@ def mlflow_options(command: Any, *, protect: bool = True) -> Any:
         multiple=True,
         help="Also judge this experiment's deleted runs (repeatable; default: the project's).",
     )(command)
-    if not protect:
-        return command
-    return click.option(
-        "--protect",
-        type=click.Choice(["aliased", "registered"]),
-        default="aliased",
-        show_default=True,
-        help="Protected model versions: those with an alias or tagged dvflow.keep, "
-        "or every registered version.",
-    )(command)
+    return protect_option(command) if protect else command
 
 
 @click.command("mlflow")

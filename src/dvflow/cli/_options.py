@@ -78,3 +78,15 @@ class State:
     """What the group's own flags set for the whole command (``-v``)."""
 
     verbose = False
+
+
+def protect_option(command: Any) -> Any:
+    """``--protect``: which model versions' lineage gc keeps (DVC objects and MLflow runs)."""
+    return click.option(
+        "--protect",
+        type=click.Choice(["aliased", "registered"]),
+        default="aliased",
+        show_default=True,
+        help="Model versions whose lineage is kept: those with an alias or tagged "
+        "dvflow.keep, or every registered version.",
+    )(command)

@@ -5,6 +5,7 @@ Plain files and git only, so every wing can ask without importing DVC.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,13 @@ def settings_root(start: Path, top: Path) -> Path:
     root ``top``.
     """
     return nearest_dvc_root(start, top) or top
+
+
+def project_roots(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """The git root around ``path`` and the folder of its project's settings and store."""
+    start = Path(path).resolve()
+    top = _git.find_root(start)
+    return top, settings_root(start, top)
 
 
 def dvc_root(path: Path) -> Path:

@@ -26,6 +26,7 @@ from dvflow.core._config import load_config
 from dvflow.core._exceptions import InvalidArgumentError, ProtectedVersionsError
 from dvflow.core._governance import Tombstone, now_utc, read_governance, write_governance
 from dvflow.core._redact import redactor_for
+from dvflow.core._roots import project_roots
 from dvflow.trace._taint import Taint, compute_taint, stage_of
 
 from ._pii import resolve_data, who
@@ -46,14 +47,6 @@ class AppliedErasure:
     audit: Path
 
 
-def _roots(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    from dvflow.core._roots import settings_root
-
-    start = Path(path).resolve()
-    top = _git.find_root(start)
-    return top, settings_root(start, top)
-
-
 # -- plan ---------------------------------------------------------------------------
 
 
@@ -70,7 +63,7 @@ def plan_erase(
 
     if not request_id.strip():
         raise InvalidArgumentError("request id", request_id, "it is empty", "Give --request-id ID.")
-    root, project = _roots(path)
+    root, project = project_roots(path)
     config = load_config(project, tracking_uri=tracking_uri)
     marks = [(p, m) for p, m in resolve_data(target, path, tracking_uri=tracking_uri)]
     marked = {(m.path, m.md5) for m in read_governance(project).marks}
@@ -390,7 +383,7 @@ def apply_erase(
     missing = sorted(set(plan.get("protected", [])) - set(acknowledge))
     if missing:
         raise ProtectedVersionsError(missing)
-    root, project = _roots(path)
+    root, project = project_roots(path)
     config = load_config(project, tracking_uri=tracking_uri)
     objects = [StoredObject.from_plan(o) for o in plan["objects"]]
     deleted = delete_objects(project, objects)

@@ -23,6 +23,7 @@ from typing import Any
 from dvflow.core._config import load_config
 from dvflow.core._exceptions import PlanStaleError
 from dvflow.core._git import _git
+from dvflow.core._roots import project_roots
 
 from ._keep import References, Scopes, expand, read_references
 from ._plan import confirm, read_plan, seal, write_plan
@@ -88,12 +89,6 @@ class _Keep:
     unreadable: list[str]
 
 
-def _project_roots(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    from dvflow.trace._queries import _roots
-
-    return _roots(path)
-
-
 def _keep(project: Path, options: GcOptions, tracking_uri: str | None, store: Any) -> _Keep:
     """The keep set of this project and of every other project named, expanded."""
     refs = [read_references(project, tracking_uri=tracking_uri, protect=options.protect)]
@@ -133,7 +128,7 @@ def plan_gc(
         tuple(sorted({str(Path(p).resolve()) for p in options.projects})),
         options.cache,
     )
-    top, project = _project_roots(path)
+    top, project = project_roots(path)
     config = load_config(project, tracking_uri=tracking_uri)
     tell = progress or (lambda *_: None)
     dvc = DvcProject(project)
@@ -310,7 +305,7 @@ def apply_gc(
     file = Path(plan_file)
     data = read_plan(file, "gc")
     confirm(data, file, confirm_sha)
-    top, project = _project_roots(path)
+    top, project = project_roots(path)
     if data["project"] != _relative(project, top):
         raise PlanStaleError(
             str(file),

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Literal, TypedDict
 
 from dvflow.core._exceptions import InvalidArgumentError, TargetNotFoundError
 from dvflow.core._redact import Redactor
+from dvflow.core._roots import project_roots
 
 if TYPE_CHECKING:
     from dvflow.stores._deleted import DeletedReader, StoreExperiment, VersionFacts
@@ -255,9 +256,9 @@ def _keep_lineage(
 ) -> list[str]:
     """Add the runs 'dvflow lineage models:/NAME/V' walks; one index, read fresh, for all."""
     from dvflow.trace._lineage import build_graph
-    from dvflow.trace._queries import _roots, open_index
+    from dvflow.trace._queries import open_index
 
-    root, project = _roots(path)
+    root, project = project_roots(path)
     index, _, warnings = open_index(root, tracking_uri=tracking_uri, sync=True, project=project)
     try:
         for label, v in versions:

@@ -23,6 +23,7 @@ from dvflow.core._governance import (
     read_governance,
     write_governance,
 )
+from dvflow.core._roots import project_roots
 from dvflow.trace._graph import Graph
 from dvflow.trace._taint import Taint, project_taint
 
@@ -39,14 +40,6 @@ def who(root: Path) -> str:
     return ident.rpartition("<")[0].strip() or "unknown"
 
 
-def _roots(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    from dvflow.core._roots import settings_root
-
-    start = Path(path).resolve()
-    top = _git.find_root(start)
-    return top, settings_root(start, top)
-
-
 def resolve_data(
     target: str,
     path: str | os.PathLike[str] = ".",
@@ -58,7 +51,7 @@ def resolve_data(
     from dvflow.trace._lineage import resolve
     from dvflow.trace._queries import open_index
 
-    root, project = _roots(path)
+    root, project = project_roots(path)
     request = MarkRequest.parse(target)
     index, _, _ = open_index(root, tracking_uri=tracking_uri, sync=sync, project=project)
     try:
@@ -133,7 +126,7 @@ def mark(
             "basis", basis, "it is empty", "Say why this data may be held (--basis TEXT)."
         )
     clean = tuple(sorted({f.strip() for f in fields if f.strip()}))
-    root, project = _roots(path)
+    root, project = project_roots(path)
     pairs = resolve_data(target, path, tracking_uri=tracking_uri)
     governance = read_governance(project)
     by, at = who(root), now_utc()
@@ -148,7 +141,7 @@ def unmark(
     target: str, *, path: str | os.PathLike[str] = ".", tracking_uri: str | None = None
 ) -> list[PiiMark]:
     """Remove the marks of ``target``: every version of PATH, or the one @REV/@MD5 names."""
-    _, project = _roots(path)
+    _, project = project_roots(path)
     governance = read_governance(project)
     request = MarkRequest.parse(target)
     if request.md5 is None and request.rev is None:
@@ -172,7 +165,7 @@ def pii_status(
     sync: bool | None = None,
 ) -> PiiStatus:
     """Every mark and what it taints: data versions, runs, model versions (with aliases)."""
-    _, project = _roots(path)
+    _, project = project_roots(path)
     marks = read_governance(project).marks
     taint = project_taint(
         path, tracking_uri=tracking_uri, sync=sync, marks=[(m.path, m.md5) for m in marks]

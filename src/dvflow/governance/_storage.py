@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dvflow.core._config import load_config
+from dvflow.core._roots import project_roots
 
 from ._keep import References, expand, read_references
 from ._prices import price_for
@@ -69,9 +70,9 @@ def storage_report(
     from dvflow.stores._dvc import DvcProject
     from dvflow.stores._objects import ObjectStore, list_cache
 
-    from ._gc import _identify, _project_roots
+    from ._gc import _identify
 
-    _, project = _project_roots(path)
+    _, project = project_roots(path)
     config = load_config(project, tracking_uri=tracking_uri)
     tell = progress or (lambda *_: None)
     dvc = DvcProject(project)

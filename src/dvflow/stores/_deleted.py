@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._tracking import Tracker, mlflow_errors
+from ._tracking import Tracker, mlflow_errors, pages
 
 # MLflow's ViewType values, without importing MLflow at module level.
 _ACTIVE, _DELETED, _ALL = 1, 2, 3
@@ -132,10 +132,10 @@ class DeletedReader:
         """Every registered model version, with its aliases and tags."""
         with mlflow_errors(self.tracker.uri):
             aliases: dict[tuple[str, str], list[str]] = {}
-            for model in _pages(self.client.search_registered_models, 1000):
+            for model in pages(self.client.search_registered_models, 1000):
                 for alias, version in (model.aliases or {}).items():
                     aliases.setdefault((model.name, str(version)), []).append(alias)
-            versions = list(_pages(self.client.search_model_versions, 100_000))
+            versions = list(pages(self.client.search_model_versions, 100_000))
         return [
             VersionFacts(
                 name=v.name,
@@ -166,13 +166,3 @@ def _sql_store(uri: str) -> Any:
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     return SqlAlchemyStore(uri, "mlflow-artifacts:/")  # type: ignore[no-untyped-call]
-
-
-def _pages(search: Any, size: int) -> Iterator[Any]:
-    token = None
-    while True:
-        page = search(max_results=size, page_token=token)
-        yield from page
-        token = page.token
-        if not token:
-            return

@@ -716,3 +716,14 @@ def _tag_is(key: str, value: str) -> str:
     if '"' not in value:
         return f'tags.`{key}` = "{value}"'
     return f"tags.`{key}` LIKE '{value.replace(chr(39), '_')}'"
+
+
+def pages(search: Any, size: int) -> Iterator[Any]:
+    """Every item of a paged MLflow search (``search(max_results=, page_token=)``)."""
+    token = None
+    while True:
+        page = search(max_results=size, page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return

@@ -11,9 +11,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dvflow.core import _git
 from dvflow.core._config import load_config
 from dvflow.core._exceptions import TrackingError
+from dvflow.core._roots import project_roots
 
 from ._graph import Direction, Graph
 from ._index import Index, UpdateStats
@@ -36,15 +36,6 @@ class IndexStatus:
     store_uri: str | None
     updated: UpdateStats
     warnings: tuple[str, ...] = field(default=())
-
-
-def _roots(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """The git root around ``path`` and the folder of its project's settings and store."""
-    from dvflow.core._roots import settings_root
-
-    start = Path(path).resolve()
-    top = _git.find_root(start)
-    return top, settings_root(start, top)
 
 
 def open_index(
@@ -103,7 +94,7 @@ def open_index_at(
     path: str | os.PathLike[str], *, tracking_uri: str | None = None, sync: bool | None = None
 ) -> tuple[Index, UpdateStats, list[str]]:
     """``open_index`` of the project around ``path`` ('dvc init --subdir' ones have their own)."""
-    root, project = _roots(path)
+    root, project = project_roots(path)
     return open_index(root, tracking_uri=tracking_uri, sync=sync, project=project)
 
 
@@ -157,7 +148,7 @@ def _query(
     tracking_uri: str | None,
     sync: bool | None,
 ) -> Graph:
-    root, project = _roots(path)
+    root, project = project_roots(path)
     index, _, warnings = open_index(root, tracking_uri=tracking_uri, sync=sync, project=project)
     try:
         # A relative path may also be taken from -C's folder (or the current one).
@@ -198,7 +189,7 @@ def update_index(
     sync: bool | None = True,
 ) -> IndexStatus:
     """Bring the index up to date (or rebuild it from scratch) and say what it holds."""
-    root, project = _roots(path)
+    root, project = project_roots(path)
     index, stats, warnings = open_index(
         root, tracking_uri=tracking_uri, sync=sync, rebuild=rebuild, project=project
     )

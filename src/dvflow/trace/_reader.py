@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dvflow.core._exceptions import DvflowError
-from dvflow.stores._tracking import Tracker, mlflow_errors
+from dvflow.stores._tracking import Tracker, mlflow_errors, pages
 
 if TYPE_CHECKING:
     from dvflow.core._dvcfiles import Pointer
@@ -255,10 +255,10 @@ class StoreReader:
     def model_versions(self) -> list[dict[str, Any]]:
         with mlflow_errors(self.tracker.uri):
             aliases: dict[tuple[str, str], list[str]] = {}
-            for model in self._pages(self.client.search_registered_models, 1000):
+            for model in pages(self.client.search_registered_models, 1000):
                 for alias, version in (model.aliases or {}).items():
                     aliases.setdefault((model.name, str(version)), []).append(alias)
-            versions = list(self._pages(self.client.search_model_versions, 100_000))
+            versions = list(pages(self.client.search_model_versions, 100_000))
         return [
             {
                 "name": v.name,
@@ -271,16 +271,6 @@ class StoreReader:
             }
             for v in versions
         ]
-
-    @staticmethod
-    def _pages(search: Any, size: int) -> Iterator[Any]:
-        token = None
-        while True:
-            page = search(max_results=size, page_token=token)
-            yield from page
-            token = page.token
-            if not token:
-                return
 
 
 _NO_IO: dict[str, list[tuple[str, str]]] = {"in": [], "out": []}

@@ -16,6 +16,8 @@ import sqlite3
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from dvflow.core._roots import project_roots
+
 from ._graph import Graph, Node
 from ._nodes import split_key
 
@@ -134,9 +136,9 @@ def project_taint(
     from dvflow.core._config import load_config
     from dvflow.core._governance import read_governance
 
-    from ._queries import _roots, open_index
+    from ._queries import open_index
 
-    root, project = _roots(path)
+    root, project = project_roots(path)
     config = load_config(project, tracking_uri=tracking_uri)
     if marks is None:
         marks = [(m.path, m.md5) for m in read_governance(project).marks]
