@@ -271,6 +271,10 @@ def test_the_grace_period_keeps_a_young_directorys_older_files_with_it(
     assert _md5_text("only in the first\n") in planned
     assert not planned & young
     assert data["kept"]["in_grace_period"] == len(young) + 1
+    # --grace-days 0, for one plan (dvflow.yaml unchanged): the young objects go too.
+    at_once, _ = plan(root, "--no-cache", "--grace-days", "0")
+    assert young <= {o["md5"] for o in at_once["objects"]}
+    assert at_once["grace_days"] == 0 and at_once["kept"]["in_grace_period"] == 0
 
     # Between plan and apply, a third version lists b.txt again: it is in the remote, so
     # 'dvc push' does not upload it; deleting it would break that version.
