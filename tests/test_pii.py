@@ -175,6 +175,11 @@ def test_a_mark_at_a_rev_and_unmark_leave_the_file_consistent(repo: PiiRepo) -> 
     at_rev = cli("pii", "mark", f"data/prepared@{repo.first}", "--basis", "b", "-C", str(root))
     assert at_rev.returncode == 0, at_rev.stderr
     assert lock_outs(root, repo.first)["data/prepared"] in at_rev.stdout
+    # An md5 cut short, as storage and lineage print it, names the same version.
+    first_md5 = lock_outs(root, repo.first)["data/prepared"]
+    short = cli("pii", "mark", f"data/prepared@{first_md5[:12]}", "--basis", "b", "-C", str(root))
+    assert short.returncode == 0, short.stderr
+    assert first_md5 in short.stdout
     cli("pii", "mark", "data/raw.csv", "--basis", "b", "-C", str(root))
     removed = cli("pii", "unmark", "data/prepared", "-C", str(root))
     assert removed.returncode == 0, removed.stderr

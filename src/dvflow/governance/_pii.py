@@ -9,6 +9,7 @@ written to the committed ``dvflow.governance.yaml``. What the marks taint is
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ def who(root: Path) -> str:
     return ident.rpartition("<")[0].strip() or "unknown"
 
 
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+
 def resolve_data(
     target: str,
     path: str | os.PathLike[str] = ".",
@@ -55,8 +59,9 @@ def resolve_data(
     request = MarkRequest.parse(target)
     index, _, _ = open_index(root, tracking_uri=tracking_uri, sync=sync, project=project)
     try:
-        if request.md5 is not None:
-            return [_known_version(index.db, target, request.path, request.md5)]
+        md5 = request.md5 or _md5_by_prefix(index.db, root, request.path, request.rev)
+        if md5 is not None:
+            return [_known_version(index.db, target, request.path, md5)]
         found = resolve(index.db, root, target, Path(path).resolve())
     finally:
         index.close()
@@ -66,6 +71,27 @@ def resolve_data(
             target, hint="Mark a data version: PATH, PATH@REV or PATH@MD5 of a DVC-tracked path."
         )
     return pairs
+
+
+def _md5_by_prefix(db: sqlite3.Connection, root: Path, path: str, rev: str | None) -> str | None:
+    """The md5 ``PATH@PREFIX`` names when PREFIX is no commit but starts one version's md5.
+
+    ``storage`` and ``lineage`` show md5s cut to 8 or 12 characters; a commit
+    of that name wins, as ``@REV`` says.
+    """
+    if not rev or len(rev) < 8 or not _HEX.match(rev) or _git.is_commit(root, rev):
+        return None
+    rows = db.execute(
+        "SELECT md5 FROM entry_io WHERE path=?1 AND substr(md5, 1, ?3)=?2 UNION "
+        "SELECT md5 FROM run_io WHERE path=?1 AND substr(md5, 1, ?3)=?2",
+        (path.strip("/"), rev.lower(), len(rev)),
+    ).fetchall()
+    found = sorted({str(r[0]) for r in rows})
+    if len(found) > 1:
+        raise InvalidArgumentError(
+            "md5", rev, f"it starts {len(found)} versions of {path}", "Give more of the md5."
+        )
+    return found[0] if found else None
 
 
 def _data_pair(node_id: str) -> tuple[str, str]:
