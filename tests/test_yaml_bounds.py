@@ -263,3 +263,9 @@ def test_lineage_impact_and_check_skip_an_alias_bomb_committed_on_another_branch
     assert result.returncode == before.returncode, result.stderr
     assert f"skipped dvc.lock at commit {commit}: an alias bomb" in result.stdout
     assert "warn  lineage" in result.stdout
+    # With a personal-data mark, check's pii line reads the index first: the warnings stay.
+    marked = cli("pii", "mark", "data/raw.txt", "--basis", "b", cwd=root, timeout=HANG)
+    assert marked.returncode == 0, marked.stderr
+    result = query("check")
+    assert "pii" in result.stdout
+    assert f"skipped dvc.lock at commit {commit}: an alias bomb" in result.stdout

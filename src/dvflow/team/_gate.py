@@ -131,21 +131,29 @@ def _check(
         ]
     finally:
         project.close()
-    checks.append(_pii(root, config.tracking_uri))
+    pii, read_notes = _pii(root, config.tracking_uri)
+    checks.append(pii)
     mermaid, notes = _diagram(root, config.tracking_uri)
+    # Whichever opened the index first read history and heard its warnings.
+    notes = list(dict.fromkeys([*read_notes, *notes]))
     if notes:  # e.g. a committed file refused as an alias bomb: skipped, said
         checks.append(Check("lineage", "warn", "; ".join(notes)))
     return GateResult(tuple(checks), mermaid, tuple(tags))
 
 
-def _pii(root: Path, tracking_uri: str) -> Check:
-    """No alias may point at a version made from personal data without a sanitiser between."""
+def _pii(root: Path, tracking_uri: str) -> tuple[Check, list[str]]:
+    """No alias may point at a version made from personal data without a sanitiser between.
+
+    Also the warnings of reading the lineage index, when this opened it.
+    """
+    from dvflow.core._governance import read_governance
     from dvflow.governance._pii import pii_status
     from dvflow.trace._taint import model_line
 
+    if not read_governance(root).marks:
+        return Check("pii", "pass", "no data version is marked as holding personal data"), []
     status = pii_status(root, tracking_uri=tracking_uri, sync=False)
-    if not status.marks:
-        return Check("pii", "pass", "no data version is marked as holding personal data")
+    warnings = list(status.taint.graph.warnings)
     tainted = [m for m in status.taint.models() if m.attrs.get("aliases")]
     if tainted:
         marked = ", ".join(sorted({m.path for m in status.marks}))
@@ -157,10 +165,10 @@ def _pii(root: Path, tracking_uri: str) -> Check:
             "Retrain through a sanitiser stage (governance.sanitisers in dvflow.yaml) and move "
             "the alias, or 'dvflow erase plan' the marked data; 'dvflow pii status' shows the "
             "taint.",
-        )
+        ), warnings
     return Check(
         "pii", "pass", f"no alias points at a version tainted by {len(status.marks)} mark(s)"
-    )
+    ), warnings
 
 
 def _lock_keys(root: Path, top: Path) -> dict[str, str]:
