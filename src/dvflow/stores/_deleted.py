@@ -10,6 +10,7 @@ the caller passes (the one ``mlflow gc --backend-store-uri`` needs anyway).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -94,19 +95,10 @@ class DeletedReader:
     def _runs(self, experiment_ids: Sequence[str], view: int) -> Iterator[Any]:
         ids = list(experiment_ids)
         for start in range(0, len(ids), 100):
-            token = None
-            while True:
-                with mlflow_errors(self.tracker.uri):
-                    page = self.client.search_runs(
-                        ids[start : start + 100],
-                        run_view_type=view,
-                        max_results=50000,
-                        page_token=token,
-                    )
-                yield from page
-                token = page.token
-                if not token:
-                    break
+            chunk = ids[start : start + 100]
+            with mlflow_errors(self.tracker.uri):
+                search = functools.partial(self.client.search_runs, chunk, run_view_type=view)
+                yield from pages(search, 50000)
 
     def deleted_models(self) -> list[DeletedModel] | None:
         """Every logged model in the ``deleted`` stage; None when no database can be read."""

@@ -15,6 +15,7 @@ reported as tampered. Runs older than the param are trusted as before.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
@@ -142,20 +143,15 @@ class StoreReader:
         return [self._run_dict(run) for run in found.values()]
 
     def _search(self, experiments: list[str], query: str) -> Iterator[Any]:
-        token = None
         for start in range(0, len(experiments), 100):
-            while True:
-                page = self.client.search_runs(
-                    experiments[start : start + 100],
-                    filter_string=query,
-                    run_view_type=3,  # ViewType.ALL: deleted runs still explain history
-                    max_results=50000,
-                    page_token=token,
-                )
-                yield from page
-                token = page.token
-                if not token:
-                    break
+            chunk = experiments[start : start + 100]
+            search = functools.partial(
+                self.client.search_runs,
+                chunk,
+                filter_string=query,
+                run_view_type=3,  # ViewType.ALL: deleted runs still explain history
+            )
+            yield from pages(search, 50000)
 
     def _run_dict(self, run: Any) -> dict[str, Any]:
         tags = run.data.tags
